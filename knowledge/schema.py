@@ -1,0 +1,189 @@
+"""The knowledge-base schema: one procedure (thủ tục hành chính) per data file.
+
+Every fact that reaches a citizen is a field here, so that answers are composed from data and
+never from code. Values are validated when a file is loaded; a bad file is refused with its
+path, the field and the reason (see ``knowledge.loader``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CODE_PATTERN = re.compile(r"^\d\.\d{6}$")
+
+
+class Strict(BaseModel):
+    """Base for schema models: unknown keys are errors, so typos in data files are caught."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Channel(StrEnum):
+    """How an application is submitted (hình thức nộp)."""
+
+    IN_PERSON = "truc_tiep"
+    POST = "buu_chinh"
+    ONLINE = "truc_tuyen"
+
+
+class TimeUnit(StrEnum):
+    """Unit of a processing time as the portal states it."""
+
+    WORKING_DAYS = "working_days"
+    DAYS = "days"
+    HOURS = "hours"
+    # The portal shows a bare number with no unit: the value is kept, the unit is unknown.
+    UNSPECIFIED = "unspecified"
+
+
+class FeeStatus(StrEnum):
+    """What the portal says about the fee: the answer must say exactly this, never more."""
+
+    AMOUNT = "amount"  # a published amount (fee_vnd, possibly with conditions in fee_note)
+    FREE = "free"  # explicitly free of charge
+    PROVINCE = "province"  # set by the provincial People's Council (HĐND tỉnh)
+    NOT_PUBLISHED = "not_published"  # the portal publishes no fee
+
+
+class Document(Strict):
+    """One paper in the application file (thành phần hồ sơ)."""
+
+    name: NonEmpty
+    originals: int = Field(default=0, ge=0, le=20)
+    copies: int = Field(default=0, ge=0, le=20)
+    # When the paper is needed ("nếu ủy quyền", "trẻ sinh ở nước ngoài"); empty = always.
+    when: str = ""
+    # Shown, not handed in (giấy tờ phải xuất trình).
+    present_only: bool = False
+
+
+class Method(Strict):
+    """One submission method with its processing time and fee."""
+
+    channel: Channel
+    time_value: float | None = Field(default=None, gt=0)
+    time_unit: TimeUnit | None = None
+    time_note: str = ""
+    time_confirmed: bool = True
+    fee_status: FeeStatus
+    fee_vnd: int | None = Field(default=None, ge=0)
+    fee_note: str = ""
+    fee_confirmed: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Method:
+        if (self.time_value is None) != (self.time_unit is None):
+            raise ValueError("time_value and time_unit go together")
+        if self.time_unit is TimeUnit.UNSPECIFIED and self.time_confirmed:
+            raise ValueError("a time without a unit must be marked time_confirmed = false")
+        if self.fee_status is FeeStatus.AMOUNT and self.fee_vnd is None:
+            raise ValueError("fee_status 'amount' needs fee_vnd")
+        if self.fee_status is not FeeStatus.AMOUNT and self.fee_vnd is not None:
+            raise ValueError(f"fee_vnd is only for fee_status 'amount', not '{self.fee_status}'")
+        return self
+
+
+class LegalDocument(Strict):
+    """One legal basis (căn cứ pháp lý): the document number carries the weight."""
+
+    number: NonEmpty  # e.g. "60/2014/QH13", "123/2015/NĐ-CP"
+    title: str = ""  # e.g. "Luật Hộ tịch"
+
+
+class Procedure(Strict):
+    """One administrative procedure as the assistant knows it."""
+
+    code: NonEmpty  # national code (ma_thu_tuc), the entry's id
+    name: NonEmpty  # official name on the portal
+    name_en: NonEmpty
+    field: NonEmpty  # lĩnh vực, e.g. "Hộ tịch"
+    agency: NonEmpty  # who handles it, e.g. "UBND xã", "Công an xã"
+    decides: str = ""  # who signs the result, e.g. "Chủ tịch UBND xã"
+    applicants: str = ""  # who may apply
+    summary: NonEmpty  # plain-language summary in Vietnamese, in our own words
+    summary_en: NonEmpty
+    steps: list[NonEmpty] = Field(default_factory=list)
+    eligibility: str = ""  # conditions (yêu cầu, điều kiện), our own words
+    result: str = ""  # what the citizen receives
+    documents: list[Document] = Field(default_factory=list)
+    methods: list[Method] = Field(min_length=1)
+    online_url: str = ""  # where to submit online (empty = no online submission)
+    legal_basis: list[LegalDocument] = Field(default_factory=list)
+    aliases: list[NonEmpty] = Field(default_factory=list)  # how citizens name it (Vietnamese)
+    aliases_en: list[NonEmpty] = Field(default_factory=list)
+    source_url: NonEmpty
+    facts_date: dt.date  # when the facts were taken from the source
+    notes: str = ""  # anything the answer must add (e.g. "mã thủ tục đổi năm 2026")
+
+    @field_validator("code")
+    @classmethod
+    def _code_shape(cls, value: str) -> str:
+        if not CODE_PATTERN.match(value):
+            raise ValueError(f"'{value}' is not a national code like 1.001193")
+        return value
+
+    @field_validator("source_url", "online_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if value and not value.startswith("https://"):
+            raise ValueError("must be an https:// address")
+        return value
+
+    @model_validator(mode="after")
+    def _methods_unique(self) -> Procedure:
+        channels = [m.channel for m in self.methods]
+        if len(channels) != len(set(channels)):
+            raise ValueError("methods: each channel at most once")
+        if Channel.ONLINE in channels and not self.online_url:
+            raise ValueError("online_url is required when an online method is listed")
+        return self
+
+    @property
+    def has_unconfirmed(self) -> bool:
+        """Whether any time or fee in this entry is not confirmed by the source."""
+        return any(not (m.time_confirmed and m.fee_confirmed) for m in self.methods)
+
+
+class FaqSource(Strict):
+    """Where a FAQ answer comes from: a legal document and, where it helps, its article."""
+
+    title: NonEmpty
+    number: str = ""  # legal document number
+    article: str = ""  # e.g. "Điều 15"
+
+
+class Faq(Strict):
+    """A common legal or procedural question with a fixed, sourced answer."""
+
+    id: NonEmpty
+    procedure: NonEmpty  # national code of the procedure the question belongs to
+    questions: list[NonEmpty] = Field(min_length=1)  # ways citizens ask it
+    questions_en: list[NonEmpty] = Field(default_factory=list)
+    answer: NonEmpty
+    answer_en: NonEmpty
+    sources: list[FaqSource] = Field(min_length=1)
+    facts_date: dt.date
+
+
+class Commune(Strict):
+    """A commune's profile. Empty fields are unknown and are left out of answers."""
+
+    slug: NonEmpty
+    name: NonEmpty  # e.g. "Xã Hát Môn"
+    province: NonEmpty  # e.g. "Thành phố Hà Nội"
+    address: str = ""
+    hours: str = ""
+    hours_en: str = ""
+    hotline: str = ""
+    email: str = ""
+    website: str = ""
+    zalo_oa: str = ""
+    telegram_bot: str = ""  # username without @
