@@ -1,0 +1,63 @@
+"""The aiohttp application: the web chat page and its JSON endpoint, and a health check."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from aiohttp import web
+
+from handlers.conversation import IncomingMessage, respond
+from knowledge.answer import Assistant
+from knowledge.i18n import LANGUAGES
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+ASSISTANT = web.AppKey("assistant", Assistant)
+MAX_BODY = 64 * 1024
+
+
+async def chat_page(request: web.Request) -> web.FileResponse:
+    """The web chat page."""
+    return web.FileResponse(STATIC / "chat.html")
+
+
+async def chat_api(request: web.Request) -> web.Response:
+    """``POST /api/chat`` ``{"text", "payload"?, "lang"?, "user"?}`` → ``{"replies": [...]}``."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return web.json_response({"error": "body must be JSON"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "body must be a JSON object"}, status=400)
+    text, payload, lang = body.get("text", ""), body.get("payload", ""), body.get("lang")
+    if not isinstance(text, str) or not isinstance(payload, str):
+        return web.json_response({"error": "text and payload must be strings"}, status=400)
+    message = IncomingMessage(
+        channel="web",
+        user_id=str(body.get("user", "")),
+        text=text,
+        payload=payload,
+        lang=lang if lang in LANGUAGES else None,
+    )
+    replies = respond(message, request.app[ASSISTANT])
+    return web.json_response({"replies": [asdict(r) for r in replies]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the knowledge base is loaded and answering."""
+    return web.json_response({"status": "ok",
+                              "procedures": len(request.app[ASSISTANT].kb.procedures)})
+
+
+def create_app(assistant: Assistant) -> web.Application:
+    """Build the application around a loaded assistant."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[ASSISTANT] = assistant
+    app.router.add_get("/", chat_page)
+    app.router.add_post("/api/chat", chat_api)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", STATIC)
+    return app

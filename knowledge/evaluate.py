@@ -1,0 +1,176 @@
+"""Evaluation of the answering core over labelled question sets (Rasa-style report).
+
+A question file is JSON Lines: ``{"q": str, "codes": [accepted codes], "style": str}``;
+``codes`` empty means out of scope (the assistant should decline). Two naive baselines are
+measured on the same questions: rapidfuzz WRatio over official names, and BM25 over names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+
+from knowledge.answer import Answer, Assistant
+from knowledge.text import fold, tokenize
+
+
+@dataclass(frozen=True)
+class Question:
+    """One labelled question."""
+
+    q: str
+    codes: tuple[str, ...]
+    style: str
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Read a question file, failing with the line number on a bad line."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(Question(row["q"], tuple(row["codes"]), row.get("style", "")))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return out
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+class NameBaselines:
+    """The naive matchers a reader would try first, over official names only."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.codes = list(assistant.kb.procedures)
+        self.names = [fold(assistant.kb.procedures[c].name) for c in self.codes]
+        docs = [tokenize(n) for n in self.names]
+        self._docs = [Counter(d) for d in docs]
+        self._lengths = [len(d) for d in docs]
+        self._avg = sum(self._lengths) / max(len(docs), 1)
+        df: Counter[str] = Counter(t for d in docs for t in set(d))
+        n = len(docs)
+        self._idf = {t: math.log((n - f + 0.5) / (f + 0.5) + 1) for t, f in df.items()}
+
+    def wratio(self, question: str, k: int = 3) -> list[str]:
+        """Top-k codes by rapidfuzz WRatio between the folded question and each name."""
+        hits = process.extract(fold(question), self.names, scorer=fuzz.WRatio, limit=k)
+        return [self.codes[i] for _, _, i in hits]
+
+    def bm25(self, question: str, k: int = 3, k1: float = 1.5, b: float = 0.75) -> list[str]:
+        """Top-k codes by Okapi BM25 over the folded names."""
+        terms = tokenize(question)
+        scores = []
+        for i, doc in enumerate(self._docs):
+            norm = k1 * (1 - b + b * self._lengths[i] / self._avg)
+            s = sum(self._idf.get(t, 0.0) * doc[t] * (k1 + 1) / (doc[t] + norm)
+                    for t in terms if t in doc)
+            scores.append((s, i))
+        scores.sort(key=lambda x: -x[0])
+        return [self.codes[i] for s, i in scores[:k] if s > 0]
+
+
+def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, object]:
+    """Accuracy figures and the per-procedure ``confused_with`` table for one question set."""
+    in_scope = [q for q in questions if q.codes]
+    out_scope = [q for q in questions if not q.codes]
+    answers: list[Answer] = [assistant.ask(q.q) for q in questions]
+    direct = top3 = wrong = clarified = declined_in = 0
+    per_proc: dict[str, dict[str, object]] = {}
+    confused: dict[str, Counter[str]] = defaultdict(Counter)
+    by_style: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    failures = []
+    for q, a in zip(questions, answers, strict=True):
+        if not q.codes:
+            continue
+        codes = [m.code for m in a.matches]
+        ok_direct = a.kind == "procedure" and codes[0] in q.codes
+        direct += ok_direct
+        top3 += a.kind != "none" and any(c in q.codes for c in codes[:3])
+        wrong += a.kind == "procedure" and codes[0] not in q.codes
+        clarified += a.kind == "clarify"
+        declined_in += a.kind == "none"
+        by_style[q.style][0] += ok_direct
+        by_style[q.style][1] += 1
+        stats = per_proc.setdefault(q.codes[0], {"n": 0, "direct": 0})
+        stats["n"] = int(str(stats["n"])) + 1
+        stats["direct"] = int(str(stats["direct"])) + ok_direct
+        if not ok_direct:
+            confused[q.codes[0]][codes[0] if a.kind == "procedure" else a.kind] += 1
+            failures.append({"q": q.q, "expected": list(q.codes), "kind": a.kind,
+                             "got": codes[:3]})
+    oos_declined = sum(a.kind == "none" for q, a in zip(questions, answers, strict=True)
+                       if not q.codes)
+    for q, a in zip(questions, answers, strict=True):
+        if not q.codes and a.kind != "none":
+            failures.append({"q": q.q, "expected": [], "kind": a.kind,
+                             "got": [m.code for m in a.matches][:3]})
+    for code, counter in confused.items():
+        per_proc[code]["confused_with"] = dict(counter.most_common())
+    base = NameBaselines(assistant)
+    baselines = {}
+    for name, fn in (("wratio_names", base.wratio), ("bm25_names", base.bm25)):
+        hits = [fn(q.q) for q in in_scope]
+        baselines[name] = {
+            "top1": _pct(sum(bool(h) and h[0] in q.codes for q, h in zip(in_scope, hits,
+                                                                       strict=True)),
+                         len(in_scope)),
+            "top3": _pct(sum(any(c in q.codes for c in h) for q, h in zip(in_scope, hits,
+                                                                       strict=True)),
+                         len(in_scope)),
+        }
+    return {
+        "questions": len(questions),
+        "in_scope": len(in_scope),
+        "out_of_scope": len(out_scope),
+        "direct_correct": _pct(direct, len(in_scope)),
+        "top3_correct": _pct(top3, len(in_scope)),
+        "wrong_confident": _pct(wrong, len(in_scope)),
+        "clarified": _pct(clarified, len(in_scope)),
+        "in_scope_declined": _pct(declined_in, len(in_scope)),
+        "out_of_scope_declined": _pct(oos_declined, len(out_scope)),
+        "by_style": {s: _pct(ok, n) for s, (ok, n) in sorted(by_style.items())},
+        "baselines": baselines,
+        "per_procedure": dict(sorted(per_proc.items())),
+        "failures": failures,
+    }
+
+
+def evaluate_files(assistant: Assistant, paths: Sequence[Path]) -> dict[str, object]:
+    """One report per question file, keyed by file name."""
+    return {p.name: evaluate(assistant, read_questions(p)) for p in paths}
+
+
+def render(report: dict[str, object]) -> str:
+    """A plain-text report for people."""
+    lines = []
+    for name, value in report.items():
+        r = dict(value) if isinstance(value, dict) else {}
+        lines.append(f"== {name}: {r['questions']} questions "
+                     f"({r['in_scope']} in scope, {r['out_of_scope']} out of scope)")
+        for key in ("direct_correct", "top3_correct", "wrong_confident", "clarified",
+                    "in_scope_declined", "out_of_scope_declined"):
+            lines.append(f"  {key:<24}{r[key]:>6} %")
+        lines.append("  by style (direct correct %): " + ", ".join(
+            f"{k} {v}" for k, v in dict(r["by_style"]).items()))
+        for base, figures in dict(r["baselines"]).items():
+            lines.append(f"  baseline {base:<15} top1 {figures['top1']} %, "
+                         f"top3 {figures['top3']} %, out of scope declined 0 %")
+        lines.append("  confused_with (procedures below 100 %):")
+        for code, stats in dict(r["per_procedure"]).items():
+            if "confused_with" in stats:
+                lines.append(f"    {code}: {stats['direct']}/{stats['n']} direct, "
+                             f"confused with {stats['confused_with']}")
+        lines.append("  failures:")
+        lines += [f"    {f['q']!r} expected {f['expected']} got {f['kind']} {f['got']}"
+                  for f in list(r["failures"])]
+    return "\n".join(lines)

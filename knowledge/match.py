@@ -1,0 +1,269 @@
+"""Finding the procedure a question is about.
+
+Each procedure contributes *phrases*: its official name (also split at commas and brackets, so a
+long portal name still matches a short question), each colloquial alias, the English name and
+aliases, and each FAQ question. A phrase and the question are sets of folded terms — syllables
+and syllable pairs — weighted by inverse document frequency. A procedure scores the best cosine
+between the question and one of its phrases, blended with how much of the question all its
+phrases together explain. The score lies in [0, 1], so the thresholds mean the same with 70 or
+2,700 procedures loaded.
+
+Misspellings are corrected against the index vocabulary before scoring (Telex leftovers,
+regional spellings such as "tạm chú"/"tạm trú", and one-letter slips via rapidfuzz).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from knowledge.loader import KnowledgeBase
+from knowledge.text import bigrams, telex_candidates, tokenize
+
+
+class Aspect(StrEnum):
+    """What a question asks about a procedure; the answer leads with it."""
+
+    DOCUMENTS = "documents"
+    FEE = "fee"
+    TIME = "time"
+    WHERE = "where"
+    ONLINE = "online"
+    LEGAL = "legal"
+    ELIGIBILITY = "eligibility"
+    STEPS = "steps"
+
+
+# Folded phrases that reveal the aspect asked ("có mất phí ko" → FEE).
+ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
+    Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
+                       "can gi", "chuan bi", "thanh phan", "nhung gi", "document", "papers",
+                       "bring", "what do i need"),
+    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "fee", "cost", "how much",
+                 "pay", "charge", "free"),
+    Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
+                  "how long", "how many days", "when will"),
+    Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "where"),
+    Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
+                    "internet", "qua dien thoai", "website"),
+    Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
+                   "quy dinh o dau", "legal basis", "which law", "regulation"),
+    Aspect.ELIGIBILITY: ("ai duoc", "ai co the", "dieu kien", "doi tuong", "who can",
+                         "eligible", "ai phai"),
+    Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "steps", "process"),
+}
+
+# Folded words that carry no meaning for finding the procedure (question words, politeness,
+# pronouns, aspect words). Bigrams are still formed across them ("so do" stays "so_do").
+STOP_WORDS = frozenset(
+    ["a", "ad", "admin", "ah", "ak", "ba", "bac", "bao", "be", "biet", "bn", "cac", "can", "cho", "chi", "chu", "chua", "co", "con", "cua", "cung", "da", "dang", "day", "de", "den", "di", "dieu", "do", "duoc", "em", "gi", "gio", "giup", "hay", "hoi", "hoac", "huong", "khi", "khong", "kia", "la", "lam", "len", "lieu", "luc", "ma", "mang", "mat", "minh", "moi", "muon", "nao", "nay", "neu", "nghe", "nha", "nhe", "nhi", "nhieu", "nhu", "nhung", "nua", "o", "oi", "phai", "phi", "qua", "ra", "rang", "roi", "se", "tai", "the", "theo", "thi", "thoi", "gian", "thu", "tuc", "tien", "toi", "tren", "trong", "tu", "u", "va", "vay", "ve", "voi", "vui", "long", "xin", "i", "me", "my", "we", "our", "you", "your", "he", "she", "it", "its", "they", "them", "an", "to", "of", "for", "in", "on", "at", "by", "with", "and", "or", "is", "are", "am", "was", "were", "does", "did", "how", "what", "which", "who", "whom", "where", "when", "why", "could", "should", "would", "will", "shall", "may", "might", "must", "please", "want", "need", "get", "got", "have", "has", "had", "this", "that", "these", "those", "much", "many", "take", "takes", "cost", "costs", "fee", "fees", "pay", "any", "there", "here", "about", "from", "as", "if", "just", "also", "like", "procedure", "procedures", "apply", "application"]
+)
+# Several folded Vietnamese words are stop words only as syllables: "can" (cần / căn),
+# "the" (thế / thẻ), "bao" (bao nhiêu / bảo trợ). Their bigrams ("can_cuoc", "the_can",
+# "bao_tro") still score, so meaning survives where it matters.
+
+UNKNOWN_WEIGHT_FACTOR = 1.0  # an unknown word weighs as much as the rarest known word
+BIGRAM_FACTOR = 1.0
+UNION_FACTOR = 0.85  # how much "all phrases together explain the question" counts
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One way of naming a procedure, as weighted terms."""
+
+    key: str  # procedure code, or "faq:<id>"
+    terms: frozenset[str]
+    weight: float  # sum of term weights
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A procedure (or FAQ) with its score for one question."""
+
+    key: str
+    code: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the matcher understood from a question."""
+
+    tokens: list[str]
+    content: list[str]  # tokens that count for matching (after stop words, corrected)
+    aspects: list[Aspect]
+    english: bool
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+_ENGLISH = frozenset(
+    ["how", "what", "where", "who", "when", "which", "why", "do", "does", "did", "i", "my", "me", "is", "are", "the", "a", "an", "to", "of", "for", "can", "need", "get", "register", "registration", "certificate", "birth", "death", "marriage", "card", "identity", "fee", "cost", "long", "take", "where", "submit", "online", "please", "want", "apply", "baby", "child", "married", "house", "land", "permit", "residence", "temporary", "permanent", "copy", "certify", "signature", "business", "household", "much"]
+)
+_VIETNAMESE_ONLY = re.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]")
+
+
+def is_english(text: str, tokens: list[str]) -> bool:
+    """Heuristic: no Vietnamese letters and mostly common English words."""
+    if _VIETNAMESE_ONLY.search(text.lower()) or not tokens:
+        return False
+    hits = sum(t in _ENGLISH for t in tokens)
+    return hits >= 2 and hits / len(tokens) >= 0.4
+
+
+def detect_aspects(folded: str) -> list[Aspect]:
+    """Aspects named in a folded question, in the order of ``Aspect``."""
+    padded = f" {folded} "
+    return [a for a, cues in ASPECT_CUES.items() if any(f" {c} " in padded for c in cues)]
+
+
+# Regional spellings: initial and final consonants that southern/central speakers swap.
+_INITIAL_SWAPS = (("tr", "ch"), ("ch", "tr"), ("s", "x"), ("x", "s"), ("gi", "d"), ("d", "gi"),
+                  ("r", "d"), ("d", "r"), ("v", "d"), ("l", "n"), ("n", "l"))
+_FINAL_SWAPS = (("ng", "n"), ("n", "ng"), ("c", "t"), ("t", "c"), ("i", "y"), ("y", "i"))
+
+
+def regional_variants(token: str) -> list[str]:
+    """Spellings of ``token`` with one swapped initial or final consonant."""
+    out = [new + token[len(old):] for old, new in _INITIAL_SWAPS if token.startswith(old)]
+    out += [token[: -len(old)] + new for old, new in _FINAL_SWAPS if token.endswith(old)]
+    return out
+
+
+class Matcher:
+    """An index over the procedures and FAQ entries of one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.faq_codes = {f"faq:{f.id}": f.procedure for f in kb.faqs}
+        raw: list[tuple[str, list[str]]] = []
+        for proc in kb.procedures.values():
+            names = [proc.name, *re.split(r"[,;()]", proc.name)]
+            for text in [*names, *proc.aliases, proc.name_en, *proc.aliases_en]:
+                tokens = tokenize(text)
+                if tokens:
+                    raw.append((proc.code, tokens))
+        for faq in kb.faqs:
+            for text in [*faq.questions, *faq.questions_en]:
+                raw.append((f"faq:{faq.id}", tokenize(text)))
+        self._weights = self._idf(raw, len(kb.procedures) + len(kb.faqs))
+        self.vocabulary = frozenset(t for t in self._weights if "_" not in t)
+        self._vocab_list = sorted(self.vocabulary)
+        self._unknown = max(self._weights.values(), default=1.0) * UNKNOWN_WEIGHT_FACTOR
+        self.phrases: list[Phrase] = []
+        seen: set[tuple[str, frozenset[str]]] = set()
+        for key, tokens in raw:
+            terms = self._terms(tokens)
+            if terms and (key, terms) not in seen:
+                seen.add((key, terms))
+                self.phrases.append(Phrase(key, terms, sum(self._weights[t] for t in terms)))
+        self._postings: dict[str, list[int]] = defaultdict(list)
+        for i, phrase in enumerate(self.phrases):
+            for term in phrase.terms:
+                self._postings[term].append(i)
+        self._union: dict[str, frozenset[str]] = {}
+        for phrase in self.phrases:
+            self._union[phrase.key] = self._union.get(phrase.key, frozenset()) | phrase.terms
+
+    @staticmethod
+    def _terms(tokens: list[str]) -> frozenset[str]:
+        """Content unigrams plus all bigrams of a token list."""
+        return frozenset([t for t in tokens if t not in STOP_WORDS] + bigrams(tokens))
+
+    def _idf(self, raw: list[tuple[str, list[str]]], documents: int) -> dict[str, float]:
+        """Inverse document frequency of every term (document = procedure or FAQ entry)."""
+        keys_by_term: dict[str, set[str]] = defaultdict(set)
+        for key, tokens in raw:
+            for term in self._terms(tokens):
+                keys_by_term[term].add(key)
+        n = max(documents, 1)
+        out = {}
+        for term, keys in keys_by_term.items():
+            idf = math.log((n - len(keys) + 0.5) / (len(keys) + 0.5) + 1.0)
+            out[term] = idf * (BIGRAM_FACTOR if "_" in term else 1.0)
+        return out
+
+    def correct(self, tokens: list[str]) -> list[str]:
+        """Replace unknown words by the closest known spelling, when one is close enough."""
+        out: list[str] = []
+        for i, token in enumerate(tokens):
+            previous = out[-1] if out else ""
+            following = tokens[i + 1] if i + 1 < len(tokens) else ""
+            out.append(self._correct_one(token, previous, following))
+        return out
+
+    def _known_pair(self, a: str, b: str) -> bool:
+        return f"{a}_{b}" in self._weights
+
+    def _correct_one(self, token: str, previous: str, following: str) -> str:
+        if token.isdigit():
+            return token
+        in_context = (previous and self._known_pair(previous, token)) or (
+            following and self._known_pair(token, following))
+        if token in self.vocabulary and (in_context or token in STOP_WORDS or
+                                         not (previous or following)):
+            return token
+        # A known word in an unknown pair may still be a regional slip ("tam chu" → "tam tru").
+        for variant in [*telex_candidates(token), *regional_variants(token)]:
+            if (previous and self._known_pair(previous, variant)) or (
+                following and self._known_pair(variant, following)):
+                return variant
+        if token in self.vocabulary or token in STOP_WORDS:
+            return token
+        for variant in telex_candidates(token):
+            if variant in self.vocabulary:
+                return variant
+        if len(token) < 4:
+            return token
+        limit = 1 if len(token) < 8 else 2
+        best = process.extractOne(token, self._vocab_list, scorer=Levenshtein.distance,
+                                  score_cutoff=limit)
+        return str(best[0]) if best else token
+
+    def analyse(self, question: str, *, limit: int = 5) -> Analysis:
+        """Tokenise, correct and score ``question`` against every phrase."""
+        raw_tokens = tokenize(question)
+        english = is_english(question, raw_tokens)
+        tokens = self.correct(raw_tokens)
+        aspects = detect_aspects(" ".join(tokens))
+        content = [t for t in tokens if t not in STOP_WORDS]
+        query = set(content) | {b for b in bigrams(tokens) if b in self._weights}
+        analysis = Analysis(tokens, content, aspects, english)
+        if not content:
+            return analysis
+        weight = {t: self._weights.get(t, self._unknown) for t in query}
+        total = sum(weight.values())
+        matched: dict[int, float] = defaultdict(float)
+        for term, w in weight.items():
+            for i in self._postings.get(term, ()):
+                matched[i] += w
+        best: dict[str, float] = {}
+        for i, m in matched.items():
+            phrase = self.phrases[i]
+            cosine = m / math.sqrt(total * phrase.weight)
+            if cosine > best.get(phrase.key, 0.0):
+                best[phrase.key] = cosine
+        scored = []
+        for key, cosine in best.items():
+            explained = sum(w for t, w in weight.items() if t in self._union[key]) / total
+            score = max(cosine, UNION_FACTOR * explained * cosine ** 0.5)
+            scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4)))
+        scored.sort(key=lambda c: (-c.score, c.key))
+        analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
+        return analysis
+
+
+def _dedupe_by_code(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Keep each procedure once (a FAQ and its procedure count as one), best first."""
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        if c.code not in seen:
+            seen.add(c.code)
+            out.append(c)
+    return out

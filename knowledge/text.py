@@ -1,0 +1,154 @@
+"""Vietnamese text normalisation for matching: how citizens type → comparable tokens.
+
+Pipeline: Unicode NFC → lower case → diacritic folding (đ→d; old/new tone placement such as
+"hoà"/"hòa" folds to the same word) → tokens → domain abbreviations and chat shorthand with
+context rules → Telex leftovers. Folding is lossy on purpose: most citizens type without
+diacritics, so the index and the query meet in the folded space. Bigrams carry the meaning
+that single folded syllables lose ("can cuoc" vs "can").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _fold_table() -> dict[int, str]:
+    """Map every precomposed Latin letter to its base letter (Vietnamese tones and hats)."""
+    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "d"}
+    for code in list(range(0x00C0, 0x0250)) + list(range(0x1E00, 0x1F00)):
+        base = unicodedata.normalize("NFD", chr(code))[0]
+        if base.isascii() and base.isalpha():
+            table[code] = base.lower()
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip Vietnamese diacritics: "Đăng ký Kết hôn" → "dang ky ket hon"."""
+    return unicodedata.normalize("NFC", text).lower().translate(_FOLD)
+
+
+# Words always expanded (folded form → folded expansion). Only unambiguous entries: "dc/đc"
+# ("được") and bare "ks"/"kt"/"hk" clash with general chat shorthand and need context.
+ABBREVIATIONS: dict[str, str] = {
+    "dk": "dang ky",
+    "dky": "dang ky",
+    "dki": "dang ky",
+    "dangky": "dang ky",
+    "ki": "ky",  # kí / ký
+    "li": "ly",  # lí hôn / ly hôn
+    "gks": "giay khai sinh",
+    "gkt": "giay khai tu",
+    "dkks": "dang ky khai sinh",
+    "dkkt": "dang ky khai tu",
+    "dkkh": "dang ky ket hon",
+    "dktt": "dang ky tam tru",
+    "dktv": "dang ky tam vang",
+    "dkth": "dang ky thuong tru",
+    "cccd": "can cuoc cong dan",
+    "cc": "can cuoc",
+    "cmnd": "chung minh nhan dan",
+    "cmt": "chung minh thu",
+    "gcn": "giay chung nhan",
+    "qsdd": "quyen su dung dat",
+    "gcnqsdd": "giay chung nhan quyen su dung dat",
+    "gpxd": "giay phep xay dung",
+    "gpkd": "giay phep kinh doanh",
+    "dkkd": "dang ky kinh doanh",
+    "hkd": "ho kinh doanh",
+    "bhxh": "bao hiem xa hoi",
+    "bhyt": "bao hiem y te",
+    "ubnd": "uy ban nhan dan",
+    "hdnd": "hoi dong nhan dan",
+    "tthc": "thu tuc hanh chinh",
+    "xntthn": "xac nhan tinh trang hon nhan",
+    "gxntthn": "giay xac nhan tinh trang hon nhan",
+    "tthn": "tinh trang hon nhan",
+    "nkt": "nguoi khuyet tat",
+    "tcxh": "tro cap xa hoi",
+    "btxh": "bao tro xa hoi",
+    "dvc": "dich vu cong",
+    "onl": "online",
+    "sdt": "so dien thoai",
+    "ko": "khong",
+    "k": "khong",
+    "kg": "khong",
+    "hok": "khong",
+    "hong": "khong",
+    "khum": "khong",
+    "kh": "khong",
+    "j": "gi",
+    "gj": "gi",
+    "ntn": "nhu the nao",
+    "bn": "bao nhieu",
+    "bnh": "bao nhieu",
+    "bnhiu": "bao nhieu",
+    "mik": "minh",
+    "mk": "minh",
+    "r": "roi",
+    "rui": "roi",
+    "z": "vay",
+    "vk": "vo",
+    "ad": "admin",
+    "pk": "phai khong",
+}
+
+# Context rules: a short form whose meaning depends on the previous word.
+_AFTER_DANG_KY = {"ks": "khai sinh", "kt": "khai tu", "kh": "ket hon", "tt": "tam tru",
+                  "tv": "tam vang", "hk": "ho khau", "kd": "kinh doanh", "xe": "xe"}
+_CONTEXT: dict[tuple[str, str], str] = {
+    **{("ky", short): full for short, full in _AFTER_DANG_KY.items()},
+    ("giay", "ks"): "khai sinh",
+    ("giay", "kt"): "khai tu",
+    ("lam", "ks"): "khai sinh",
+    ("ho", "kd"): "kinh doanh",
+    ("tt", "hn"): "hon nhan",
+    ("trang", "hn"): "hon nhan",
+    ("so", "hk"): "ho khau",
+    ("nhap", "hk"): "ho khau",
+    ("cat", "hk"): "ho khau",
+    ("tach", "hk"): "ho khau",
+    ("xoa", "hk"): "ho khau",
+    ("vo", "ck"): "chong",
+}
+
+# Telex input left in words when the keyboard was off: "Nguyeenx" → "nguyen".
+_TELEX_DOUBLE = re.compile(r"aa|ee|oo|dd")
+_TELEX_HOOK = re.compile(r"(?<=[aou])w")
+
+
+def telex_candidates(token: str) -> list[str]:
+    """Readings of a folded token typed in Telex ("hoon" → "hon", "nguyeenx" → "nguyen")."""
+    base = _TELEX_HOOK.sub("", _TELEX_DOUBLE.sub(lambda m: m.group(0)[0], token))
+    out = [base] if base != token else []
+    if len(base) > 2 and base[-1] in "sfrxj" and any(v in base[:-1] for v in "aeiouy"):
+        out.append(base[:-1])
+    return out
+
+
+def expand(tokens: Iterable[str]) -> list[str]:
+    """Expand abbreviations and chat shorthand, using the previous word for ambiguous ones."""
+    out: list[str] = []
+    for token in tokens:
+        previous = out[-1] if out else ""
+        replacement = _CONTEXT.get((previous, token)) or ABBREVIATIONS.get(token)
+        if replacement is None and token == "hk":
+            replacement = "khong"
+        out.extend((replacement or token).split())
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    """Folded, expanded tokens of ``text`` (no stop-word removal, no spelling correction)."""
+    return expand(_TOKEN.findall(fold(text)))
+
+
+def bigrams(tokens: list[str]) -> list[str]:
+    """Adjacent token pairs joined by '_' ("khai", "sinh" → "khai_sinh")."""
+    return [f"{a}_{b}" for a, b in zip(tokens, tokens[1:], strict=False)]

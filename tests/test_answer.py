@@ -1,0 +1,111 @@
+"""What a citizen reads: the right procedure, the asked fact first, exact fees, honest gaps."""
+
+import pytest
+
+from knowledge.answer import Assistant
+from knowledge.loader import load_knowledge
+from knowledge.schema import Commune
+
+
+def test_question_without_diacritics_gets_documents_first(assistant: Assistant) -> None:
+    answer = assistant.ask("lam giay khai sinh cho be can mang theo gi")
+    assert answer.kind == "procedure"
+    assert answer.matches[0].code == "1.001193"
+    body = answer.answer
+    assert body.startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert body.index("Giấy tờ cần chuẩn bị:") < body.index("Phí, lệ phí:")
+    assert "Giấy chứng sinh" in body
+    assert "Nguồn: Cổng Dịch vụ công quốc gia, https://dichvucong.gov.vn/" in body
+
+
+def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:
+    answer = assistant.ask("đk kết hôn có mất phí ko")
+    assert answer.matches[0].code == "1.000894"
+    first_section = answer.answer.split("\n\n")[2]
+    assert first_section.startswith("Phí, lệ phí:")
+    assert "Miễn phí" in first_section
+
+
+def test_amounts_are_formatted_for_the_locale(assistant: Assistant) -> None:
+    answer = assistant.ask("lệ phí đăng ký thường trú bao nhiêu")
+    assert answer.matches[0].code == "1.004222"
+    assert "- Trực tiếp: 20.000\xa0₫" in answer.answer
+    assert "- Trực tuyến: 10.000\xa0₫" in answer.answer
+
+
+def test_fee_set_by_the_province_is_said_so(assistant: Assistant) -> None:
+    answer = assistant.ask("phí xin giấy xác nhận tình trạng hôn nhân")
+    assert answer.matches[0].code == "1.004873"
+    assert "Do Hội đồng nhân dân tỉnh quy định; mức thu tùy từng tỉnh" in answer.answer
+
+
+def test_unconfirmed_time_asks_to_check_with_the_centre(assistant: Assistant) -> None:
+    answer = assistant.ask("khai sinh mất bao lâu")
+    assert "1 (cổng dịch vụ công không ghi đơn vị)" in answer.answer
+    assert "[chưa xác nhận]" in answer.answer
+    assert "vui lòng hỏi lại bộ phận một cửa Xã Hát Môn" in answer.answer
+
+
+def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
+    answer = assistant.ask("How do I register my baby's birth?")
+    assert answer.lang == "en"
+    assert answer.matches[0].code == "1.001193"
+    assert answer.answer.startswith("Birth registration (code 1.001193)")
+    assert "Fees:" in answer.answer and "Free of charge" in answer.answer
+
+
+def test_ambiguous_question_offers_choices(assistant: Assistant) -> None:
+    answer = assistant.ask("giấy phép xây dựng")
+    assert answer.kind == "clarify"
+    assert 2 <= len(answer.matches) <= 3
+    assert answer.answer.startswith("Bạn muốn hỏi về thủ tục nào?")
+    assert all(m.code.startswith("1.0132") for m in answer.matches)
+
+
+@pytest.mark.parametrize("question", ["giá vàng hôm nay", "viết cho tôi bài thơ",
+                                      "đội tuyển Việt Nam đá mấy giờ"])
+def test_unrelated_question_is_declined_with_menu_and_staff(
+    assistant: Assistant, question: str
+) -> None:
+    answer = assistant.ask(question)
+    assert answer.kind == "none"
+    assert answer.matches == []
+    assert "chỉ trả lời được các câu hỏi về thủ tục hành chính của Xã Hát Môn" in answer.answer
+    assert '"menu"' in answer.answer and '"gặp cán bộ"' in answer.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["", "   ", "😀😀😀", "\x00\x01\x02\xff" * 50, "a" * 1_000_000,
+     "khai sinh " * 100_000, "\ud83d"],
+)
+def test_odd_input_gets_a_polite_answer(assistant: Assistant, question: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.kind in {"none", "procedure", "clarify"}
+    assert answer.answer
+    assert "Traceback" not in answer.answer
+
+
+def test_empty_question_invites_an_example(assistant: Assistant) -> None:
+    assert assistant.ask("😀").answer.startswith("Mời bạn nhập câu hỏi")
+
+
+def test_commune_contact_shows_only_known_fields() -> None:
+    kb = load_knowledge()
+    silent = Assistant(kb)
+    answer = silent.ask("giá vàng hôm nay").answer
+    assert "điện thoại" not in answer and "địa chỉ" not in answer
+    filled = Commune(slug="x", name="Xã Thử", province="Hà Nội", hotline="0243 000 000")
+    talkative = Assistant(kb.__class__(kb.procedures, kb.faqs, filled, kb.bundled_codes))
+    answer = talkative.ask("giá vàng hôm nay").answer
+    assert "điện thoại: 0243 000 000" in answer
+    assert "địa chỉ" not in answer
+
+
+def test_faq_answer_cites_its_source(assistant: Assistant) -> None:
+    answer = assistant.ask("trong bao nhiêu ngày phải đi khai sinh cho con")
+    assert answer.kind == "procedure"
+    assert answer.faq is not None
+    assert "60 ngày" in answer.answer
+    assert "60/2014/QH13" in answer.answer
+    assert answer.matches[0].code == "1.001193"
