@@ -30,7 +30,9 @@ class Settings:
     public_base_url: str = ""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, dotenv: Path = Path(".env")) -> Settings:
+    def from_env(
+        cls, environ: dict[str, str] | None = None, dotenv: Path = Path(".env")
+    ) -> Settings:
         """Settings from ``environ`` (default: the process environment) over ``.env``."""
         env = {**read_dotenv(dotenv), **(os.environ if environ is None else environ)}
         portal = tuple(Path(p) for p in env.get("MOTCUA_PORTAL_FILES", "").split(os.pathsep) if p)

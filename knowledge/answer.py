@@ -2,7 +2,7 @@
 
 Every value in a reply comes from the knowledge base with its source; labels come from the
 message catalog. Thresholds are explicit: a direct answer needs a score of at least
-``direct`` and a lead of ``margin`` over the runner-up; between ``floor`` and that, the
+``direct`` and a runner-up scoring at most ``ratio`` times as much; between ``floor`` and that, the
 citizen is asked to choose; below ``floor`` the question is declined.
 """
 
@@ -16,14 +16,14 @@ from typing import Literal
 
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
-from knowledge.match import Analysis, Aspect, Candidate, Matcher
-from knowledge.schema import Channel, Faq, FeeStatus, Method, Procedure, TimeUnit
+from knowledge.match import OUTSIDE, Analysis, Aspect, Candidate, Matcher
+from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Procedure, TimeUnit
 
 Kind = Literal["procedure", "clarify", "none"]
 
-DIRECT = 0.6
-FLOOR = 0.4
-MARGIN = 0.1
+DIRECT = 0.38
+FLOOR = 0.3
+RATIO = 0.9
 MAX_QUESTION_CHARS = 500
 
 CHANNEL_LABELS = {
@@ -86,11 +86,12 @@ class Assistant:
     """Answers questions from one knowledge base."""
 
     def __init__(self, kb: KnowledgeBase, *, direct: float = DIRECT, floor: float = FLOOR,
-                 margin: float = MARGIN) -> None:
+                 ratio: float = RATIO) -> None:
         self.kb = kb
         self.matcher = Matcher(kb)
         self.faqs = {f"faq:{f.id}": f for f in kb.faqs}
-        self.direct, self.floor, self.margin = direct, floor, margin
+        self.outside = {f"{OUTSIDE}{o.id}": o for o in kb.outside}
+        self.direct, self.floor, self.ratio = direct, floor, ratio
 
     def ask(self, question: str, *, top: int = 3, lang: Lang | None = None) -> Answer:
         """Answer ``question``; ``lang`` forces the reply language (default: the question's)."""
@@ -102,8 +103,10 @@ class Assistant:
             return Answer(question, "none", [], self._empty(t), lang)
         ranked = analysis.candidates
         kind = self._decide(ranked)
-        if kind == "none":
-            return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
+        if kind == "none" or ranked[0].outside:
+            topic = self.outside.get(ranked[0].key) if kind != "none" else None
+            return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
+        ranked = [c for c in ranked if not c.outside]
         matches = [self._match(c) for c in ranked[:top] if c.score >= self.floor * 0.75]
         if kind == "clarify":
             return Answer(question, kind, matches, self._clarify(matches, t), lang,
@@ -120,7 +123,7 @@ class Assistant:
         if not ranked or ranked[0].score < self.floor:
             return "none"
         runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-        if ranked[0].score >= self.direct and ranked[0].score - runner_up >= self.margin:
+        if ranked[0].score >= self.direct and runner_up <= self.ratio * ranked[0].score:
             return "procedure"
         return "clarify"
 
@@ -149,8 +152,10 @@ class Assistant:
     def _empty(self, t: Text) -> str:
         return t("Please type your question, for example: \"làm giấy khai sinh cần gì\".")
 
-    def _decline(self, t: Text) -> str:
+    def _decline(self, t: Text, topic: OutsideTopic | None = None) -> str:
+        where = [] if topic is None else [topic.answer_en if t.lang == "en" else topic.answer]
         return "\n".join([
+            *where,
             t("Sorry, I can only answer questions about the administrative procedures of "
               "{commune}.", commune=self.kb.commune.name),
             t("Type \"menu\" to see the procedures by field, or \"gặp cán bộ\" to talk to a "
@@ -194,7 +199,8 @@ class Assistant:
             Aspect.LEGAL: self._legal(proc, t),
         }
         summary = proc.summary_en if t.lang == "en" else proc.summary
-        blocks = [f"{self.name(proc.code, t)} ({t('code')} {proc.code})\n{summary}"]
+        title = t("{name} (code {code})", name=self.name(proc.code, t), code=proc.code)
+        blocks = [f"{title}\n{summary}"]
         for aspect in [*aspects, *sections]:
             block = sections[aspect]
             if block and block not in blocks:

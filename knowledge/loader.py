@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from knowledge.schema import Commune, Faq, Procedure
+from knowledge.schema import Commune, Faq, Outside, OutsideTopic, Procedure
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 DEFAULT_COMMUNE = "hat-mon"
@@ -29,6 +29,7 @@ class KnowledgeBase:
     procedures: dict[str, Procedure]
     faqs: list[Faq]
     commune: Commune
+    outside: list[OutsideTopic] = field(default_factory=list)
     # Codes that came from the bundled files (the rest were imported from portal exports).
     bundled_codes: frozenset[str] = field(default_factory=frozenset)
 
@@ -105,5 +106,7 @@ def load_knowledge(
         procedures=merged,
         faqs=load_faqs(directory / "faq"),
         commune=load_commune(commune, directory / "communes"),
+        outside=validate(Outside, read_toml(directory / "outside.toml"),
+                         str(directory / "outside.toml")).topics,
         bundled_codes=frozenset(bundled),
     )

@@ -25,7 +25,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from knowledge.loader import KnowledgeBase
-from knowledge.text import bigrams, telex_candidates, tokenize
+from knowledge.text import bigrams, is_syllable, telex_candidates, tokenize, translate_english
 
 
 class Aspect(StrEnum):
@@ -63,15 +63,31 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
 # Folded words that carry no meaning for finding the procedure (question words, politeness,
 # pronouns, aspect words). Bigrams are still formed across them ("so do" stays "so_do").
 STOP_WORDS = frozenset(
-    ["a", "ad", "admin", "ah", "ak", "ba", "bac", "bao", "be", "biet", "bn", "cac", "can", "cho", "chi", "chu", "chua", "co", "con", "cua", "cung", "da", "dang", "day", "de", "den", "di", "dieu", "do", "duoc", "em", "gi", "gio", "giup", "hay", "hoi", "hoac", "huong", "khi", "khong", "kia", "la", "lam", "len", "lieu", "luc", "ma", "mang", "mat", "minh", "moi", "muon", "nao", "nay", "neu", "nghe", "nha", "nhe", "nhi", "nhieu", "nhu", "nhung", "nua", "o", "oi", "phai", "phi", "qua", "ra", "rang", "roi", "se", "tai", "the", "theo", "thi", "thoi", "gian", "thu", "tuc", "tien", "toi", "tren", "trong", "tu", "u", "va", "vay", "ve", "voi", "vui", "long", "xin", "i", "me", "my", "we", "our", "you", "your", "he", "she", "it", "its", "they", "them", "an", "to", "of", "for", "in", "on", "at", "by", "with", "and", "or", "is", "are", "am", "was", "were", "does", "did", "how", "what", "which", "who", "whom", "where", "when", "why", "could", "should", "would", "will", "shall", "may", "might", "must", "please", "want", "need", "get", "got", "have", "has", "had", "this", "that", "these", "those", "much", "many", "take", "takes", "cost", "costs", "fee", "fees", "pay", "any", "there", "here", "about", "from", "as", "if", "just", "also", "like", "procedure", "procedures", "apply", "application"]
+    """
+    a ad admin ah ak ba bac bao be biet bn cac can cho chi chu chua co con cua cung da dang
+    day de den di dieu do duoc em gi gio giup hay hoi hoac huong khi khong kia la lam len
+    lieu luc ma mang mat minh moi muon nao nay neu nghe nha nhe nhi nhieu nhu nhung nua o oi
+    phai phi qua ra rang roi se tai the theo thi thoi gian thu tuc tien toi tren trong tu u
+    va vay ve voi vui long xin i me my we our you your he she it its they them an to of for
+    in on at by with and or is are am was were does did how what which who whom where when
+    why could should would will shall may might must please want need get got have has had
+    this that these those much many take takes cost costs fee fees pay any there here about
+    from as if just also like procedure procedures apply application
+    """.split()
 )
 # Several folded Vietnamese words are stop words only as syllables: "can" (cần / căn),
 # "the" (thế / thẻ), "bao" (bao nhiêu / bảo trợ). Their bigrams ("can_cuoc", "the_can",
 # "bao_tro") still score, so meaning survives where it matters.
 
-UNKNOWN_WEIGHT_FACTOR = 1.0  # an unknown word weighs as much as the rarest known word
+_COST_WORDS = frozenset("phi tien bao may thoi le het cong gi".split())
+UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 BIGRAM_FACTOR = 1.0
-UNION_FACTOR = 0.85  # how much "all phrases together explain the question" counts
+QUERY_EXPONENT = 0.5  # how much unexplained words in the question cost
+PHRASE_EXPONENT = 0.5  # how much words of the phrase missing from the question cost
+COVERAGE_EXPONENT = 0.3  # how much "all its phrases together explain the question" counts
+PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the procedure less well
+FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
+OUTSIDE = "out:"  # key prefix of topics outside the commune's services
 
 
 @dataclass(frozen=True)
@@ -81,15 +97,22 @@ class Phrase:
     key: str  # procedure code, or "faq:<id>"
     terms: frozenset[str]
     weight: float  # sum of term weights
+    factor: float  # how strongly this phrase names its procedure (1 = fully)
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A procedure (or FAQ) with its score for one question."""
 
-    key: str
-    code: str
+    key: str  # procedure code, "faq:<id>" or "out:<id>"
+    code: str  # the procedure code ("out:<id>" for a topic outside the commune's services)
     score: float
+    coverage: float = 1.0  # share of the question's weight its words explain
+
+    @property
+    def outside(self) -> bool:
+        """Whether this is a service the commune does not provide."""
+        return self.key.startswith(OUTSIDE)
 
 
 @dataclass(frozen=True)
@@ -104,9 +127,15 @@ class Analysis:
 
 
 _ENGLISH = frozenset(
-    ["how", "what", "where", "who", "when", "which", "why", "do", "does", "did", "i", "my", "me", "is", "are", "the", "a", "an", "to", "of", "for", "can", "need", "get", "register", "registration", "certificate", "birth", "death", "marriage", "card", "identity", "fee", "cost", "long", "take", "where", "submit", "online", "please", "want", "apply", "baby", "child", "married", "house", "land", "permit", "residence", "temporary", "permanent", "copy", "certify", "signature", "business", "household", "much"]
+    """
+    how what where who when which why do does did i my me is are the a an to of for can need
+    get register registration certificate birth death marriage card identity fee cost long
+    take where submit online please want apply baby child married house land permit
+    residence temporary permanent copy certify signature business household much
+    """.split()
 )
-_VIETNAMESE_ONLY = re.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]")
+_VIETNAMESE_ONLY = re.compile(
+    r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]")
 
 
 def is_english(text: str, tokens: list[str]) -> bool:
@@ -129,6 +158,11 @@ _INITIAL_SWAPS = (("tr", "ch"), ("ch", "tr"), ("s", "x"), ("x", "s"), ("gi", "d"
 _FINAL_SWAPS = (("ng", "n"), ("n", "ng"), ("c", "t"), ("t", "c"), ("i", "y"), ("y", "i"))
 
 
+def english(text: str) -> list[str]:
+    """Tokens of an English text, with known terms read as Vietnamese (as queries are)."""
+    return translate_english(tokenize(text))
+
+
 def regional_variants(token: str) -> list[str]:
     """Spellings of ``token`` with one swapped initial or final consonant."""
     out = [new + token[len(old):] for old, new in _INITIAL_SWAPS if token.startswith(old)]
@@ -141,32 +175,42 @@ class Matcher:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.faq_codes = {f"faq:{f.id}": f.procedure for f in kb.faqs}
-        raw: list[tuple[str, list[str]]] = []
+        raw: list[tuple[str, list[str], float]] = []
+        context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
-            names = [proc.name, *re.split(r"[,;()]", proc.name)]
-            for text in [*names, *proc.aliases, proc.name_en, *proc.aliases_en]:
-                tokens = tokenize(text)
-                if tokens:
-                    raw.append((proc.code, tokens))
+            parts = re.split(r"[,;()]", proc.name)
+            named = [(proc.name, 1.0), *((p, PART_FACTOR) for p in parts if len(parts) > 1)]
+            named += [(text, 1.0) for text in proc.aliases]
+            raw += [(proc.code, tokenize(text), factor) for text, factor in named]
+            raw += [(proc.code, english(text), 1.0) for text in [proc.name_en, *proc.aliases_en]]
+            context[proc.code] = tokenize(proc.summary) + english(proc.summary_en)
         for faq in kb.faqs:
-            for text in [*faq.questions, *faq.questions_en]:
-                raw.append((f"faq:{faq.id}", tokenize(text)))
-        self._weights = self._idf(raw, len(kb.procedures) + len(kb.faqs))
+            raw += [(f"faq:{faq.id}", tokenize(text), FAQ_FACTOR) for text in faq.questions]
+            raw += [(f"faq:{faq.id}", english(text), FAQ_FACTOR) for text in faq.questions_en]
+        for topic in kb.outside:
+            raw += [(f"{OUTSIDE}{topic.id}", tokenize(text), 1.0) for text in topic.phrases]
+            raw += [(f"{OUTSIDE}{topic.id}", english(text), 1.0) for text in topic.phrases_en]
+        raw = [entry for entry in raw if entry[1]]
+        self._weights = self._idf(raw, len(kb.procedures) + len(kb.faqs) + len(kb.outside))
         self.vocabulary = frozenset(t for t in self._weights if "_" not in t)
-        self._vocab_list = sorted(self.vocabulary)
+        self._by_initial: dict[str, list[str]] = defaultdict(list)
+        for word in sorted(self.vocabulary):
+            self._by_initial[word[0]].append(word)
         self._unknown = max(self._weights.values(), default=1.0) * UNKNOWN_WEIGHT_FACTOR
         self.phrases: list[Phrase] = []
         seen: set[tuple[str, frozenset[str]]] = set()
-        for key, tokens in raw:
+        for key, tokens, factor in raw:
             terms = self._terms(tokens)
             if terms and (key, terms) not in seen:
                 seen.add((key, terms))
-                self.phrases.append(Phrase(key, terms, sum(self._weights[t] for t in terms)))
+                weight = sum(self._weights[t] for t in terms)
+                self.phrases.append(Phrase(key, terms, weight, factor))
         self._postings: dict[str, list[int]] = defaultdict(list)
         for i, phrase in enumerate(self.phrases):
             for term in phrase.terms:
                 self._postings[term].append(i)
-        self._union: dict[str, frozenset[str]] = {}
+        self._union: dict[str, frozenset[str]] = {
+            key: self._terms(tokens) for key, tokens in context.items()}
         for phrase in self.phrases:
             self._union[phrase.key] = self._union.get(phrase.key, frozenset()) | phrase.terms
 
@@ -175,10 +219,10 @@ class Matcher:
         """Content unigrams plus all bigrams of a token list."""
         return frozenset([t for t in tokens if t not in STOP_WORDS] + bigrams(tokens))
 
-    def _idf(self, raw: list[tuple[str, list[str]]], documents: int) -> dict[str, float]:
+    def _idf(self, raw: list[tuple[str, list[str], float]], documents: int) -> dict[str, float]:
         """Inverse document frequency of every term (document = procedure or FAQ entry)."""
         keys_by_term: dict[str, set[str]] = defaultdict(set)
-        for key, tokens in raw:
+        for key, tokens, _ in raw:
             for term in self._terms(tokens):
                 keys_by_term[term].add(key)
         n = max(documents, 1)
@@ -203,33 +247,43 @@ class Matcher:
     def _correct_one(self, token: str, previous: str, following: str) -> str:
         if token.isdigit():
             return token
-        in_context = (previous and self._known_pair(previous, token)) or (
-            following and self._known_pair(token, following))
-        if token in self.vocabulary and (in_context or token in STOP_WORDS or
-                                         not (previous or following)):
+        neighbours = [(w, side) for w, side in ((previous, 0), (following, 1))
+                      if w and w not in STOP_WORDS]
+
+        def fits(word: str) -> bool:
+            return any(self._known_pair(*((n, word) if side == 0 else (word, n)))
+                       for n, side in neighbours)
+
+        if token in self.vocabulary and (fits(token) or not neighbours):
             return token
         # A known word in an unknown pair may still be a regional slip ("tam chu" → "tam tru").
         for variant in [*telex_candidates(token), *regional_variants(token)]:
-            if (previous and self._known_pair(previous, variant)) or (
-                following and self._known_pair(variant, following)):
+            if fits(variant):
                 return variant
         if token in self.vocabulary or token in STOP_WORDS:
             return token
         for variant in telex_candidates(token):
             if variant in self.vocabulary:
                 return variant
-        if len(token) < 4:
+        if len(token) < 4 or is_syllable(token):
             return token
+        # A slip that left no Vietnamese syllable ("sinhh", "kinnh"): the closest known word with
+        # the same first letter. A word that is a syllable is left alone: it is more likely an
+        # unknown real word ("tiet", "chieu") than a typo of a known one.
         limit = 1 if len(token) < 8 else 2
-        best = process.extractOne(token, self._vocab_list, scorer=Levenshtein.distance,
+        candidates = self._by_initial.get(token[0], [])
+        best = process.extractOne(token, candidates, scorer=Levenshtein.distance,
                                   score_cutoff=limit)
-        return str(best[0]) if best else token
+        return str(best[0]) if best and len(best[0]) >= 4 else token
 
     def analyse(self, question: str, *, limit: int = 5) -> Analysis:
         """Tokenise, correct and score ``question`` against every phrase."""
         raw_tokens = tokenize(question)
         english = is_english(question, raw_tokens)
-        tokens = self.correct(raw_tokens)
+        tokens = self.correct(translate_english(raw_tokens) if english else raw_tokens)
+        # "mất phí", "mất bao lâu" ask about cost and time; "mất giấy", "bố mất" carry meaning.
+        tokens = [t for i, t in enumerate(tokens)
+                  if not (t == "mat" and i + 1 < len(tokens) and tokens[i + 1] in _COST_WORDS)]
         aspects = detect_aspects(" ".join(tokens))
         content = [t for t in tokens if t not in STOP_WORDS]
         query = set(content) | {b for b in bigrams(tokens) if b in self._weights}
@@ -245,14 +299,16 @@ class Matcher:
         best: dict[str, float] = {}
         for i, m in matched.items():
             phrase = self.phrases[i]
-            cosine = m / math.sqrt(total * phrase.weight)
-            if cosine > best.get(phrase.key, 0.0):
-                best[phrase.key] = cosine
+            fit = phrase.factor * (m / total) ** QUERY_EXPONENT * (m / phrase.weight) ** (
+                PHRASE_EXPONENT)
+            if fit > best.get(phrase.key, 0.0):
+                best[phrase.key] = fit
         scored = []
-        for key, cosine in best.items():
+        for key, fit in best.items():
             explained = sum(w for t, w in weight.items() if t in self._union[key]) / total
-            score = max(cosine, UNION_FACTOR * explained * cosine ** 0.5)
-            scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4)))
+            score = fit ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
+            scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
+                                    round(explained, 4)))
         scored.sort(key=lambda c: (-c.score, c.key))
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         return analysis

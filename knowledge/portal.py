@@ -125,8 +125,6 @@ _PLAIN_FREE = re.compile(
     r"\.?",
     re.IGNORECASE,
 )
-
-
 _MENTIONS_TIME = re.compile(r"\b(ngày|giờ|thời hạn)\b", re.IGNORECASE)
 
 
@@ -166,10 +164,6 @@ def _method_rows(text: str) -> Iterator[tuple[Channel, str]]:
 
 def _split_time(row: str) -> tuple[_Time, str]:
     """Read the time cell at the start of a row; return it with the rest of the row."""
-    glued = _GLUED_AMOUNT.match(row)
-    if glued:
-        # Handled by the caller: the digits hold both the time and the fee.
-        return _Time(), row
     m = _TIME.match(row)
     if m:
         number = float(m.group(1).replace(",", "."))
@@ -226,23 +220,23 @@ def _fee_from_amount(vnd: int, currency: str, raw: str, note: str) -> _Fee:
     """Interpret a published amount, confirming it only when nothing contradicts it."""
     if currency == "USD":
         # The schema holds VND only; converting would invent a figure.
-        return _Fee(note=raw)
+        return _Fee(note=f"Cổng ghi phí bằng ngoại tệ: {raw}")
     if vnd < 1000:
         # Fees under 1,000 VND do not exist in practice: the portal dropped the thousands
         # ("120 VNĐ(20.000 vnđ/tờ khai)"), so the real figure is uncertain.
-        return _Fee(note=raw)
-    amounts = _note_amounts(note)
+        return _Fee(note=f"Cổng ghi {raw}; số tiền có thể thiếu hàng nghìn.")
     if _COUNCIL.search(note):
+        # An amount "set by the provincial council": the figure varies by province.
         return _Fee(FeeStatus.PROVINCE, note=raw)
-    confirmed = not amounts or vnd in amounts
-    return _Fee(FeeStatus.AMOUNT, vnd, _cut(note, MAX_NOTE) if confirmed else raw, confirmed)
+    amounts = _note_amounts(note)
+    return _Fee(FeeStatus.AMOUNT, vnd, _cut(note, MAX_NOTE), not amounts or vnd in amounts)
 
 
 def _parse_fee(cell: str) -> tuple[_Fee, str]:
     """Read the fee cell at the start of ``cell``; return it with the description after it."""
     m = _FEE_START.match(cell)
     if not m:
-        return _Fee(note=_cut(cell, MAX_NOTE)), ""
+        return _Fee(note=_cut(f"Cổng ghi: {cell}", MAX_NOTE) if cell.strip() else ""), ""
     head = m.group(0)
     note, rest = _paren(cell[m.end() :])
     note = _clean(note)
@@ -260,20 +254,20 @@ def _parse_fee(cell: str) -> tuple[_Fee, str]:
             return _fee_from_amount(int(re.sub(r"[.,]", "", digits)), "VNĐ", raw, tail), ""
         if re.match(r"(Không thu|Miễn)", tail, re.IGNORECASE):
             return _Fee(FeeStatus.FREE, note=tail, confirmed=True), ""
-        return _Fee(note=raw), ""
+        return _Fee(note=f"Cổng ghi: {raw}"), ""
     if _COUNCIL.search(both):
         # "Mức lệ phí … do Hội đồng nhân dân cấp tỉnh quyết định": varies by province.
         return _Fee(FeeStatus.PROVINCE, note=_cut(note, MAX_NOTE), confirmed=True), rest
     if _PROVINCE_COMMITTEE.search(both):
         # The provincial committee is named rather than the council: likely the same
         # provincial fee, but the portal does not say so exactly.
-        return _Fee(FeeStatus.PROVINCE, note=raw), rest
+        return _Fee(FeeStatus.PROVINCE, note=_cut(note, MAX_NOTE)), rest
     if head == NO_INFO:
         return _Fee(FeeStatus.NOT_PUBLISHED, note=_cut(note, MAX_NOTE), confirmed=True), rest
     # "Miễn phí" or "Không": free, unless the note names amounts or rules for a fee.
     if not note or _PLAIN_FREE.fullmatch(note):
         return _Fee(FeeStatus.FREE, note=note, confirmed=True), rest
-    return _Fee(FeeStatus.FREE, note=raw), rest
+    return _Fee(FeeStatus.FREE, note=_cut(note, MAX_NOTE)), rest
 
 
 def _split_glued(row: str) -> tuple[_Time, _Fee, str] | None:
@@ -296,13 +290,13 @@ def _split_glued(row: str) -> tuple[_Time, _Fee, str] | None:
         splits.append((int(time_part), int(fee_part.replace(",", ""))))
     time_note = f'Cổng ghi thời gian và phí liền nhau: "{m.group(0)}".'
     if len(splits) != 1:
-        return _Time(note=time_note), _Fee(note=raw), rest
+        return _Time(note=time_note), _Fee(note=f"Cổng ghi: {raw}"), rest
     value, vnd = splits[0]
     time = _Time(float(value), TimeUnit.UNSPECIFIED, time_note, confirmed=False)
     fee = _fee_from_amount(vnd, currency, raw, note)
     # The split itself is an inference: confirm the fee only if the note repeats it.
     if fee.status is FeeStatus.AMOUNT and vnd not in _note_amounts(note):
-        fee = _Fee(FeeStatus.AMOUNT, vnd, raw, confirmed=False)
+        fee = _Fee(FeeStatus.AMOUNT, vnd, _cut(note, MAX_NOTE), confirmed=False)
     return time, fee, rest
 
 
@@ -364,7 +358,7 @@ def parse_methods(text: str) -> list[dict[str, Any]]:
 DOCUMENTS_HEADER = "Tên giấy tờMẫu đơn, tờ khaiSố lượng"
 # The "Số lượng" cell, glued to the document name (a spaced "… nộp 01 bản chính" belongs to
 # the name). Digits glued before the count are the end of the name ("Mẫu số 181 bản chính").
-_COUNT = re.compile(r"(?<=[^\s(:])(\d+) bản (chính|sao)(?:,\s*(\d+) bản sao)?")
+_COUNT = re.compile(r"(?<=[^\s(])(\d+) bản (chính|sao)(?:,\s*(\d+) bản sao)?")
 _TEMPLATE_EXT = re.compile(r"\.(?:docx?|pdf|xlsx?|rar|zip|odt|rtf)$", re.IGNORECASE)
 
 
@@ -404,6 +398,11 @@ def parse_documents(text: str) -> list[dict[str, Any]]:
         if re.fullmatch(r"(giấy tờ phải (nộp|xuất trình)|thành phần hồ sơ)", when, re.IGNORECASE):
             when = ""  # the heading names the group, not a condition
         pos = 0
+        if when.casefold().startswith("lưu ý"):
+            # A "Lưu ý" (notes) table lists remarks with "0 bản chính", not papers.
+            counts = list(_COUNT.finditer(group))
+            heading = group[counts[-1].end() :] if counts else ""
+            continue
         for m in _COUNT.finditer(group):
             name_tail, first = _document_count(m.group(1))
             name = _strip_template(_clean(group[pos : m.start()] + name_tail))
@@ -453,9 +452,13 @@ class _Number:
 
 # Issuer codes seen on the portal; they tell where a number ends when the next title is glued
 # to it in capitals ("NĐ-CPQUY ĐỊNH", "TT-VPCPThông tư").
-_ISSUERS = frozenset(
-    ["CP", "TTg", "BTC", "BTP", "BCA", "BNNMT", "NHNN", "BGTVT", "BXD", "BTNMT", "BNNPTNT", "BKHĐT", "BHXH", "BYT", "UBND", "HĐND", "BLĐTBXH", "BCT", "BQP", "BKHCN", "BVHTTDL", "VPCP", "BNV", "BTTTT", "BGDĐT", "BNG", "CTN", "UBCKNN", "KTNN", "TANDTC", "VKSNDTC"]
-)
+# fmt: off
+_ISSUERS = frozenset({
+    "CP", "TTg", "BTC", "BTP", "BCA", "BNNMT", "NHNN", "BGTVT", "BXD", "BTNMT", "BNNPTNT",
+    "BKHĐT", "BHXH", "BYT", "UBND", "HĐND", "BLĐTBXH", "BCT", "BQP", "BKHCN", "BVHTTDL",
+    "VPCP", "BNV", "BTTTT", "BGDĐT", "BNG", "CTN", "UBCKNN", "KTNN", "TANDTC", "VKSNDTC",
+})
+# fmt: on
 
 
 def _legal_numbers(text: str) -> list[_Number]:
@@ -606,8 +609,8 @@ def _lines(path: Path) -> Iterator[bytes]:
 def read_portal(path: Path, *, facts_date: dt.date = DEFAULT_FACTS_DATE) -> PortalImport:
     """Read a portal export; a bad line is reported as "<file>:<line>: <reason>" and skipped.
 
-    When a code occurs twice the later line wins (it is the newer crawl) and the earlier
-    is reported. An unreadable file raises ``OSError``.
+    When a code occurs twice the later line wins (it is the newer crawl) and the later line
+    is reported with the earlier line's number. An unreadable file raises ``OSError``.
     """
     result = PortalImport()
     by_code: dict[str, tuple[int, Procedure]] = {}

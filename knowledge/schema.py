@@ -173,6 +173,26 @@ class Faq(Strict):
     facts_date: dt.date
 
 
+class OutsideTopic(Strict):
+    """A service citizens ask the commune about that the commune does not provide.
+
+    Matched like a procedure, so that "làm hộ chiếu" is declined with a pointer to who can
+    help instead of being answered with the nearest commune procedure.
+    """
+
+    id: NonEmpty
+    phrases: list[NonEmpty] = Field(min_length=1)
+    phrases_en: list[NonEmpty] = Field(default_factory=list)
+    answer: NonEmpty  # who handles it instead, in Vietnamese
+    answer_en: NonEmpty
+
+
+class Outside(Strict):
+    """The file of topics outside the commune's services."""
+
+    topics: list[OutsideTopic] = Field(min_length=1)
+
+
 class Commune(Strict):
     """A commune's profile. Empty fields are unknown and are left out of answers."""
 

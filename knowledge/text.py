@@ -9,6 +9,7 @@ that single folded syllables lose ("can cuoc" vs "can").
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -55,10 +56,14 @@ ABBREVIATIONS: dict[str, str] = {
     "cc": "can cuoc",
     "cmnd": "chung minh nhan dan",
     "cmt": "chung minh thu",
+    "ctck": "chung thuc chu ky",
+    "ctbs": "chung thuc ban sao",
+    "hd": "hop dong",
+    "kt3": "so tam tru",
+    "gpxd": "giay phep xay dung",
     "gcn": "giay chung nhan",
     "qsdd": "quyen su dung dat",
     "gcnqsdd": "giay chung nhan quyen su dung dat",
-    "gpxd": "giay phep xay dung",
     "gpkd": "giay phep kinh doanh",
     "dkkd": "dang ky kinh doanh",
     "hkd": "ho kinh doanh",
@@ -76,9 +81,11 @@ ABBREVIATIONS: dict[str, str] = {
     "dvc": "dich vu cong",
     "onl": "online",
     "sdt": "so dien thoai",
+    "ng": "nguoi",
     "ko": "khong",
     "k": "khong",
     "kg": "khong",
+    "sanh": "sinh",  # southern pronunciation, as typed
     "hok": "khong",
     "hong": "khong",
     "khum": "khong",
@@ -117,6 +124,10 @@ _CONTEXT: dict[tuple[str, str], str] = {
     ("xoa", "hk"): "ho khau",
     ("vo", "ck"): "chong",
 }
+# Short forms read by the next word: "ct bản sao" is chứng thực, "ct xã" is chủ tịch.
+_BEFORE: dict[tuple[str, str], str] = {
+    **{("ct", nxt): "chung thuc" for nxt in ("ban", "chu", "hd", "hop", "giay", "van", "di")},
+}
 
 # Telex input left in words when the keyboard was off: "Nguyeenx" → "nguyen".
 _TELEX_DOUBLE = re.compile(r"aa|ee|oo|dd")
@@ -132,14 +143,29 @@ def telex_candidates(token: str) -> list[str]:
     return out
 
 
+_SYLLABLE = re.compile(
+    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?"
+    r"(?:[aeiouy]{1,3})"
+    r"(?:ng|nh|ch|[cmnpt]|[iouy])?"
+)
+
+
+def is_syllable(token: str) -> bool:
+    """Whether a folded token has the shape of one Vietnamese syllable ("tiet" yes, "sinhh" no)."""
+    return _SYLLABLE.fullmatch(token) is not None
+
+
 def expand(tokens: Iterable[str]) -> list[str]:
     """Expand abbreviations and chat shorthand, using the previous word for ambiguous ones."""
     out: list[str] = []
-    for token in tokens:
+    tokens = list(tokens)
+    for i, token in enumerate(tokens):
         previous = out[-1] if out else ""
-        replacement = _CONTEXT.get((previous, token)) or ABBREVIATIONS.get(token)
-        if replacement is None and token == "hk":
-            replacement = "khong"
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        replacement = (_CONTEXT.get((previous, token)) or _BEFORE.get((token, following))
+                       or ABBREVIATIONS.get(token))
+        if replacement is None and token in ("hk", "ct"):
+            replacement = {"hk": "khong", "ct": "chu tich"}[token]
         out.extend((replacement or token).split())
     return out
 
@@ -151,4 +177,110 @@ def tokenize(text: str) -> list[str]:
 
 def bigrams(tokens: list[str]) -> list[str]:
     """Adjacent token pairs joined by '_' ("khai", "sinh" → "khai_sinh")."""
-    return [f"{a}_{b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    return [f"{a}_{b}" for a, b in itertools.pairwise(tokens)]
+
+
+# English words citizens use, read as the Vietnamese words the knowledge base is written in.
+# Longest phrases are tried first; words not listed stay as they are.
+ENGLISH_TERMS: dict[str, str] = {
+    "register": "dang ky",
+    "registration": "dang ky",
+    "birth certificate": "giay khai sinh",
+    "birth": "khai sinh",
+    "born": "khai sinh",
+    "newborn": "khai sinh",
+    "baby": "khai sinh",
+    "death certificate": "khai tu",
+    "death": "khai tu",
+    "died": "chet",
+    "passed away": "chet",
+    "marriage": "ket hon",
+    "married": "ket hon",
+    "marry": "ket hon",
+    "wedding": "ket hon",
+    "single status": "tinh trang hon nhan",
+    "marital status": "tinh trang hon nhan",
+    "unmarried": "doc than",
+    "single": "doc than",
+    "foreigner": "nguoi nuoc ngoai",
+    "foreign": "nuoc ngoai",
+    "paternity": "nhan cha con",
+    "recognise": "nhan",
+    "recognize": "nhan",
+    "guardian": "giam ho",
+    "guardianship": "giam ho",
+    "adopt": "nhan con nuoi",
+    "adoption": "nhan con nuoi",
+    "certified copy": "chung thuc ban sao",
+    "certify": "chung thuc",
+    "copies": "ban sao",
+    "copy": "ban sao",
+    "signature": "chu ky",
+    "will": "di chuc",
+    "inheritance": "di san thua ke",
+    "inherit": "thua ke",
+    "split": "phan chia",
+    "refuse": "tu choi",
+    "permanent residence": "thuong tru",
+    "temporary residence": "tam tru",
+    "temporary absence": "tam vang",
+    "residence": "cu tru",
+    "id card": "the can cuoc",
+    "identity card": "the can cuoc",
+    "citizen id": "can cuoc",
+    "lost": "mat cap lai",
+    "replacement": "cap lai",
+    "replace": "cap lai",
+    "renew": "cap doi",
+    "vneid": "dinh danh dien tu",
+    "motorbike": "xe",
+    "motorcycle": "xe",
+    "vehicle": "xe",
+    "number plate": "bien so",
+    "license plate": "bien so",
+    "household business": "ho kinh doanh",
+    "shop": "ho kinh doanh",
+    "business": "kinh doanh",
+    "red book": "so do",
+    "land use": "quyen su dung dat",
+    "land": "dat",
+    "dispute": "tranh chap",
+    "building permit": "giay phep xay dung",
+    "construction permit": "giay phep xay dung",
+    "build": "xay dung",
+    "renovate": "sua chua cai tao",
+    "repair": "sua chua",
+    "social housing": "nha o xa hoi",
+    "poor household": "ho ngheo",
+    "near poor": "can ngheo",
+    "poverty": "ngheo",
+    "disability certificate": "giay xac nhan khuyet tat",
+    "disability": "khuyet tat",
+    "disabled": "khuyet tat",
+    "allowance": "tro cap",
+    "benefit": "tro cap",
+    "funeral": "mai tang",
+    "burial": "mai tang",
+    "planning": "quy hoach",
+    "first time": "lan dau",
+    "land use right": "quyen su dung dat",
+    "certificate": "giay",
+}
+_ENGLISH_LONGEST = max(len(k.split()) for k in ENGLISH_TERMS)
+
+
+def translate_english(tokens: list[str]) -> list[str]:
+    """Replace English words and phrases by their Vietnamese (folded) equivalents."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for size in range(_ENGLISH_LONGEST, 0, -1):
+            phrase = " ".join(tokens[i : i + size])
+            if size <= len(tokens) - i and phrase in ENGLISH_TERMS:
+                out.extend(ENGLISH_TERMS[phrase].split())
+                i += size
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out

@@ -1,0 +1,69 @@
+"""The web chat over HTTP: the page, the JSON endpoint and its bad input, the health check."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.web import MAX_BODY, create_app
+from knowledge.answer import Assistant
+
+
+@pytest.fixture
+async def client(assistant: Assistant) -> AsyncIterator[TestClient[object, object]]:
+    async with TestClient(TestServer(create_app(assistant))) as test_client:
+        yield test_client
+
+
+async def test_page_is_served_in_vietnamese(client: TestClient[object, object]) -> None:
+    response = await client.get("/")
+    assert response.status == 200
+    html = await response.text()
+    assert '<html lang="vi">' in html
+    assert 'aria-live="polite"' in html
+    script = await client.get("/static/chat.js")
+    assert script.status == 200
+
+
+async def test_question_gets_the_answer(client: TestClient[object, object]) -> None:
+    response = await client.post("/api/chat", json={"text": "làm sổ đỏ lần đầu cần gì"})
+    assert response.status == 200
+    replies = (await response.json())["replies"]
+    assert len(replies) == 1
+    assert "(mã 1.013978)" in replies[0]["text"]
+
+
+async def test_clarify_offers_buttons_that_open_a_card(client: TestClient[object, object]) -> None:
+    response = await client.post("/api/chat", json={"text": "căn cước"})
+    reply = (await response.json())["replies"][0]
+    assert reply["text"].startswith("Bạn muốn hỏi về thủ tục nào?")
+    assert len(reply["buttons"]) >= 2
+    chosen = reply["buttons"][0]
+    response = await client.post("/api/chat", json={"payload": chosen["payload"]})
+    card = (await response.json())["replies"][0]["text"]
+    assert card.startswith(chosen["title"])
+
+
+async def test_english_can_be_forced(client: TestClient[object, object]) -> None:
+    response = await client.post("/api/chat", json={"text": "gks", "lang": "en"})
+    text = (await response.json())["replies"][0]["text"]
+    assert text.startswith("Birth registration (code 1.001193)")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"{not json", 400), (b"[1, 2]", 400), (b'{"text": 5}', 400), (b"\xff\xfe", 400),
+     (b"x" * (MAX_BODY + 1), 413)],
+)
+async def test_bad_requests_are_refused_clearly(
+    client: TestClient[object, object], body: bytes, status: int
+) -> None:
+    response = await client.post("/api/chat", data=body,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status == status
+
+
+async def test_health(client: TestClient[object, object]) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["status"] == "ok"
