@@ -21,9 +21,9 @@ from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Proc
 
 Kind = Literal["procedure", "clarify", "none"]
 
-DIRECT = 0.38
-FLOOR = 0.3
-RATIO = 0.9
+DIRECT = 0.36
+FLOOR = 0.36
+RATIO = 0.92
 MAX_QUESTION_CHARS = 500
 
 CHANNEL_LABELS = {

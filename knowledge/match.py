@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
@@ -66,7 +67,7 @@ STOP_WORDS = frozenset(
     """
     a ad admin ah ak ba bac bao be biet bn cac can cho chi chu chua co con cua cung da dang
     day de den di dieu do duoc em gi gio giup hay hoi hoac huong khi khong kia la lam len
-    lieu luc ma mang mat minh moi muon nao nay neu nghe nha nhe nhi nhieu nhu nhung nua o oi
+    lieu luc ma mang minh moi muon nao nay neu nghe nha nhe nhi nhieu nhu nhung nua o oi
     phai phi qua ra rang roi se tai the theo thi thoi gian thu tuc tien toi tren trong tu u
     va vay ve voi vui long xin i me my we our you your he she it its they them an to of for
     in on at by with and or is are am was were does did how what which who whom where when
@@ -82,11 +83,14 @@ STOP_WORDS = frozenset(
 _COST_WORDS = frozenset("phi tien bao may thoi le het cong gi".split())
 UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 BIGRAM_FACTOR = 1.0
-QUERY_EXPONENT = 0.5  # how much unexplained words in the question cost
-PHRASE_EXPONENT = 0.5  # how much words of the phrase missing from the question cost
-COVERAGE_EXPONENT = 0.3  # how much "all its phrases together explain the question" counts
+QUERY_EXPONENT = 0.3  # how much unexplained words in the question cost
+PHRASE_EXPONENT = 0.7  # how much words of the phrase missing from the question cost
+COVERAGE_EXPONENT = 0.45  # how much "all its phrases together explain the question" counts
 PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the procedure less well
+EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly than an alias
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
+SHORTLIST = 40  # best-fitting procedures whose coverage is computed
+FAQ = "faq:"  # key prefix of FAQ entries
 OUTSIDE = "out:"  # key prefix of topics outside the commune's services
 
 
@@ -174,19 +178,20 @@ class Matcher:
     """An index over the procedures and FAQ entries of one knowledge base."""
 
     def __init__(self, kb: KnowledgeBase) -> None:
-        self.faq_codes = {f"faq:{f.id}": f.procedure for f in kb.faqs}
+        self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
             parts = re.split(r"[,;()]", proc.name)
             named = [(proc.name, 1.0), *((p, PART_FACTOR) for p in parts if len(parts) > 1)]
             named += [(text, 1.0) for text in proc.aliases]
+            named += [(text, EXAMPLE_FACTOR) for text in proc.examples]
             raw += [(proc.code, tokenize(text), factor) for text, factor in named]
             raw += [(proc.code, english(text), 1.0) for text in [proc.name_en, *proc.aliases_en]]
             context[proc.code] = tokenize(proc.summary) + english(proc.summary_en)
         for faq in kb.faqs:
-            raw += [(f"faq:{faq.id}", tokenize(text), FAQ_FACTOR) for text in faq.questions]
-            raw += [(f"faq:{faq.id}", english(text), FAQ_FACTOR) for text in faq.questions_en]
+            raw += [(f"{FAQ}{faq.id}", tokenize(text), FAQ_FACTOR) for text in faq.questions]
+            raw += [(f"{FAQ}{faq.id}", english(text), FAQ_FACTOR) for text in faq.questions_en]
         for topic in kb.outside:
             raw += [(f"{OUTSIDE}{topic.id}", tokenize(text), 1.0) for text in topic.phrases]
             raw += [(f"{OUTSIDE}{topic.id}", english(text), 1.0) for text in topic.phrases_en]
@@ -205,10 +210,17 @@ class Matcher:
                 seen.add((key, terms))
                 weight = sum(self._weights[t] for t in terms)
                 self.phrases.append(Phrase(key, terms, weight, factor))
-        self._postings: dict[str, list[int]] = defaultdict(list)
+        # Column arrays over phrases, so that one question is scored against all in numpy.
+        self._keys = sorted({p.key for p in self.phrases})
+        key_index = {key: i for i, key in enumerate(self._keys)}
+        self._phrase_key = np.array([key_index[p.key] for p in self.phrases], dtype=np.int32)
+        self._phrase_weight = np.array([p.weight for p in self.phrases])
+        self._phrase_factor = np.array([p.factor for p in self.phrases])
+        postings: dict[str, list[int]] = defaultdict(list)
         for i, phrase in enumerate(self.phrases):
             for term in phrase.terms:
-                self._postings[term].append(i)
+                postings[term].append(i)
+        self._postings = {t: np.array(ids, dtype=np.int32) for t, ids in postings.items()}
         self._union: dict[str, frozenset[str]] = {
             key: self._terms(tokens) for key, tokens in context.items()}
         for phrase in self.phrases:
@@ -254,7 +266,7 @@ class Matcher:
             return any(self._known_pair(*((n, word) if side == 0 else (word, n)))
                        for n, side in neighbours)
 
-        if token in self.vocabulary and (fits(token) or not neighbours):
+        if fits(token) or (token in self.vocabulary and not neighbours):
             return token
         # A known word in an unknown pair may still be a regional slip ("tam chu" → "tam tru").
         for variant in [*telex_candidates(token), *regional_variants(token)]:
@@ -281,9 +293,11 @@ class Matcher:
         raw_tokens = tokenize(question)
         english = is_english(question, raw_tokens)
         tokens = self.correct(translate_english(raw_tokens) if english else raw_tokens)
-        # "mất phí", "mất bao lâu" ask about cost and time; "mất giấy", "bố mất" carry meaning.
-        tokens = [t for i, t in enumerate(tokens)
-                  if not (t == "mat" and i + 1 < len(tokens) and tokens[i + 1] in _COST_WORDS)]
+        # "mất phí", "mất bao lâu" ask about cost and time, "có mặt" folds to the same letters;
+        # "mất giấy", "bố mất" carry meaning.
+        tokens = [t for i, t in enumerate(tokens) if not (t == "mat" and (
+            (i + 1 < len(tokens) and tokens[i + 1] in _COST_WORDS)
+            or (i > 0 and tokens[i - 1] in ("co", "cung", "truc"))))]
         aspects = detect_aspects(" ".join(tokens))
         content = [t for t in tokens if t not in STOP_WORDS]
         query = set(content) | {b for b in bigrams(tokens) if b in self._weights}
@@ -292,24 +306,33 @@ class Matcher:
             return analysis
         weight = {t: self._weights.get(t, self._unknown) for t in query}
         total = sum(weight.values())
-        matched: dict[int, float] = defaultdict(float)
+        matched = np.zeros(len(self.phrases))
         for term, w in weight.items():
-            for i in self._postings.get(term, ()):
-                matched[i] += w
-        best: dict[str, float] = {}
-        for i, m in matched.items():
-            phrase = self.phrases[i]
-            fit = phrase.factor * (m / total) ** QUERY_EXPONENT * (m / phrase.weight) ** (
-                PHRASE_EXPONENT)
-            if fit > best.get(phrase.key, 0.0):
-                best[phrase.key] = fit
+            ids = self._postings.get(term)
+            if ids is not None:
+                matched[ids] += w  # a phrase holds a term once, so ids are unique
+        hit = np.flatnonzero(matched)
+        m = matched[hit]
+        fit = (self._phrase_factor[hit] * (m / total) ** QUERY_EXPONENT
+               * (m / self._phrase_weight[hit]) ** PHRASE_EXPONENT)
+        best = np.zeros(len(self._keys))
+        np.maximum.at(best, self._phrase_key[hit], fit)
+        shortlist = np.flatnonzero(best)
+        if len(shortlist) > SHORTLIST:
+            # Coverage can only lower a score: only the best-fitting keys need it computed.
+            shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
-        for key, fit in best.items():
+        for index in shortlist:
+            key = self._keys[index]
             explained = sum(w for t, w in weight.items() if t in self._union[key]) / total
-            score = fit ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
+            score = float(best[index]) ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
         scored.sort(key=lambda c: (-c.score, c.key))
+        # A FAQ entry speaks for its procedure: it is only offered when that procedure is also
+        # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.
+        leader = next((c.code for c in scored if c.key == c.code), None)
+        scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         return analysis
 

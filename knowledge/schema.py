@@ -119,6 +119,8 @@ class Procedure(Strict):
     legal_basis: list[LegalDocument] = Field(default_factory=list)
     aliases: list[NonEmpty] = Field(default_factory=list)  # how citizens name it (Vietnamese)
     aliases_en: list[NonEmpty] = Field(default_factory=list)
+    # Questions citizens typically ask about it, describing their situation; for matching only.
+    examples: list[NonEmpty] = Field(default_factory=list)
     source_url: NonEmpty
     facts_date: dt.date  # when the facts were taken from the source
     notes: str = ""  # anything the answer must add (e.g. "mã thủ tục đổi năm 2026")

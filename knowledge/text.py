@@ -129,6 +129,14 @@ _BEFORE: dict[tuple[str, str], str] = {
     **{("ct", nxt): "chung thuc" for nxt in ("ban", "chu", "hd", "hop", "giay", "van", "di")},
 }
 
+# "người Nhật", "chồng Hàn": a nationality after a person means a foreign element. Bare words
+# are not expanded ("nhất", "hạn" fold to the same letters).
+_PEOPLE = frozenset("nguoi chong vo ck vk ban".split())
+NATIONALITIES = frozenset(
+    "nhat han trung dai my uc phap duc nga lao campuchia thai singapore malaysia indonesia "
+    "philippines canada tay ngoai an".split()
+)
+
 # Telex input left in words when the keyboard was off: "Nguyeenx" → "nguyen".
 _TELEX_DOUBLE = re.compile(r"aa|ee|oo|dd")
 _TELEX_HOOK = re.compile(r"(?<=[aou])w")
@@ -138,6 +146,8 @@ def telex_candidates(token: str) -> list[str]:
     """Readings of a folded token typed in Telex ("hoon" → "hon", "nguyeenx" → "nguyen")."""
     base = _TELEX_HOOK.sub("", _TELEX_DOUBLE.sub(lambda m: m.group(0)[0], token))
     out = [base] if base != token else []
+    if len(token) > 2 and token[-1] == token[-2]:  # a key held too long: "khauu", "gocc"
+        out.append(token[:-1])
     if len(base) > 2 and base[-1] in "sfrxj" and any(v in base[:-1] for v in "aeiouy"):
         out.append(base[:-1])
     return out
@@ -167,6 +177,8 @@ def expand(tokens: Iterable[str]) -> list[str]:
         if replacement is None and token in ("hk", "ct"):
             replacement = {"hk": "khong", "ct": "chu tich"}[token]
         out.extend((replacement or token).split())
+        if previous in _PEOPLE and token in NATIONALITIES:
+            out.extend(("nuoc", "ngoai"))
     return out
 
 
@@ -185,6 +197,8 @@ def bigrams(tokens: list[str]) -> list[str]:
 ENGLISH_TERMS: dict[str, str] = {
     "register": "dang ky",
     "registration": "dang ky",
+    "registering": "dang ky",
+    "registered": "dang ky",
     "birth certificate": "giay khai sinh",
     "birth": "khai sinh",
     "born": "khai sinh",
@@ -192,8 +206,9 @@ ENGLISH_TERMS: dict[str, str] = {
     "baby": "khai sinh",
     "death certificate": "khai tu",
     "death": "khai tu",
-    "died": "chet",
-    "passed away": "chet",
+    "died": "khai tu",
+    "dead": "khai tu",
+    "passed away": "khai tu",
     "marriage": "ket hon",
     "married": "ket hon",
     "marry": "ket hon",
@@ -203,6 +218,15 @@ ENGLISH_TERMS: dict[str, str] = {
     "unmarried": "doc than",
     "single": "doc than",
     "foreigner": "nguoi nuoc ngoai",
+    "japanese": "nuoc ngoai",
+    "korean": "nuoc ngoai",
+    "chinese": "nuoc ngoai",
+    "american": "nuoc ngoai",
+    "australian": "nuoc ngoai",
+    "french": "nuoc ngoai",
+    "german": "nuoc ngoai",
+    "taiwanese": "nuoc ngoai",
+    "british": "nuoc ngoai",
     "foreign": "nuoc ngoai",
     "paternity": "nhan cha con",
     "recognise": "nhan",
