@@ -21,8 +21,8 @@ from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Proc
 
 Kind = Literal["procedure", "clarify", "none"]
 
-DIRECT = 0.36
-FLOOR = 0.36
+DIRECT = 0.4
+FLOOR = 0.32
 RATIO = 0.92
 MAX_QUESTION_CHARS = 500
 

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rapidfuzz import fuzz, process
 
@@ -79,98 +80,99 @@ class NameBaselines:
         return [self.codes[i] for s, i in scores[:k] if s > 0]
 
 
-def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, object]:
+def _outcome(question: Question, answer: Answer) -> str:
+    """How one answer went: "direct", "clarify", "none" (in scope), or "wrong"."""
+    if answer.kind == "procedure" and answer.matches[0].code not in question.codes:
+        return "wrong"
+    return "direct" if answer.kind == "procedure" else answer.kind
+
+
+def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, Any]:
     """Accuracy figures and the per-procedure ``confused_with`` table for one question set."""
     in_scope = [q for q in questions if q.codes]
     out_scope = [q for q in questions if not q.codes]
-    answers: list[Answer] = [assistant.ask(q.q) for q in questions]
-    direct = top3 = wrong = clarified = declined_in = 0
-    per_proc: dict[str, dict[str, object]] = {}
-    confused: dict[str, Counter[str]] = defaultdict(Counter)
-    by_style: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    answers = {id(q): assistant.ask(q.q) for q in questions}
+    outcomes = Counter(_outcome(q, answers[id(q)]) for q in in_scope)
+    top3 = sum(answers[id(q)].kind != "none"
+               and any(m.code in q.codes for m in answers[id(q)].matches[:3]) for q in in_scope)
+    per_procedure: dict[str, dict[str, Any]] = {}
+    by_style: dict[str, Counter[str]] = defaultdict(Counter)
     failures = []
-    for q, a in zip(questions, answers, strict=True):
+    for q in questions:
+        answer = answers[id(q)]
+        got = [m.code for m in answer.matches][:3]
         if not q.codes:
+            if answer.kind != "none":
+                failures.append({"q": q.q, "expected": [], "kind": answer.kind, "got": got})
             continue
-        codes = [m.code for m in a.matches]
-        ok_direct = a.kind == "procedure" and codes[0] in q.codes
-        direct += ok_direct
-        top3 += a.kind != "none" and any(c in q.codes for c in codes[:3])
-        wrong += a.kind == "procedure" and codes[0] not in q.codes
-        clarified += a.kind == "clarify"
-        declined_in += a.kind == "none"
-        by_style[q.style][0] += ok_direct
-        by_style[q.style][1] += 1
-        stats = per_proc.setdefault(q.codes[0], {"n": 0, "direct": 0})
-        stats["n"] = int(str(stats["n"])) + 1
-        stats["direct"] = int(str(stats["direct"])) + ok_direct
-        if not ok_direct:
-            confused[q.codes[0]][codes[0] if a.kind == "procedure" else a.kind] += 1
-            failures.append({"q": q.q, "expected": list(q.codes), "kind": a.kind,
-                             "got": codes[:3]})
-    oos_declined = sum(a.kind == "none" for q, a in zip(questions, answers, strict=True)
-                       if not q.codes)
-    for q, a in zip(questions, answers, strict=True):
-        if not q.codes and a.kind != "none":
-            failures.append({"q": q.q, "expected": [], "kind": a.kind,
-                             "got": [m.code for m in a.matches][:3]})
-    for code, counter in confused.items():
-        per_proc[code]["confused_with"] = dict(counter.most_common())
-    base = NameBaselines(assistant)
-    baselines = {}
-    for name, fn in (("wratio_names", base.wratio), ("bm25_names", base.bm25)):
-        hits = [fn(q.q) for q in in_scope]
-        baselines[name] = {
-            "top1": _pct(sum(bool(h) and h[0] in q.codes for q, h in zip(in_scope, hits,
-                                                                       strict=True)),
-                         len(in_scope)),
-            "top3": _pct(sum(any(c in q.codes for c in h) for q, h in zip(in_scope, hits,
-                                                                       strict=True)),
-                         len(in_scope)),
-        }
+        outcome = _outcome(q, answer)
+        by_style[q.style][outcome] += 1
+        stats = per_procedure.setdefault(q.codes[0], {"n": 0, "direct": 0})
+        stats["n"] += 1
+        if outcome == "direct":
+            stats["direct"] += 1
+            continue
+        confused = stats.setdefault("confused_with", {})
+        label = got[0] if outcome == "wrong" else outcome
+        confused[label] = confused.get(label, 0) + 1
+        failures.append({"q": q.q, "expected": list(q.codes), "kind": answer.kind, "got": got})
+    declined = sum(answers[id(q)].kind == "none" for q in out_scope)
     return {
         "questions": len(questions),
         "in_scope": len(in_scope),
         "out_of_scope": len(out_scope),
-        "direct_correct": _pct(direct, len(in_scope)),
+        "direct_correct": _pct(outcomes["direct"], len(in_scope)),
         "top3_correct": _pct(top3, len(in_scope)),
-        "wrong_confident": _pct(wrong, len(in_scope)),
-        "clarified": _pct(clarified, len(in_scope)),
-        "in_scope_declined": _pct(declined_in, len(in_scope)),
-        "out_of_scope_declined": _pct(oos_declined, len(out_scope)),
-        "by_style": {s: _pct(ok, n) for s, (ok, n) in sorted(by_style.items())},
-        "baselines": baselines,
-        "per_procedure": dict(sorted(per_proc.items())),
+        "wrong_confident": _pct(outcomes["wrong"], len(in_scope)),
+        "clarified": _pct(outcomes["clarify"], len(in_scope)),
+        "in_scope_declined": _pct(outcomes["none"], len(in_scope)),
+        "out_of_scope_declined": _pct(declined, len(out_scope)),
+        "by_style": {style: _pct(c["direct"], sum(c.values()))
+                     for style, c in sorted(by_style.items())},
+        "baselines": _baselines(assistant, in_scope),
+        "per_procedure": dict(sorted(per_procedure.items())),
         "failures": failures,
     }
 
 
-def evaluate_files(assistant: Assistant, paths: Sequence[Path]) -> dict[str, object]:
+def _baselines(assistant: Assistant, in_scope: Sequence[Question]) -> dict[str, Any]:
+    """Top-1 and top-3 accuracy of the naive matchers on the same in-scope questions."""
+    base = NameBaselines(assistant)
+    out = {}
+    for name, rank in (("wratio_names", base.wratio), ("bm25_names", base.bm25)):
+        hits = [(q, rank(q.q)) for q in in_scope]
+        out[name] = {
+            "top1": _pct(sum(bool(h) and h[0] in q.codes for q, h in hits), len(in_scope)),
+            "top3": _pct(sum(any(c in q.codes for c in h) for q, h in hits), len(in_scope)),
+        }
+    return out
+
+
+def evaluate_files(assistant: Assistant, paths: Sequence[Path]) -> dict[str, Any]:
     """One report per question file, keyed by file name."""
     return {p.name: evaluate(assistant, read_questions(p)) for p in paths}
 
 
-def render(report: dict[str, object]) -> str:
+def render(report: dict[str, Any]) -> str:
     """A plain-text report for people."""
     lines = []
-    for name, value in report.items():
-        r = dict(value) if isinstance(value, dict) else {}
+    for name, r in report.items():
         lines.append(f"== {name}: {r['questions']} questions "
                      f"({r['in_scope']} in scope, {r['out_of_scope']} out of scope)")
         for key in ("direct_correct", "top3_correct", "wrong_confident", "clarified",
                     "in_scope_declined", "out_of_scope_declined"):
             lines.append(f"  {key:<24}{r[key]:>6} %")
         lines.append("  by style (direct correct %): " + ", ".join(
-            f"{k} {v}" for k, v in dict(r["by_style"]).items()))
-        for base, figures in dict(r["baselines"]).items():
+            f"{k} {v}" for k, v in r["by_style"].items()))
+        for base, figures in r["baselines"].items():
             lines.append(f"  baseline {base:<15} top1 {figures['top1']} %, "
                          f"top3 {figures['top3']} %, out of scope declined 0 %")
         lines.append("  confused_with (procedures below 100 %):")
-        for code, stats in dict(r["per_procedure"]).items():
+        for code, stats in r["per_procedure"].items():
             if "confused_with" in stats:
                 lines.append(f"    {code}: {stats['direct']}/{stats['n']} direct, "
                              f"confused with {stats['confused_with']}")
         lines.append("  failures:")
         lines += [f"    {f['q']!r} expected {f['expected']} got {f['kind']} {f['got']}"
-                  for f in list(r["failures"])]
+                  for f in r["failures"]]
     return "\n".join(lines)

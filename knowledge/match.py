@@ -167,6 +167,12 @@ def english(text: str) -> list[str]:
     return translate_english(tokenize(text))
 
 
+def read_example(text: str) -> list[str]:
+    """Tokens of an example question, read as the matcher reads a question in its language."""
+    tokens = tokenize(text)
+    return translate_english(tokens) if is_english(text, tokens) else tokens
+
+
 def regional_variants(token: str) -> list[str]:
     """Spellings of ``token`` with one swapped initial or final consonant."""
     out = [new + token[len(old):] for old, new in _INITIAL_SWAPS if token.startswith(old)]
@@ -182,11 +188,12 @@ class Matcher:
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
-            parts = re.split(r"[,;()]", proc.name)
+            # A long portal name without aliases is also matched piece by piece.
+            parts = [] if proc.aliases else re.split(r"[,;()]", proc.name)
             named = [(proc.name, 1.0), *((p, PART_FACTOR) for p in parts if len(parts) > 1)]
             named += [(text, 1.0) for text in proc.aliases]
-            named += [(text, EXAMPLE_FACTOR) for text in proc.examples]
             raw += [(proc.code, tokenize(text), factor) for text, factor in named]
+            raw += [(proc.code, read_example(text), EXAMPLE_FACTOR) for text in proc.examples]
             raw += [(proc.code, english(text), 1.0) for text in [proc.name_en, *proc.aliases_en]]
             context[proc.code] = tokenize(proc.summary) + english(proc.summary_en)
         for faq in kb.faqs:

@@ -87,7 +87,6 @@ ABBREVIATIONS: dict[str, str] = {
     "kg": "khong",
     "sanh": "sinh",  # southern pronunciation, as typed
     "hok": "khong",
-    "hong": "khong",
     "khum": "khong",
     "kh": "khong",
     "j": "gi",
