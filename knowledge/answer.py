@@ -21,7 +21,7 @@ from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Proc
 
 Kind = Literal["procedure", "clarify", "none"]
 
-DIRECT = 0.4
+DIRECT = 0.38
 FLOOR = 0.32
 RATIO = 0.92
 MAX_QUESTION_CHARS = 500

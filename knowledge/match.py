@@ -26,7 +26,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from knowledge.loader import KnowledgeBase
-from knowledge.text import bigrams, is_syllable, telex_candidates, tokenize, translate_english
+from knowledge.text import bigrams, is_syllable, typing_variants, tokenize, translate_english
 
 
 class Aspect(StrEnum):
@@ -74,6 +74,9 @@ STOP_WORDS = frozenset(
     why could should would will shall may might must please want need get got have has had
     this that these those much many take takes cost costs fee fees pay any there here about
     from as if just also like procedure procedures apply application
+    bo ong noi e v dc ok oke hom ah nhe anh ay ruot tui phuong xa
+    s m commune office ward local vietnam vietnamese people committee now documents document
+    papers paper old time
     """.split()
 )
 # Several folded Vietnamese words are stop words only as syllables: "can" (cần / căn),
@@ -276,12 +279,12 @@ class Matcher:
         if fits(token) or (token in self.vocabulary and not neighbours):
             return token
         # A known word in an unknown pair may still be a regional slip ("tam chu" → "tam tru").
-        for variant in [*telex_candidates(token), *regional_variants(token)]:
+        for variant in [*typing_variants(token), *regional_variants(token)]:
             if fits(variant):
                 return variant
         if token in self.vocabulary or token in STOP_WORDS:
             return token
-        for variant in telex_candidates(token):
+        for variant in typing_variants(token):
             if variant in self.vocabulary:
                 return variant
         if len(token) < 4 or is_syllable(token):

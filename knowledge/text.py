@@ -141,14 +141,20 @@ _TELEX_DOUBLE = re.compile(r"aa|ee|oo|dd")
 _TELEX_HOOK = re.compile(r"(?<=[aou])w")
 
 
-def telex_candidates(token: str) -> list[str]:
-    """Readings of a folded token typed in Telex ("hoon" → "hon", "nguyeenx" → "nguyen")."""
+def typing_variants(token: str) -> list[str]:
+    """Readings of a mistyped folded token, most likely first.
+
+    Telex keystrokes left in ("hoon" → "hon", "nguyeenx" → "nguyen"), a key held too long
+    ("khauu" → "khau"), and the "n" dropped from a final "ng"/"nh" ("đăg" → "dang").
+    """
     base = _TELEX_HOOK.sub("", _TELEX_DOUBLE.sub(lambda m: m.group(0)[0], token))
     out = [base] if base != token else []
-    if len(token) > 2 and token[-1] == token[-2]:  # a key held too long: "khauu", "gocc"
+    if len(token) > 2 and token[-1] == token[-2]:
         out.append(token[:-1])
     if len(base) > 2 and base[-1] in "sfrxj" and any(v in base[:-1] for v in "aeiouy"):
         out.append(base[:-1])
+    if len(token) > 1 and token[-1] in "gh" and token[-2] in "aeiouy":
+        out.append(f"{token[:-1]}n{token[-1]}")
     return out
 
 

@@ -2,7 +2,7 @@
 
 import unicodedata
 
-from knowledge.text import bigrams, fold, telex_candidates, tokenize
+from knowledge.text import bigrams, fold, typing_variants, tokenize
 
 
 def test_nfd_input_folds_like_nfc() -> None:
@@ -50,10 +50,13 @@ def test_chat_shorthand_without_clashing_with_the_domain() -> None:
     assert tokenize("đc ko") == ["dc", "khong"]
 
 
-def test_telex_leftovers_are_read_back() -> None:
-    assert "nguyen" in telex_candidates("nguyeenx")
-    assert telex_candidates("hoon") == ["hon"]
-    assert telex_candidates("khai") == []
+def test_typing_slips_are_read_back() -> None:
+    assert "nguyen" in typing_variants("nguyeenx")
+    assert typing_variants("hoon") == ["hon"]
+    assert typing_variants("khauu") == ["khau"]
+    assert typing_variants("dag") == ["dang"]
+    assert typing_variants("chih") == ["chinh"]
+    assert typing_variants("khai") == []
 
 
 def test_bigrams_join_adjacent_words() -> None:
