@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -21,8 +21,8 @@ from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Proc
 
 Kind = Literal["procedure", "clarify", "none"]
 
-DIRECT = 0.38
-FLOOR = 0.32
+DIRECT = 0.34
+FLOOR = 0.3
 RATIO = 0.92
 MAX_QUESTION_CHARS = 500
 
@@ -154,10 +154,12 @@ class Assistant:
 
     def _decline(self, t: Text, topic: OutsideTopic | None = None) -> str:
         where = [] if topic is None else [topic.answer_en if t.lang == "en" else topic.answer]
+        apology = [] if topic and not topic.apology else [
+            t("Sorry, I can only answer questions about the administrative procedures of "
+              "{commune}.", commune=self.kb.commune.name)]
         return "\n".join([
             *where,
-            t("Sorry, I can only answer questions about the administrative procedures of "
-              "{commune}.", commune=self.kb.commune.name),
+            *apology,
             t("Type \"menu\" to see the procedures by field, or \"gặp cán bộ\" to talk to a "
               "member of staff."),
             t("You can also contact {contact}.", contact=self.contact(t)),
@@ -190,8 +192,8 @@ class Assistant:
         """The full answer about a procedure, leading with the aspects asked about."""
         sections = {
             Aspect.DOCUMENTS: self._documents(proc, t),
-            Aspect.FEE: self._fees(proc, t),
-            Aspect.TIME: self._times(proc, t),
+            Aspect.FEE: self._per_method(t("Fees:"), proc, self.fee_text, t),
+            Aspect.TIME: self._per_method(t("Processing time:"), proc, self.time_text, t),
             Aspect.WHERE: self._where(proc, t),
             Aspect.ONLINE: self._where(proc, t),
             Aspect.ELIGIBILITY: self._eligibility(proc, t),
@@ -232,22 +234,20 @@ class Assistant:
             lines.append(line)
         return "\n".join(lines)
 
+    @staticmethod
+    def _annotate(text: str, note: str, confirmed: bool, t: Text) -> str:
+        """Add the source's note and, where the source does not confirm the value, a warning."""
+        if note:
+            text += f" ({note})"
+        return text if confirmed else f"{text} {t('[not confirmed]')}"
+
     def fee_text(self, method: Method, t: Text) -> str:
         """One method's fee exactly as the source states it."""
         if method.fee_status is FeeStatus.AMOUNT and method.fee_vnd is not None:
             text = t.money(method.fee_vnd)
         else:
             text = t(FEE_TEXTS[method.fee_status])
-        if method.fee_note:
-            text += f" ({method.fee_note})"
-        if not method.fee_confirmed:
-            text += " " + t("[not confirmed]")
-        return text
-
-    def _fees(self, proc: Procedure, t: Text) -> str:
-        lines = [t("Fees:")]
-        lines += [f"- {t(CHANNEL_LABELS[m.channel])}: {self.fee_text(m, t)}" for m in proc.methods]
-        return "\n".join(lines)
+        return self._annotate(text, method.fee_note, method.fee_confirmed, t)
 
     def time_text(self, method: Method, t: Text) -> str:
         """One method's processing time exactly as the source states it."""
@@ -255,16 +255,14 @@ class Assistant:
             text = t("not published")
         else:
             text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
-        if method.time_note:
-            text += f" ({method.time_note})"
-        if not method.time_confirmed:
-            text += " " + t("[not confirmed]")
-        return text
+        return self._annotate(text, method.time_note, method.time_confirmed, t)
 
-    def _times(self, proc: Procedure, t: Text) -> str:
-        lines = [t("Processing time:")]
-        lines += [f"- {t(CHANNEL_LABELS[m.channel])}: {self.time_text(m, t)}"
-                  for m in proc.methods]
+    @staticmethod
+    def _per_method(title: str, proc: Procedure, describe: Callable[[Method, Text], str],
+                    t: Text) -> str:
+        """A titled list with one line per submission method."""
+        lines = [title] + [f"- {t(CHANNEL_LABELS[m.channel])}: {describe(m, t)}"
+                           for m in proc.methods]
         return "\n".join(lines)
 
     def _where(self, proc: Procedure, t: Text) -> str:

@@ -26,7 +26,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from knowledge.loader import KnowledgeBase
-from knowledge.text import bigrams, is_syllable, typing_variants, tokenize, translate_english
+from knowledge.text import bigrams, is_syllable, tokenize, translate_english, typing_variants
 
 
 class Aspect(StrEnum):
@@ -61,6 +61,37 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "steps", "process"),
 }
 
+# How people ask, not what about: removed before matching, so that "mất bao lâu" in an example
+# question does not make that example resemble every other question about time. "mất" stays
+# where it means lost or died; "có mặt" (present) folds to the same letters and goes.
+QUESTION_PHRASES = sorted(
+    (tuple(p.split()) for p in """
+    le phi|mat phi|mat le phi|bao nhieu tien|het bao nhieu|mat tien|ton tien|mat bao nhieu
+    bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
+    can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
+    nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao
+    uy ban nhan dan|uy ban
+    how much|how long|what do i need|where do i|where can i|how do i|how can i
+    """.replace("\n", "|").split("|") if p.strip()),
+    key=len, reverse=True,
+)
+
+
+def strip_question_phrasing(tokens: list[str]) -> list[str]:
+    """Remove question phrasing ("mất bao lâu", "cần gì") from a token list."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for phrase in QUESTION_PHRASES:
+            if tuple(tokens[i : i + len(phrase)]) == phrase:
+                i += len(phrase)
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
 # Folded words that carry no meaning for finding the procedure (question words, politeness,
 # pronouns, aspect words). Bigrams are still formed across them ("so do" stays "so_do").
 STOP_WORDS = frozenset(
@@ -83,7 +114,6 @@ STOP_WORDS = frozenset(
 # "the" (thế / thẻ), "bao" (bao nhiêu / bảo trợ). Their bigrams ("can_cuoc", "the_can",
 # "bao_tro") still score, so meaning survives where it matters.
 
-_COST_WORDS = frozenset("phi tien bao may thoi le het cong gi".split())
 UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 BIGRAM_FACTOR = 1.0
 QUERY_EXPONENT = 0.3  # how much unexplained words in the question cost
@@ -146,11 +176,13 @@ _VIETNAMESE_ONLY = re.compile(
 
 
 def is_english(text: str, tokens: list[str]) -> bool:
-    """Heuristic: no Vietnamese letters and mostly common English words."""
+    """Heuristic: no Vietnamese letters, some common English words, and mostly words that
+    are English or cannot be Vietnamese syllables ("father", "citizen")."""
     if _VIETNAMESE_ONLY.search(text.lower()) or not tokens:
         return False
     hits = sum(t in _ENGLISH for t in tokens)
-    return hits >= 2 and hits / len(tokens) >= 0.4
+    foreign = sum(t not in _ENGLISH and not is_syllable(t) for t in tokens)
+    return hits >= 2 and (hits + foreign) / len(tokens) >= 0.5
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
@@ -238,7 +270,8 @@ class Matcher:
 
     @staticmethod
     def _terms(tokens: list[str]) -> frozenset[str]:
-        """Content unigrams plus all bigrams of a token list."""
+        """Content unigrams plus all bigrams of a token list, question phrasing left out."""
+        tokens = strip_question_phrasing(tokens)
         return frozenset([t for t in tokens if t not in STOP_WORDS] + bigrams(tokens))
 
     def _idf(self, raw: list[tuple[str, list[str], float]], documents: int) -> dict[str, float]:
@@ -303,14 +336,9 @@ class Matcher:
         raw_tokens = tokenize(question)
         english = is_english(question, raw_tokens)
         tokens = self.correct(translate_english(raw_tokens) if english else raw_tokens)
-        # "mất phí", "mất bao lâu" ask about cost and time, "có mặt" folds to the same letters;
-        # "mất giấy", "bố mất" carry meaning.
-        tokens = [t for i, t in enumerate(tokens) if not (t == "mat" and (
-            (i + 1 < len(tokens) and tokens[i + 1] in _COST_WORDS)
-            or (i > 0 and tokens[i - 1] in ("co", "cung", "truc"))))]
         aspects = detect_aspects(" ".join(tokens))
-        content = [t for t in tokens if t not in STOP_WORDS]
-        query = set(content) | {b for b in bigrams(tokens) if b in self._weights}
+        content = [t for t in strip_question_phrasing(tokens) if t not in STOP_WORDS]
+        query = self._terms(tokens) & (set(content) | self._weights.keys())
         analysis = Analysis(tokens, content, aspects, english)
         if not content:
             return analysis

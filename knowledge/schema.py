@@ -187,6 +187,7 @@ class OutsideTopic(Strict):
     phrases_en: list[NonEmpty] = Field(default_factory=list)
     answer: NonEmpty  # who handles it instead, in Vietnamese
     answer_en: NonEmpty
+    apology: bool = True  # False for thanks and greetings: no "sorry, I can only…"
 
 
 class Outside(Strict):

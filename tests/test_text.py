@@ -2,7 +2,7 @@
 
 import unicodedata
 
-from knowledge.text import bigrams, fold, typing_variants, tokenize
+from knowledge.text import bigrams, fold, tokenize, typing_variants
 
 
 def test_nfd_input_folds_like_nfc() -> None:
