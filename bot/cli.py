@@ -145,8 +145,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--out", default="data/portal")
     imp.set_defaults(func=cmd_kb_import)
-    default_sets = [str(Path("tests/data") / n)
-                    for n in ("questions_dev.jsonl", "questions_heldout.jsonl")]
+    default_sets = sorted(str(p) for p in Path("tests/data").glob("questions_*.jsonl"))
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")
     ev.add_argument("questions", nargs="*", default=default_sets)
