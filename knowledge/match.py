@@ -120,6 +120,12 @@ STOP_WORDS = frozenset(
     papers paper old time
     """.split()
 )
+# Everyday words typed right far more often than they are slips for a neighbouring spelling
+# ("đầu làm" must not become "đầu năm").
+NEVER_CORRECTED = frozenset(
+    "lam la co cho thi ma va voi o gi khong duoc nao roi can con di den cua nay khi".split()
+)
+
 # Several folded Vietnamese words are stop words only as syllables: "can" (cần / căn),
 # "the" (thế / thẻ), "bao" (bao nhiêu / bảo trợ). Their bigrams ("can_cuoc", "the_can",
 # "bao_tro") still score, so meaning survives where it matters.
@@ -306,7 +312,7 @@ class Matcher:
         return f"{a}_{b}" in self._weights
 
     def _correct_one(self, token: str, previous: str, following: str) -> str:
-        if token.isdigit():
+        if token.isdigit() or token in NEVER_CORRECTED:
             return token
         neighbours = [(w, side) for w, side in ((previous, 0), (following, 1))
                       if w and w not in STOP_WORDS]

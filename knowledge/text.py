@@ -65,6 +65,8 @@ ABBREVIATIONS: dict[str, str] = {
     "qsdd": "quyen su dung dat",
     "gcnqsdd": "giay chung nhan quyen su dung dat",
     "gpkd": "giay phep kinh doanh",
+    "gp": "giay phep",
+    "xd": "xay dung",
     "dkkd": "dang ky kinh doanh",
     "hkd": "ho kinh doanh",
     "bhxh": "bao hiem xa hoi",
