@@ -2,7 +2,8 @@
 
 Pipeline: Unicode NFC → lower case → diacritic folding (đ→d; old/new tone placement such as
 "hoà"/"hòa" folds to the same word) → tokens → domain abbreviations and chat shorthand with
-context rules → Telex leftovers. Folding is lossy on purpose: most citizens type without
+context rules. ``typing_variants`` and ``translate_english`` serve the matcher's spelling
+correction and English questions. Folding is lossy on purpose: most citizens type without
 diacritics, so the index and the query meet in the folded space. Bigrams carry the meaning
 that single folded syllables lose ("can cuoc" vs "can").
 """
@@ -35,8 +36,8 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", text).lower().translate(_FOLD)
 
 
-# Words always expanded (folded form → folded expansion). Only unambiguous entries: "dc/đc"
-# ("được") and bare "ks"/"kt"/"hk" clash with general chat shorthand and need context.
+# Short forms expanded (folded form → folded expansion). "dc/đc" ("được") is left alone; "ks",
+# "kt", "hk", "ct" clash with general chat shorthand and are read by context first.
 ABBREVIATIONS: dict[str, str] = {
     "dk": "dang ky",
     "dky": "dang ky",
@@ -105,6 +106,9 @@ ABBREVIATIONS: dict[str, str] = {
     "vk": "vo",
     "ad": "admin",
     "pk": "phai khong",
+    # Defaults of the context-dependent short forms below.
+    "hk": "khong",
+    "ct": "chu tich",
 }
 
 # Context rules: a short form whose meaning depends on the previous word.
@@ -181,8 +185,6 @@ def expand(tokens: Iterable[str]) -> list[str]:
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         replacement = (_CONTEXT.get((previous, token)) or _BEFORE.get((token, following))
                        or ABBREVIATIONS.get(token))
-        if replacement is None and token in ("hk", "ct"):
-            replacement = {"hk": "khong", "ct": "chu tich"}[token]
         out.extend((replacement or token).split())
         if previous in _PEOPLE and token in NATIONALITIES:
             out.extend(("nuoc", "ngoai"))
