@@ -73,6 +73,8 @@ class Method(Strict):
     time_unit: TimeUnit | None = None
     time_note: str = ""
     time_confirmed: bool = True
+    # Applications received at or after this local hour count from the next working day.
+    cutoff_hour: int | None = Field(default=None, ge=0, le=23)
     fee_status: FeeStatus
     fee_vnd: int | None = Field(default=None, ge=0)
     fee_note: str = ""

@@ -1,0 +1,111 @@
+"""Values of the applications domain shared by storage, imports and handlers (no I/O)."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from knowledge.text import fold
+
+
+class ApplicationStatus(StrEnum):
+    """Where an application (hồ sơ) stands in the one-stop workflow."""
+
+    RECEIVED = "received"  # tiếp nhận
+    PROCESSING = "processing"  # đang xử lý
+    SUPPLEMENT_REQUIRED = "supplement_required"  # yêu cầu bổ sung
+    RESULT_READY = "result_ready"  # có kết quả / chờ trả
+    RETURNED = "returned"  # đã trả kết quả
+    REJECTED = "rejected"  # từ chối
+    WITHDRAWN = "withdrawn"  # rút hồ sơ
+
+    @property
+    def settled(self) -> bool:
+        """The commune has produced the result (the deadline no longer runs)."""
+        return self in (ApplicationStatus.RESULT_READY, ApplicationStatus.RETURNED)
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more will happen to the application."""
+        return self in (ApplicationStatus.RETURNED, ApplicationStatus.REJECTED,
+                        ApplicationStatus.WITHDRAWN)
+
+
+class SubmissionChannel(StrEnum):
+    """How the application reached the commune (hình thức nộp)."""
+
+    ONLINE = "online"
+    IN_PERSON = "in_person"
+    POST = "post"
+
+
+# Folded spellings used by one-stop systems' exports, mapped to our values.
+STATUS_NAMES: dict[str, ApplicationStatus] = {
+    "tiep nhan": ApplicationStatus.RECEIVED,
+    "da tiep nhan": ApplicationStatus.RECEIVED,
+    "moi tiep nhan": ApplicationStatus.RECEIVED,
+    "cho xu ly": ApplicationStatus.RECEIVED,
+    "dang xu ly": ApplicationStatus.PROCESSING,
+    "dang giai quyet": ApplicationStatus.PROCESSING,
+    "yeu cau bo sung": ApplicationStatus.SUPPLEMENT_REQUIRED,
+    "cho bo sung": ApplicationStatus.SUPPLEMENT_REQUIRED,
+    "bo sung ho so": ApplicationStatus.SUPPLEMENT_REQUIRED,
+    "co ket qua": ApplicationStatus.RESULT_READY,
+    "cho tra": ApplicationStatus.RESULT_READY,
+    "cho tra ket qua": ApplicationStatus.RESULT_READY,
+    "da co ket qua": ApplicationStatus.RESULT_READY,
+    "da tra": ApplicationStatus.RETURNED,
+    "da tra ket qua": ApplicationStatus.RETURNED,
+    "hoan thanh": ApplicationStatus.RETURNED,
+    "tu choi": ApplicationStatus.REJECTED,
+    "khong giai quyet": ApplicationStatus.REJECTED,
+    "rut ho so": ApplicationStatus.WITHDRAWN,
+    "cong dan rut ho so": ApplicationStatus.WITHDRAWN,
+    "da rut": ApplicationStatus.WITHDRAWN,
+    **{s.value.replace("_", " "): s for s in ApplicationStatus},
+}
+
+CHANNEL_NAMES: dict[str, SubmissionChannel] = {
+    "online": SubmissionChannel.ONLINE,
+    "truc tuyen": SubmissionChannel.ONLINE,
+    "dich vu cong": SubmissionChannel.ONLINE,
+    "truc tiep": SubmissionChannel.IN_PERSON,
+    "in person": SubmissionChannel.IN_PERSON,
+    "mot cua": SubmissionChannel.IN_PERSON,
+    "buu chinh": SubmissionChannel.POST,
+    "buu chinh cong ich": SubmissionChannel.POST,
+    "qua buu dien": SubmissionChannel.POST,
+    "post": SubmissionChannel.POST,
+    **{c.value.replace("_", " "): c for c in SubmissionChannel},
+}
+
+_SPACES = re.compile(r"[\s_]+")
+_RECEIPT = re.compile(r"^[A-Z0-9][A-Z0-9.\-/]{3,63}$")
+
+
+def parse_status(text: str) -> ApplicationStatus | None:
+    """A status as exports write it ("Đang xử lý", "Chờ trả kết quả", "returned")."""
+    return STATUS_NAMES.get(_SPACES.sub(" ", fold(text)).strip())
+
+
+def parse_channel(text: str) -> SubmissionChannel | None:
+    """A submission channel as exports write it ("Trực tuyến", "Bưu chính", "in_person")."""
+    return CHANNEL_NAMES.get(_SPACES.sub(" ", fold(text)).strip())
+
+
+def normalize_receipt_code(text: str) -> str | None:
+    """The receipt code (mã hồ sơ) as stored: spaces removed, upper case; None if malformed.
+
+    Citizens copy codes like "000.00.19.H26-251127-0001" from the slip, sometimes in lower
+    case or with spaces; those are the same code.
+    """
+    code = re.sub(r"\s+", "", text).upper()
+    return code if _RECEIPT.match(code) else None
+
+
+def normalize_phone(text: str) -> str | None:
+    """Digits of a Vietnamese phone number, "+84"/"84" written as "0"; None if implausible."""
+    digits = re.sub(r"\D", "", text)
+    if digits.startswith("84") and len(digits) == 11:
+        digits = "0" + digits[2:]
+    return digits if 9 <= len(digits) <= 11 else None
