@@ -1,15 +1,74 @@
-"""Shared fixtures: one loaded assistant for the whole run (loading is pure and read-only)."""
+"""Shared fixtures: one loaded assistant; databases (SQLite and PostgreSQL) for storage tests."""
 
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.answer import Assistant
 from knowledge.loader import load_knowledge
+from storage.db import make_engine, make_sessions, upgrade
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dichvucong"
+# The PostgreSQL server the tests create throwaway databases on (.ci/run starts it).
+POSTGRES = os.environ.get("MOTCUA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="session")
 def assistant() -> Assistant:
     return Assistant(load_knowledge())
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, migrated, dropped after the run."""
+    name = f"motcua_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES} ({exc}); start it "
+                    "(.ci/run does) or point MOTCUA_TEST_POSTGRES at a server")
+    url = f"{POSTGRES}/{name}"
+    asyncio.run(upgrade(url))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh SQLite database file, migrated."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'motcua.sqlite3'}"
+    asyncio.run(upgrade(url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on both databases."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an empty, migrated database."""
+    engine = make_engine(database_url)
+    async with engine.begin() as connection:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            await connection.execute(table.delete())
+    yield make_sessions(engine)
+    await engine.dispose()

@@ -1,0 +1,262 @@
+"""Queries on applications: upsert with history, status changes, lookups, subscriptions, outbox.
+
+Functions take the session explicitly and never commit: the caller owns the transaction, so an
+import, its status history and the notifications it causes land together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from sqlalchemy import Executable, Result, bindparam, func, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.domain import ApplicationStatus, SubmissionChannel
+from storage.models import (
+    Application,
+    Commune,
+    IntegrationKey,
+    LookupAttempt,
+    Notification,
+    StatusChange,
+    Subscription,
+)
+
+CHUNK = 1000  # receipt codes per IN (...) query; well below every driver's parameter limit
+
+
+@dataclass(frozen=True)
+class ApplicationRecord:
+    """An application's fields as they should be stored (already validated and enriched)."""
+
+    receipt_code: str
+    procedure_code: str | None
+    procedure_name: str
+    field: str
+    applicant_name: str
+    phone: str | None
+    channel: SubmissionChannel
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    due_estimated: bool
+    status: ApplicationStatus
+    completed_at: dt.datetime | None
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(ApplicationRecord))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A status change that happened to a stored application."""
+
+    application_id: int
+    status_change_id: int
+    status: ApplicationStatus
+
+
+@dataclass
+class UpsertReport:
+    """What an upsert did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+
+async def ensure_commune(session: AsyncSession, *, slug: str, name: str) -> int:
+    """The id of a commune, created on first use."""
+    found = (await session.exec(select(Commune.id).where(Commune.slug == slug))).first()
+    if found is not None:
+        return found
+    commune = Commune(slug=slug, name=name)
+    session.add(commune)
+    await session.flush()
+    assert commune.id is not None
+    return commune.id
+
+
+async def existing(session: AsyncSession, *, commune_id: int,
+                   codes: Iterable[str]) -> dict[str, Application]:
+    """Stored applications by receipt code."""
+    codes = list(codes)
+    out: dict[str, Application] = {}
+    for start in range(0, len(codes), CHUNK):
+        chunk = codes[start:start + CHUNK]
+        query = select(Application).where(Application.commune_id == commune_id,
+                                          col(Application.receipt_code).in_(chunk))
+        out.update((a.receipt_code, a) for a in (await session.exec(query)).all())
+    return out
+
+
+async def upsert_applications(session: AsyncSession, *, commune_id: int,
+                              records: Sequence[ApplicationRecord], actor: str,
+                              now: dt.datetime) -> UpsertReport:
+    """Insert new applications and update changed ones, recording every status change.
+
+    Idempotent: a record equal to what is stored changes nothing.
+    """
+    report = UpsertReport()
+    stored = await existing(session, commune_id=commune_id, codes=[r.receipt_code for r in records])
+    new = [r for r in records if r.receipt_code not in stored]
+    changed = [r for r in records if r.receipt_code in stored
+               and any(getattr(r, f) != getattr(stored[r.receipt_code], f) for f in RECORD_FIELDS)]
+    report.unchanged = len(records) - len(new) - len(changed)
+    if new:
+        rows = [{"commune_id": commune_id, **_values(r), "updated_at": now} for r in new]
+        result = await _core(
+            session,
+            insert(Application).returning(col(Application.id), col(Application.receipt_code)),
+            rows)
+        ids = {row.receipt_code: row.id for row in result.all()}
+        history = []
+        for r in new:
+            history.append(_history(ids[r.receipt_code], ApplicationStatus.RECEIVED,
+                                    r.received_at, actor))
+            if r.status is not ApplicationStatus.RECEIVED:
+                history.append(_history(ids[r.receipt_code], r.status,
+                                        r.completed_at or now, actor))
+        await _core(session, insert(StatusChange), history)
+        report.created = len(new)
+    if changed:
+        table = Application.metadata.tables["application"]
+        await _core(
+            session, update(table).where(table.c.id == bindparam("_id")),
+            [{"_id": stored[r.receipt_code].id, **_values(r), "updated_at": now}
+             for r in changed])
+        report.updated = len(changed)
+        for r in changed:
+            app = stored[r.receipt_code]
+            if r.status != app.status:
+                assert app.id is not None
+                report.changes.append(await _record_change(
+                    session, app.id, r.status, at=r.completed_at or now, actor=actor, note=""))
+    return report
+
+
+async def change_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
+                        status: ApplicationStatus, actor: str, at: dt.datetime, note: str = "",
+                        completed_at: dt.datetime | None = None) -> Change | None:
+    """Move an application to ``status``; None if unknown, no change if already there."""
+    app = (await existing(session, commune_id=commune_id, codes=[receipt_code])).get(receipt_code)
+    if app is None or app.id is None:
+        return None
+    if status == app.status and not note:
+        return Change(app.id, 0, status)
+    values: dict[str, object] = {"status": status, "updated_at": at}
+    if status.settled:
+        values["completed_at"] = completed_at or app.completed_at or at
+    await _core(session, update(Application).where(col(Application.id) == app.id).values(**values))
+    return await _record_change(session, app.id, status, at=at, actor=actor, note=note)
+
+
+async def history(session: AsyncSession, application_id: int) -> list[StatusChange]:
+    """An application's status changes, oldest first."""
+    query = (select(StatusChange).where(StatusChange.application_id == application_id)
+             .order_by(col(StatusChange.changed_at), col(StatusChange.id)))
+    return list((await session.exec(query)).all())
+
+
+async def record_lookup(session: AsyncSession, *, commune_id: int, user_key: str,
+                        receipt_code: str, success: bool, at: dt.datetime) -> None:
+    """Audit one status lookup."""
+    session.add(LookupAttempt(commune_id=commune_id, user_key=user_key,
+                              receipt_code=receipt_code, success=success, at=at))
+    await session.flush()
+
+
+async def recent_failures(session: AsyncSession, *, commune_id: int, user_key: str,
+                          receipt_code: str, since: dt.datetime) -> int:
+    """Failed lookups since ``since`` by this user or on this code, whichever is more."""
+    base = select(func.count()).select_from(LookupAttempt).where(
+        LookupAttempt.commune_id == commune_id, col(LookupAttempt.success).is_(False),
+        LookupAttempt.at >= since)
+    by_user = (await session.exec(base.where(LookupAttempt.user_key == user_key))).one()
+    by_code = (await session.exec(base.where(LookupAttempt.receipt_code == receipt_code))).one()
+    return max(by_user, by_code)
+
+
+async def subscribe(session: AsyncSession, *, commune_id: int, application_id: int,
+                    channel: str, recipient: str, lang: str) -> bool:
+    """Follow an application; False if this recipient already follows it."""
+    try:
+        async with session.begin_nested():
+            session.add(Subscription(commune_id=commune_id, application_id=application_id,
+                                     channel=channel, recipient=recipient, lang=lang))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def unsubscribe(session: AsyncSession, *, application_id: int, channel: str,
+                      recipient: str) -> bool:
+    """Stop following; False if the recipient was not following."""
+    found = (await session.exec(select(Subscription).where(
+        Subscription.application_id == application_id, Subscription.channel == channel,
+        Subscription.recipient == recipient))).first()
+    if found is None:
+        return False
+    await session.delete(found)
+    return True
+
+
+async def subscribers(session: AsyncSession, application_ids: Iterable[int]
+                      ) -> dict[int, list[Subscription]]:
+    """Followers of each application."""
+    ids = list(application_ids)
+    out: dict[int, list[Subscription]] = {}
+    for start in range(0, len(ids), CHUNK):
+        query = select(Subscription).where(
+            col(Subscription.application_id).in_(ids[start:start + CHUNK]))
+        for sub in (await session.exec(query)).all():
+            out.setdefault(sub.application_id, []).append(sub)
+    return out
+
+
+async def enqueue(session: AsyncSession, notifications: Sequence[Notification]) -> None:
+    """Queue messages in the outbox; a key already queued is skipped (at-most-once enqueue)."""
+    keys = [n.idempotency_key for n in notifications]
+    queued = set((await session.exec(select(Notification.idempotency_key).where(
+        col(Notification.idempotency_key).in_(keys)))).all()) if keys else set()
+    session.add_all(n for n in notifications if n.idempotency_key not in queued)
+    await session.flush()
+
+
+async def integration_for_key(session: AsyncSession, key_hash: str) -> IntegrationKey | None:
+    """The active integration owning an API key hash."""
+    return (await session.exec(select(IntegrationKey).where(
+        IntegrationKey.key_hash == key_hash,
+        col(IntegrationKey.revoked_at).is_(None)))).first()
+
+
+async def _core(session: AsyncSession, statement: Executable,
+                params: Sequence[dict[str, object]] | None = None) -> Result[Any]:
+    """Run a Core statement (bulk insert/update) in the session's transaction."""
+    connection = await session.connection()
+    return await connection.execute(statement, list(params) if params is not None else None)
+
+
+def _values(record: ApplicationRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in RECORD_FIELDS}
+
+
+def _history(application_id: int, status: ApplicationStatus, at: dt.datetime,
+             actor: str) -> dict[str, object]:
+    return {"application_id": application_id, "status": status, "changed_at": at,
+            "changed_by": actor, "note": ""}
+
+
+async def _record_change(session: AsyncSession, application_id: int, status: ApplicationStatus,
+                         *, at: dt.datetime, actor: str, note: str) -> Change:
+    change = StatusChange(application_id=application_id, status=status, changed_at=at,
+                          changed_by=actor, note=note)
+    session.add(change)
+    await session.flush()
+    assert change.id is not None
+    return Change(application_id, change.id, status)

@@ -1,0 +1,132 @@
+"""Database tables. Every row belongs to a commune, so one deployment can serve a province.
+
+Datetimes are timezone-aware UTC in the database (SQLModel stores them as such in SQLite and
+PostgreSQL); conversion to Asia/Ho_Chi_Minh happens at the edges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from storage.domain import ApplicationStatus, SubmissionChannel
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _commune_fk() -> Any:
+    return Field(sa_column=Column(Integer, ForeignKey("commune.id"), nullable=False, index=True))
+
+
+class Commune(SQLModel, table=True):
+    """A commune (xã/phường) served by this deployment."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+
+
+class Application(SQLModel, table=True):
+    """An application (hồ sơ) as the one-stop system registered it."""
+
+    __table_args__ = (
+        UniqueConstraint("commune_id", "receipt_code"),
+        Index("ix_application_commune_received", "commune_id", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    receipt_code: str = Field(max_length=64)  # normalized: no spaces, upper case
+    procedure_code: str | None = Field(default=None, max_length=16)
+    procedure_name: str = Field(default="", sa_type=Text)
+    field: str = Field(default="", max_length=200)  # lĩnh vực, for statistics
+    applicant_name: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=16)
+    channel: SubmissionChannel = Field(sa_type=String(16))
+    received_at: dt.datetime
+    due_at: dt.datetime | None = None
+    due_estimated: bool = False  # computed from a processing time the portal gives unconfirmed
+    status: ApplicationStatus = Field(sa_type=String(24))
+    completed_at: dt.datetime | None = None
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class StatusChange(SQLModel, table=True):
+    """One step in an application's history, with who made it and when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("application.id", ondelete="CASCADE"),
+                         nullable=False, index=True))
+    status: ApplicationStatus = Field(sa_type=String(24))
+    changed_at: dt.datetime
+    changed_by: str = Field(max_length=120)  # "import:<file>", "api:<integration>", "staff:<user>"
+    note: str = Field(default="", sa_type=Text)
+
+
+class Subscription(SQLModel, table=True):
+    """A citizen following an application on one channel."""
+
+    __table_args__ = (UniqueConstraint("application_id", "channel", "recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    application_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("application.id", ondelete="CASCADE"),
+                         nullable=False, index=True))
+    channel: str = Field(max_length=16)  # "telegram", "zalo", "web"
+    recipient: str = Field(max_length=128)  # the channel's user id
+    lang: str = Field(default="vi", max_length=8)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """Outbox: a message to deliver, written in the same transaction as its cause."""
+
+    __table_args__ = (
+        Index("ix_notification_pending", "created_at", postgresql_where=text("sent_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=128)
+    text: str = Field(sa_type=Text)
+    idempotency_key: str = Field(max_length=160, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    sent_at: dt.datetime | None = None
+    attempts: int = 0
+
+
+class LookupAttempt(SQLModel, table=True):
+    """Audit of every status lookup; failures also drive the slow-down."""
+
+    __table_args__ = (
+        Index("ix_lookup_user", "commune_id", "user_key", "at"),
+        Index("ix_lookup_code", "commune_id", "receipt_code", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    user_key: str = Field(max_length=160)  # "<channel>:<user id>"
+    receipt_code: str = Field(max_length=64)
+    success: bool
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class IntegrationKey(SQLModel, table=True):
+    """An API key of one integration (the one-stop system); only its hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    name: str = Field(max_length=120)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    revoked_at: dt.datetime | None = None
