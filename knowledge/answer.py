@@ -241,7 +241,7 @@ class Assistant:
         """Add the source's note and, where the source does not confirm the value, a warning."""
         if note:
             text += f" ({note})"
-        return text if confirmed else f"{text} {t('[not confirmed]')}"
+        return text if confirmed else text + " " + t("[not confirmed]")
 
     def fee_text(self, method: Method, t: Text) -> str:
         """One method's fee exactly as the source states it."""

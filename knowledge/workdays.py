@@ -152,8 +152,9 @@ class WorkCalendar:
         Counting starts on the receipt day, or on the next working day when the application
         arrives on a day off or at/after ``cutoff_hour`` local time. Working days (and a bare
         portal number, which the caller flags as an estimate) end N working days after the
-        counting day; calendar days end N days after it, moved on to a working day; both at
-        ``CLOSING``. Hours are elapsed time from receipt, with no calendar.
+        counting day — where a cutoff rule exists, the counting day is the first of the N;
+        calendar days end N days after it, moved on to a working day; both at ``CLOSING``.
+        Hours are elapsed time from receipt, with no calendar.
         """
         if received_at.utcoffset() is None:
             raise ValueError("received_at must be timezone-aware")
@@ -171,5 +172,8 @@ class WorkCalendar:
             if not self.is_working_day(day):
                 day = self.next_working_day(day)
         else:
-            day = self.add_working_days(day, math.ceil(value))
+            # With a cutoff rule the counting day is itself the first working day: the portal
+            # says an application received before 15:00 is settled the same day.
+            first = 1 if cutoff_hour is not None else 0
+            day = self.add_working_days(day, math.ceil(value) - first)
         return dt.datetime.combine(day, CLOSING, TZ).astimezone(dt.UTC)

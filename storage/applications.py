@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Executable, Result, bindparam, func, insert, update
+from sqlalchemy import Executable, Result, bindparam, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -166,20 +166,21 @@ async def history(session: AsyncSession, application_id: int) -> list[StatusChan
 async def record_lookup(session: AsyncSession, *, commune_id: int, user_key: str,
                         receipt_code: str, success: bool, at: dt.datetime) -> None:
     """Audit one status lookup."""
-    session.add(LookupAttempt(commune_id=commune_id, user_key=user_key,
-                              receipt_code=receipt_code, success=success, at=at))
-    await session.flush()
+    await _core(session, insert(LookupAttempt), [{
+        "commune_id": commune_id, "user_key": user_key, "receipt_code": receipt_code,
+        "success": success, "at": at}])
 
 
 async def recent_failures(session: AsyncSession, *, commune_id: int, user_key: str,
                           receipt_code: str, since: dt.datetime) -> int:
     """Failed lookups since ``since`` by this user or on this code, whichever is more."""
-    base = select(func.count()).select_from(LookupAttempt).where(
-        LookupAttempt.commune_id == commune_id, col(LookupAttempt.success).is_(False),
-        LookupAttempt.at >= since)
-    by_user = (await session.exec(base.where(LookupAttempt.user_key == user_key))).one()
-    by_code = (await session.exec(base.where(LookupAttempt.receipt_code == receipt_code))).one()
-    return max(by_user, by_code)
+    by_user = col(LookupAttempt.user_key) == user_key
+    by_code = col(LookupAttempt.receipt_code) == receipt_code
+    query = select(func.count().filter(by_user), func.count().filter(by_code)).where(
+        col(LookupAttempt.commune_id) == commune_id, col(LookupAttempt.success).is_(False),
+        col(LookupAttempt.at) >= since, or_(by_user, by_code))
+    users, codes = (await session.exec(query)).one()
+    return max(users, codes)
 
 
 async def subscribe(session: AsyncSession, *, commune_id: int, application_id: int,

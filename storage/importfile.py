@@ -141,13 +141,17 @@ def read_applications(
         raise ImportFileError(f"{path.name}: cannot read the file ({exc.strerror})") from None
     if size > max_bytes:
         raise ImportFileError(
-            f"{path.name} is {size / 2**20:.1f} MB; files up to {max_bytes / 2**20:.0f} MB "
-            "can be imported: split it by date"
+            f"{path.name} is too large ({_size(size)}; the limit is {_size(max_bytes)}): "
+            "export a shorter period"
         )
     if size == 0:
         raise ImportFileError(f"{path.name} is empty")
     records = _csv_records(path) if suffix == ".csv" else _xlsx_records(path)
     return _read(path, records, tz)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def _read(path: Path, records: Iterator[tuple[int, Sequence[Cell]]], tz: ZoneInfo) -> ImportFile:
@@ -227,7 +231,7 @@ class _RowReader:
         if column is None or column[0] >= len(cells):
             return None
         value = cells[column[0]]
-        return value.strip() or None if isinstance(value, str) else value
+        return (value.strip() or None) if isinstance(value, str) else value
 
     def read(self, line: int, cells: Sequence[Cell]) -> tuple[ApplicationRow | None, list[str]]:
         """The row if valid, and every problem found in it."""
@@ -505,6 +509,8 @@ def _xlsx_records(path: Path) -> Iterator[tuple[int, list[Cell]]]:
         ) from None
     try:
         sheet = workbook.active or workbook.worksheets[0]
+        # Some exporters declare a wrong sheet size ("A1"); trusting it would drop rows silently.
+        sheet.reset_dimensions()
         for line, row in enumerate(sheet.iter_rows(), start=1):
             yield line, [_xlsx_value(c) for c in row]
     except unreadable as exc:

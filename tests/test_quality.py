@@ -1,5 +1,6 @@
 """Project checks that run with the tests: lint, types, and complete message catalogs."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,15 @@ def test_every_message_is_translated() -> None:
         placeholders_ok = [m for m in used
                            if sorted(_fields(m)) == sorted(_fields(catalog.get(m).string))]
         assert len(placeholders_ok) == len(used), f"{lang}: a translation lost a placeholder"
+
+
+def test_no_message_hides_inside_an_f_string() -> None:
+    # The extractor cannot see t("...") inside an f-string: such text would stay English.
+    hidden = [f"{path.relative_to(ROOT)}:{n}"
+              for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if re.search(r"""\{t\(\s*["']""", line)]
+    assert not hidden, hidden
 
 
 def _fields(text: str) -> list[str]:

@@ -68,27 +68,30 @@ def test_substituted_working_saturday_2026(cal: WorkCalendar) -> None:
 
 
 def test_after_cutoff_on_friday_counts_from_monday(cal: WorkCalendar) -> None:
+    # Birth registration: "received after 15:00, the result comes the next working day".
     friday = local(2026, 7, 17, 16)
     due = cal.due_at(friday, value=1, unit=TimeUnit.WORKING_DAYS, cutoff_hour=15)
-    assert due == closing(2026, 7, 21)  # counting day Monday 20, due Tuesday
+    assert due == closing(2026, 7, 20)  # Monday, the next working day
     assert due.tzinfo is UTC
-    assert due == dt.datetime(2026, 7, 21, 10, tzinfo=UTC)
+    assert due == dt.datetime(2026, 7, 20, 10, tzinfo=UTC)
     before_cutoff = friday.replace(hour=14, minute=59)
     due = cal.due_at(before_cutoff, value=1, unit=TimeUnit.WORKING_DAYS, cutoff_hour=15)
-    assert due == closing(2026, 7, 20)
+    assert due == closing(2026, 7, 17)  # the same day
     at_cutoff = friday.replace(hour=15)
     due = cal.due_at(at_cutoff, value=1, unit=TimeUnit.WORKING_DAYS, cutoff_hour=15)
-    assert due == closing(2026, 7, 21)
+    assert due == closing(2026, 7, 20)
+    # Without a cutoff rule the receipt day is not counted.
+    assert cal.due_at(before_cutoff, value=1, unit=TimeUnit.WORKING_DAYS) == closing(2026, 7, 20)
 
 
 def test_received_on_saturday_counts_from_monday(cal: WorkCalendar) -> None:
     saturday = local(2026, 7, 18, 9)
     due = cal.due_at(saturday, value=2, unit=TimeUnit.WORKING_DAYS)
     assert due == closing(2026, 7, 22)  # counting day Monday 20: Tuesday, Wednesday
-    # After the cutoff on a Saturday it is still only Monday, not Tuesday.
+    # After the cutoff on a Saturday it is still only Monday, which then counts as day one.
     late = cal.due_at(saturday.replace(hour=20), value=2, unit=TimeUnit.WORKING_DAYS,
                       cutoff_hour=15)
-    assert late == due
+    assert late == closing(2026, 7, 21)
 
 
 def test_local_date_decides_not_utc(cal: WorkCalendar) -> None:

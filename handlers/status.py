@@ -1,0 +1,116 @@
+"""Status lookup by receipt code, and the wording of status messages.
+
+A receipt code alone reveals nothing: the last four digits of the phone given at submission
+are the second factor. An unknown code and a wrong second factor get the same answer after the
+same work; after ``MAX_FAILURES`` failures in ``WINDOW`` (per user, and per code) lookups are
+refused for a while. Every attempt is audited. Only the procedure, status, due date and what
+to do next are ever shown: no name, no phone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.i18n import N_, Lang, Text
+from knowledge.workdays import TZ
+from storage import applications as repo
+from storage.domain import ApplicationStatus, normalize_receipt_code
+from storage.models import Application
+
+MAX_FAILURES = 5
+WINDOW = dt.timedelta(minutes=15)
+_DUMMY_PHONE = "0000000000"
+
+STATUS_LABELS = {
+    ApplicationStatus.RECEIVED: N_("received"),
+    ApplicationStatus.PROCESSING: N_("being processed"),
+    ApplicationStatus.SUPPLEMENT_REQUIRED: N_("more documents needed"),
+    ApplicationStatus.RESULT_READY: N_("result ready for collection"),
+    ApplicationStatus.RETURNED: N_("result handed over"),
+    ApplicationStatus.REJECTED: N_("refused"),
+    ApplicationStatus.WITHDRAWN: N_("withdrawn"),
+}
+NEXT_STEPS = {
+    ApplicationStatus.RECEIVED: N_("Nothing to do for now: the commune is handling it."),
+    ApplicationStatus.PROCESSING: N_("Nothing to do for now: the commune is handling it."),
+    ApplicationStatus.SUPPLEMENT_REQUIRED: N_(
+        "Please contact the one-stop desk to learn which documents to add."),
+    ApplicationStatus.RESULT_READY: N_(
+        "Bring the receipt slip and your identity card to the one-stop desk to collect it."),
+    ApplicationStatus.RETURNED: N_("Nothing more to do."),
+    ApplicationStatus.REJECTED: N_("Please contact the one-stop desk to learn why."),
+    ApplicationStatus.WITHDRAWN: N_("Nothing more to do."),
+}
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """The reply to a lookup; ``application_id`` only when the second factor matched."""
+
+    text: str
+    application_id: int | None = None
+    refused: bool = False  # too many failures: not even checked
+
+
+def status_text(app: Application, t: Text) -> str:
+    """Procedure, status, due date and next step of an application (no personal data)."""
+    status = ApplicationStatus(app.status)
+    lines = [
+        t("Application {code}: {procedure}", code=app.receipt_code,
+          procedure=app.procedure_name or app.procedure_code or ""),
+        t("Status: {status}", status=t(STATUS_LABELS[status])),
+    ]
+    if status.settled and app.completed_at:
+        lines.append(t("Result produced on {date}.", date=t.date(app.completed_at.astimezone(TZ))))
+    elif app.due_at and not status.closed:
+        due = t.date(app.due_at.astimezone(TZ))
+        lines.append(t("Due on {date} (estimate: please confirm with the one-stop desk).",
+                       date=due) if app.due_estimated else t("Due on {date}.", date=due))
+    lines.append(t(NEXT_STEPS[status]))
+    return "\n".join(lines)
+
+
+def _last4(text: str) -> str:
+    return re.sub(r"\D", "", text)[-4:]
+
+
+async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
+                        phone_last4: str, user_key: str, lang: Lang,
+                        now: dt.datetime) -> StatusAnswer:
+    """Look an application up by receipt code and the last four digits of the phone."""
+    t = Text(lang)
+    code = normalize_receipt_code(receipt_code) or re.sub(r"\s+", "", receipt_code)[:64].upper()
+    failures = await repo.recent_failures(session, commune_id=commune_id, user_key=user_key,
+                                          receipt_code=code, since=now - WINDOW)
+    if failures >= MAX_FAILURES:
+        await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
+                                 receipt_code=code, success=False, at=now)
+        minutes = int(WINDOW.total_seconds() // 60)
+        return StatusAnswer(t("Too many unsuccessful attempts. Please try again in {minutes} "
+                              "minutes, or ask at the one-stop desk.", minutes=minutes),
+                            refused=True)
+    app = (await repo.existing(session, commune_id=commune_id, codes=[code])).get(code)
+    # The comparison runs whether or not the code exists, so both failures cost the same.
+    expected = _last4(app.phone or _DUMMY_PHONE) if app else _last4(_DUMMY_PHONE)
+    given = _last4(phone_last4)
+    matched = app is not None and bool(app.phone) and len(given) == 4 and hmac.compare_digest(
+        expected, given)
+    await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
+                             receipt_code=code, success=matched, at=now)
+    if not matched or app is None:
+        return StatusAnswer(t("No application matches code {code} and these phone digits. "
+                              "Check the code on your receipt slip and the last 4 digits of the "
+                              "phone number you gave when applying.", code=code))
+    return StatusAnswer(status_text(app, t), application_id=app.id)
+
+
+def change_message(app: Application, status: ApplicationStatus, lang: Lang) -> str:
+    """The notification a follower receives when the application's status changes."""
+    t = Text(lang)
+    return "\n".join([t("Update on your application:"),
+                      status_text(app.model_copy(update={"status": status}), t)])
