@@ -132,7 +132,8 @@ async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.dat
     stats = Stats(start, end)
     by_procedure: dict[str, Figures] = defaultdict(Figures)
     by_field: dict[str, Figures] = defaultdict(Figures)
-    for row in (await session.execute(query)).all():
+    connection = await session.connection()
+    for row in (await connection.execute(query)).all():
         code, field_name, channel, name, *values = row
         figures = Figures(**{k: v or 0 for k, v in zip(columns, values, strict=True)})
         channel_count = {SubmissionChannel(channel).value: figures.received}
