@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import getpass
 import json
 import logging
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.runtime import create_api_key, open_office
 from bot.settings import Settings
+from handlers.applications import Office, import_file, stats_for_period
+from handlers.status import lookup_status
 from knowledge.answer import Assistant
 from knowledge.loader import KnowledgeBase, KnowledgeError, load_knowledge, load_procedures
 from knowledge.portal import read_portal, write_toml
 from knowledge.schema import Procedure
+from storage.applications import revoke_integration_keys
+from storage.db import session_scope, upgrade
+from storage.importfile import ImportFileError
 
 log = logging.getLogger("bot")
 
@@ -45,16 +57,28 @@ def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the web server (web chat on localhost by default)."""
-    from aiohttp import web
-
-    from bot.web import create_app
-
+    """Run the web server (web chat on localhost by default) with the database."""
     settings, kb = _settings_and_kb(args)
     host, port = args.host or settings.host, args.port or settings.port
     log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
-    log.info("web chat on http://%s:%d/", host, port)
-    web.run_app(create_app(Assistant(kb)), host=host, port=port, print=None)
+
+    async def serve() -> None:
+        from aiohttp import web
+
+        from bot.web import create_app
+
+        async with open_office(settings, kb) as office:
+            runner = web.AppRunner(create_app(Assistant(kb), office), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            log.info("web chat on http://%s:%d/", host, port)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
     return 0
 
 
@@ -116,6 +140,108 @@ def cmd_kb_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _office_command(args: argparse.Namespace,
+                    run: Callable[[Office], Awaitable[int]]) -> int:
+    """Run ``run`` with the configured commune's office (migrating the database first)."""
+    settings, kb = _settings_and_kb(args)
+
+    async def main() -> int:
+        async with open_office(settings, kb) as office:
+            return await run(office)
+
+    return asyncio.run(main())
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply database migrations."""
+    url = Settings.from_env().database_url
+    asyncio.run(upgrade(url))
+    print(f"database schema is up to date ({url.split('://')[0]})")
+    return 0
+
+
+def cmd_applications_import(args: argparse.Namespace) -> int:
+    """Import a CSV/XLSX export of the one-stop system."""
+    async def run(office: Office) -> int:
+        try:
+            report = await import_file(office, Path(args.file), skip_bad=args.skip_bad,
+                                       now=dt.datetime.now(dt.UTC))
+        except ImportFileError as exc:
+            print(f"nothing imported: {exc}", file=sys.stderr)
+            return 1
+        for error in report.errors:
+            print(f"line {error.line}: {error.message}", file=sys.stderr)
+        if not report.imported:
+            print(f"nothing imported: {len(report.errors)} problems in {report.rows} rows "
+                  "(fix them, or use --skip-bad to import the good rows)", file=sys.stderr)
+            return 1
+        skipped = f"; {len({e.line for e in report.errors})} bad rows skipped" \
+            if report.errors else ""
+        print(f"imported {report.rows} rows: {report.created} new, {report.updated} updated, "
+              f"{report.unchanged} unchanged; {report.notifications} notifications queued"
+              f"{skipped}")
+        return 0
+
+    return _office_command(args, run)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Look an application up as a citizen would (code + last 4 phone digits)."""
+    async def run(office: Office) -> int:
+        async with session_scope(office.sessions) as session:
+            answer = await lookup_status(
+                session, commune_id=office.commune_id, receipt_code=args.code,
+                phone_last4=args.phone_last4, user_key=f"cli:{getpass.getuser()}",
+                lang=args.lang, now=dt.datetime.now(dt.UTC))
+        if args.json:
+            print(json.dumps({"found": answer.application_id is not None,
+                              "refused": answer.refused, "text": answer.text},
+                             ensure_ascii=False))
+        else:
+            print(answer.text)
+        return 0 if answer.application_id is not None else 1
+
+    return _office_command(args, run)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print the statistics of a period."""
+    async def run(office: Office) -> int:
+        stats = await stats_for_period(office, args.start, args.end,
+                                       now=dt.datetime.now(dt.UTC))
+        report = stats.report()
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+            return 0
+        print(f"{office.kb.commune.name}: {report['from'][:10]} – {args.end or 'today'}")
+        for key in ("received", "online", "in_person", "post", "settled_on_time",
+                    "settled_late", "settled_without_due_date", "in_progress",
+                    "in_progress_overdue", "closed_without_result", "average_processing_days"):
+            print(f"  {key:<26} {report[key]}")
+        for row in report["by_procedure"]:
+            print(f"  {row['code'] or '-':<10} {row['received']:>6}  {row['name'][:60]}")
+        return 0
+
+    return _office_command(args, run)
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Create or revoke an integration's API key."""
+    async def run(office: Office) -> int:
+        if args.action == "create":
+            print(await create_api_key(office, args.name))
+            print(f"API key for '{args.name}' (shown once; store it in the integration)",
+                  file=sys.stderr)
+            return 0
+        async with session_scope(office.sessions) as session:
+            count = await revoke_integration_keys(session, commune_id=office.commune_id,
+                                                  name=args.name, at=dt.datetime.now(dt.UTC))
+        print(f"revoked {count} key(s) of '{args.name}'")
+        return 0 if count else 1
+
+    return _office_command(args, run)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m bot``."""
     top = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
@@ -145,6 +271,35 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--out", default="data/portal")
     imp.set_defaults(func=cmd_kb_import)
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    apps = sub.add_parser("applications", help="applications (hồ sơ)").add_subparsers(
+        dest="applications", required=True)
+    imp_apps = apps.add_parser("import", help="import a CSV/XLSX export")
+    imp_apps.add_argument("file")
+    imp_apps.add_argument("--skip-bad", action="store_true",
+                          help="import the good rows and report the bad ones")
+    imp_apps.set_defaults(func=cmd_applications_import, portal=[])
+
+    status = sub.add_parser("status", help="look an application up")
+    status.add_argument("code")
+    status.add_argument("--phone-last4", required=True)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--lang", choices=["vi", "en"], default="vi")
+    status.set_defaults(func=cmd_status, portal=[])
+
+    stats = sub.add_parser("stats", help="statistics of a period")
+    stats.add_argument("--from", dest="start", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    stats.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_stats, portal=[])
+
+    apikey = sub.add_parser("apikey", help="API keys of integrations")
+    apikey.add_argument("action", choices=["create", "revoke"])
+    apikey.add_argument("name")
+    apikey.set_defaults(func=cmd_apikey, portal=[])
+
     default_sets = sorted(str(p) for p in Path("tests/data").glob("questions_*.jsonl"))
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")
@@ -158,9 +313,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KnowledgeError as exc:
         print(f"knowledge base error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, SQLAlchemyError) as exc:
+        # The class and first line only: a driver message must not echo the database URL.
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"database unreachable or failing: {type(exc).__name__}: {first[:200]}",
+              file=sys.stderr)
+        return 3

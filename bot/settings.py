@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.db import DEFAULT_URL as DEFAULT_DATABASE_URL
+
 
 def read_dotenv(path: Path) -> dict[str, str]:
     """``KEY=value`` lines of a ``.env`` file; comments and blank lines are skipped."""
@@ -23,6 +25,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
 class Settings:
     """Everything configurable."""
 
+    database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8080
     commune: str = "hat-mon"
@@ -41,6 +44,7 @@ class Settings:
         except ValueError:
             raise SystemExit("MOTCUA_PORT must be a port number") from None
         return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             host=env.get("MOTCUA_HOST") or "127.0.0.1",
             port=port,
             commune=env.get("MOTCUA_COMMUNE") or "hat-mon",

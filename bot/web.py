@@ -8,7 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import select
 
+from bot.api import OFFICE, add_routes
+from handlers.applications import Office
 from handlers.conversation import IncomingMessage, respond
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
@@ -47,15 +51,26 @@ async def chat_api(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the knowledge base is loaded and answering."""
-    return web.json_response({"status": "ok",
-                              "procedures": len(request.app[ASSISTANT].kb.procedures)})
+    """200 when the knowledge base is loaded and the database answers, else 503."""
+    body: dict[str, object] = {"procedures": len(request.app[ASSISTANT].kb.procedures)}
+    if OFFICE in request.app:
+        try:
+            async with request.app[OFFICE].sessions() as session:
+                await session.exec(select(1))
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return web.json_response({**body, "status": "database unreachable"}, status=503)
+    return web.json_response({**body, "status": "ok"})
 
 
-def create_app(assistant: Assistant) -> web.Application:
-    """Build the application around a loaded assistant."""
+def create_app(assistant: Assistant, office: Office | None = None) -> web.Application:
+    """Build the application around a loaded assistant and, when given, a commune's office
+    (database: REST API for the one-stop system)."""
     app = web.Application(client_max_size=MAX_BODY)
     app[ASSISTANT] = assistant
+    if office is not None:
+        app[OFFICE] = office
+        add_routes(app)
     app.router.add_get("/", chat_page)
     app.router.add_post("/api/chat", chat_api)
     app.router.add_get("/healthz", healthz)

@@ -18,12 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from handlers.status import change_message
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Channel, Method, TimeUnit
-from knowledge.workdays import WorkCalendar
+from knowledge.workdays import TZ, WorkCalendar
 from storage import applications as repo
 from storage.db import session_scope
 from storage.domain import ApplicationStatus, SubmissionChannel
 from storage.importfile import ApplicationRow, RowError, read_applications
 from storage.models import Application, Notification
+from storage.stats import Stats, compute_stats
 
 METHOD_OF = {
     SubmissionChannel.ONLINE: Channel.ONLINE,
@@ -148,3 +149,17 @@ async def set_status(office: Office, *, receipt_code: str, status: ApplicationSt
         if change is not None:
             await notify_followers(session, commune_id=office.commune_id, changes=[change])
     return change
+
+
+async def stats_for_period(office: Office, first: dt.date | None, last: dt.date | None, *,
+                           now: dt.datetime) -> Stats:
+    """Statistics of applications received from ``first`` to ``last`` (local dates,
+    inclusive); by default the current month up to today."""
+    today = now.astimezone(TZ).date()
+    first = first or today.replace(day=1)
+    last = last or today
+    start = dt.datetime.combine(first, dt.time(), TZ)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), TZ)
+    async with office.sessions() as session:
+        return await compute_stats(session, commune_id=office.commune_id, start=start, end=end,
+                                   now=now)

@@ -229,6 +229,22 @@ async def enqueue(session: AsyncSession, notifications: Sequence[Notification]) 
     await session.flush()
 
 
+async def add_integration_key(session: AsyncSession, *, commune_id: int, name: str,
+                              key_hash: str) -> None:
+    """Register an integration's API key (by its hash)."""
+    session.add(IntegrationKey(commune_id=commune_id, name=name, key_hash=key_hash))
+    await session.flush()
+
+
+async def revoke_integration_keys(session: AsyncSession, *, commune_id: int, name: str,
+                                  at: dt.datetime) -> int:
+    """Revoke every active key of an integration; returns how many."""
+    result = await _core(session, update(IntegrationKey).where(
+        col(IntegrationKey.commune_id) == commune_id, col(IntegrationKey.name) == name,
+        col(IntegrationKey.revoked_at).is_(None)).values(revoked_at=at))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def integration_for_key(session: AsyncSession, key_hash: str) -> IntegrationKey | None:
     """The active integration owning an API key hash."""
     return (await session.exec(select(IntegrationKey).where(

@@ -13,7 +13,7 @@ import csv
 import re
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from itertools import chain, islice
@@ -148,6 +148,28 @@ def read_applications(
         raise ImportFileError(f"{path.name} is empty")
     records = _csv_records(path) if suffix == ".csv" else _xlsx_records(path)
     return _read(path, records, tz)
+
+
+def read_records(records: Sequence[Mapping[str, object]], *, tz: ZoneInfo = LOCAL_TZ
+                 ) -> ImportFile:
+    """Check applications given as mappings with the English field names (the REST API's
+    JSON), with the same rules as a file; a record's "line" is its 1-based position."""
+    reader = _RowReader({key: (i, key) for i, key in enumerate(COLUMNS)}, tz)
+    result = ImportFile()
+    for line, record in enumerate(records, 1):
+        unknown = sorted(set(record) - set(COLUMNS))
+        if unknown:
+            result.errors.append(RowError(line, f"unknown fields: {', '.join(unknown)}"))
+            continue
+        cells: list[Cell] = []
+        for key in COLUMNS:
+            value = record.get(key)
+            cells.append(value if value is None or isinstance(value, str) else str(value))
+        row, problems = reader.read(line, cells)
+        if row is not None:
+            result.rows.append(row)
+        result.errors.extend(RowError(line, message) for message in problems)
+    return result
 
 
 def _size(n: int) -> str:

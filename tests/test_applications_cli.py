@@ -1,0 +1,70 @@
+"""The applications commands as staff run them: import, status, stats (embedded SQLite)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = ("Mã hồ sơ,Mã thủ tục,Tên thủ tục,Người nộp,Số điện thoại,Hình thức nộp,"
+          "Ngày tiếp nhận,Ngày hẹn trả,Trạng thái,Ngày trả kết quả\n")
+GOOD = [
+    "000.00.19.H26-251127-0001,1.001193,,Nguyễn Văn A,0912 345 678,Trực tuyến,"
+    "27/11/2026 09:15,,Đang xử lý,\n",
+    "000.00.19.H26-251127-0002,2.000815,,Trần Thị B,0987654321,Trực tiếp,"
+    "27/11/2026 16:20,28/11/2026,Đã trả kết quả,27/11/2026 16:40\n",
+]
+BAD = "000.00.19.H26-251127-0003,1.004222,,Lê Văn C,0900000003,Bưu chính,31/02/2026,,Đang xử lý,\n"
+
+
+def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'motcua.sqlite3'}"}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_bad_file_imports_nothing_then_skip_bad_imports_the_rest(tmp_path: Path) -> None:
+    export = tmp_path / "mot-cua.csv"
+    export.write_text(HEADER + "".join(GOOD) + BAD, encoding="utf-8")
+    refused = run(tmp_path, "applications", "import", str(export))
+    assert refused.returncode == 1
+    assert "line 4: Ngày tiếp nhận: '31/02/2026' is not a date" in refused.stderr
+    assert "nothing imported" in refused.stderr
+    nothing = run(tmp_path, "stats", "--from", "2026-11-01", "--to", "2026-11-30", "--json")
+    assert json.loads(nothing.stdout)["received"] == 0
+    done = run(tmp_path, "applications", "import", str(export), "--skip-bad")
+    assert done.returncode == 0
+    assert "2 new, 0 updated, 0 unchanged" in done.stdout and "1 bad rows skipped" in done.stdout
+    again = run(tmp_path, "applications", "import", str(export), "--skip-bad")
+    assert "0 new, 0 updated, 2 unchanged" in again.stdout
+    stats = json.loads(run(tmp_path, "stats", "--from", "2026-11-01", "--to", "2026-11-30",
+                           "--json").stdout)
+    assert (stats["received"], stats["online"], stats["in_person"]) == (2, 1, 1)
+    assert stats["settled_on_time"] == 1
+
+
+def test_status_needs_the_phone_digits(tmp_path: Path) -> None:
+    export = tmp_path / "mot-cua.csv"
+    export.write_text(HEADER + "".join(GOOD), encoding="utf-8")
+    assert run(tmp_path, "applications", "import", str(export)).returncode == 0
+    found = run(tmp_path, "status", "000.00.19.h26-251127-0002", "--phone-last4", "4321")
+    assert found.returncode == 0
+    assert "Trạng thái: đã trả kết quả" in found.stdout
+    assert "Có kết quả ngày 27 tháng 11, 2026." in found.stdout
+    wrong = run(tmp_path, "status", "000.00.19.H26-251127-0002", "--phone-last4", "0000",
+                "--json")
+    assert wrong.returncode == 1
+    assert json.loads(wrong.stdout)["found"] is False
+
+
+def test_unreadable_files_are_refused_clearly(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(HEADER.encode("utf-8") + "Nguyễn".encode("utf-16"))
+    result = run(tmp_path, "applications", "import", str(latin))
+    assert result.returncode == 1
+    assert "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+    missing = tmp_path / "missing.csv"
+    missing.write_text("Mã hồ sơ,Người nộp\nX-0001,A\n", encoding="utf-8")
+    result = run(tmp_path, "applications", "import", str(missing))
+    assert "missing columns" in result.stderr and "Traceback" not in result.stderr
