@@ -85,8 +85,9 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
     """Look an application up by receipt code and the last four digits of the phone."""
     t = Text(lang)
     code = normalize_receipt_code(receipt_code) or re.sub(r"\s+", "", receipt_code)[:64].upper()
-    failures = await repo.recent_failures(session, commune_id=commune_id, user_key=user_key,
-                                          receipt_code=code, since=now - WINDOW)
+    failures, app = await repo.lookup_snapshot(session, commune_id=commune_id,
+                                               user_key=user_key, receipt_code=code,
+                                               since=now - WINDOW)
     if failures >= MAX_FAILURES:
         await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
                                  receipt_code=code, success=False, at=now)
@@ -94,7 +95,6 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
         return StatusAnswer(t("Too many unsuccessful attempts. Please try again in {minutes} "
                               "minutes, or ask at the one-stop desk.", minutes=minutes),
                             refused=True)
-    app = (await repo.existing(session, commune_id=commune_id, codes=[code])).get(code)
     # The comparison runs whether or not the code exists, so both failures cost the same.
     expected = _last4(app.phone or _DUMMY_PHONE) if app else _last4(_DUMMY_PHONE)
     given = _last4(phone_last4)

@@ -11,7 +11,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Executable, Result, bindparam, func, insert, or_, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Result,
+    ScalarSelect,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    text,
+    true,
+    update,
+)
+from sqlalchemy import select as sa_select  # Core query mixing tables and scalars
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +41,7 @@ from storage.models import (
 )
 
 CHUNK = 1000  # receipt codes per IN (...) query; well below every driver's parameter limit
+ANALYZE_AFTER = 1000  # rows inserted at once after which PostgreSQL statistics are refreshed
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,9 @@ async def upsert_applications(session: AsyncSession, *, commune_id: int,
                                         r.completed_at or now, actor))
         await _core(session, insert(StatusChange), history)
         report.created = len(new)
+        if len(new) >= ANALYZE_AFTER and session.bind and session.bind.dialect.name == "postgresql":
+            # Fresh statistics, or PostgreSQL plans the next lookups as on an empty table.
+            await _core(session, text("ANALYZE application, statuschange"))
     if changed:
         table = Application.metadata.tables["application"]
         await _core(
@@ -171,16 +188,29 @@ async def record_lookup(session: AsyncSession, *, commune_id: int, user_key: str
         "success": success, "at": at}])
 
 
-async def recent_failures(session: AsyncSession, *, commune_id: int, user_key: str,
-                          receipt_code: str, since: dt.datetime) -> int:
-    """Failed lookups since ``since`` by this user or on this code, whichever is more."""
-    by_user = col(LookupAttempt.user_key) == user_key
-    by_code = col(LookupAttempt.receipt_code) == receipt_code
-    query = select(func.count().filter(by_user), func.count().filter(by_code)).where(
-        col(LookupAttempt.commune_id) == commune_id, col(LookupAttempt.success).is_(False),
-        col(LookupAttempt.at) >= since, or_(by_user, by_code))
-    users, codes = (await session.exec(query)).one()
-    return max(users, codes)
+async def lookup_snapshot(session: AsyncSession, *, commune_id: int, user_key: str,
+                          receipt_code: str, since: dt.datetime) -> tuple[int, Application | None]:
+    """In one round trip: failed lookups since ``since`` (by this user or on this code,
+    whichever is more) and the application with this code, if any."""
+    def failures(match: ColumnElement[bool]) -> ScalarSelect[int]:
+        # One subquery per index (commune, user | code, time): an OR would scan the commune.
+        return select(func.count()).where(
+            col(LookupAttempt.commune_id) == commune_id, match,
+            col(LookupAttempt.at) >= since, col(LookupAttempt.success).is_(False),
+        ).scalar_subquery()
+
+    table = Application.metadata.tables["application"]
+    found = table.select().where(table.c.commune_id == commune_id,
+                                 table.c.receipt_code == receipt_code).subquery()
+    one_row = sa_select(literal_column("1").label("one")).subquery()
+    query = (sa_select(failures(col(LookupAttempt.user_key) == user_key).label("by_user"),
+                    failures(col(LookupAttempt.receipt_code) == receipt_code).label("by_code"),
+                    found)
+             .select_from(one_row.outerjoin(found, true())))  # one row, found or not
+    row = (await _core(session, query)).one()
+    app = Application(**{c.name: row._mapping[c.name] for c in table.columns}) \
+        if row._mapping["id"] is not None else None
+    return max(row.by_user, row.by_code), app
 
 
 async def subscribe(session: AsyncSession, *, commune_id: int, application_id: int,

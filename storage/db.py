@@ -41,10 +41,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 def make_engine(url: str | None = None) -> AsyncEngine:
     """An async engine for ``url`` (default: the embedded SQLite file)."""
     url = async_url(url)
-    engine = create_async_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite"):
+        engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    # A server can restart under us: test pooled connections before use.
+    return create_async_engine(url, pool_pre_ping=True)
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
