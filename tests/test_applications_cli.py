@@ -68,3 +68,24 @@ def test_unreadable_files_are_refused_clearly(tmp_path: Path) -> None:
     missing.write_text("Mã hồ sơ,Người nộp\nX-0001,A\n", encoding="utf-8")
     result = run(tmp_path, "applications", "import", str(missing))
     assert "missing columns" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_large_file_with_one_bad_row_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    export = tmp_path / "mot-cua.csv"
+    export.write_text(HEADER + GOOD[0], encoding="utf-8")
+    assert run(tmp_path, "applications", "import", str(export)).returncode == 0
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        n = 0
+        while out.tell() < 50 * 2**20:
+            n += 1
+            out.write(f"000.00.19.H26-{n // 10000:06d}-{n % 10000:04d},1.001193,,Nguyễn Văn "
+                      f"Một Hai Ba,09{n:08d},Trực tuyến,27/11/2026 09:15,,Đang xử lý,\n")
+        out.write(BAD)
+    result = run(tmp_path, "applications", "import", str(big))
+    assert result.returncode == 1
+    assert f"line {n + 2}: Ngày tiếp nhận: '31/02/2026' is not a date" in result.stderr
+    stats = json.loads(run(tmp_path, "stats", "--from", "2026-11-01", "--to", "2026-11-30",
+                           "--json").stdout)
+    assert stats["received"] == 1  # only the application imported before
