@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Executable,
     Result,
     ScalarSelect,
+    Select,
     bindparam,
     func,
     insert,
@@ -180,37 +180,55 @@ async def history(session: AsyncSession, application_id: int) -> list[StatusChan
     return list((await session.exec(query)).all())
 
 
+_RECORD_LOOKUP = insert(LookupAttempt.metadata.tables["lookupattempt"])
+
+
 async def record_lookup(session: AsyncSession, *, commune_id: int, user_key: str,
                         receipt_code: str, success: bool, at: dt.datetime) -> None:
     """Audit one status lookup."""
-    await _core(session, insert(LookupAttempt), [{
+    await _core(session, _RECORD_LOOKUP, [{
         "commune_id": commune_id, "user_key": user_key, "receipt_code": receipt_code,
         "success": success, "at": at}])
+
+
+def _lookup_snapshot_query() -> Select[Any]:
+    """Failures by user, failures on code, and the application if any, as one row.
+
+    Built once with bind parameters: a lookup then costs one round trip and no compilation.
+    """
+    attempts = LookupAttempt.metadata.tables["lookupattempt"]
+    table = Application.metadata.tables["application"]
+
+    def failures(column: str) -> ScalarSelect[int]:
+        # One subquery per index (commune, user | code, time): an OR would scan the commune.
+        return sa_select(func.count()).where(
+            attempts.c.commune_id == bindparam("commune_id"),
+            attempts.c[column] == bindparam(column),
+            attempts.c.at >= bindparam("since"), attempts.c.success.is_(False),
+        ).scalar_subquery()
+
+    found = table.select().where(table.c.commune_id == bindparam("commune_id"),
+                                 table.c.receipt_code == bindparam("receipt_code")).subquery()
+    one_row = sa_select(literal_column("1").label("one")).subquery()
+    return (sa_select(failures("user_key").label("by_user"),
+                      failures("receipt_code").label("by_code"), found)
+            .select_from(one_row.outerjoin(found, true())))  # one row, found or not
+
+
+_LOOKUP_SNAPSHOT = _lookup_snapshot_query()
 
 
 async def lookup_snapshot(session: AsyncSession, *, commune_id: int, user_key: str,
                           receipt_code: str, since: dt.datetime) -> tuple[int, Application | None]:
     """In one round trip: failed lookups since ``since`` (by this user or on this code,
     whichever is more) and the application with this code, if any."""
-    def failures(match: ColumnElement[bool]) -> ScalarSelect[int]:
-        # One subquery per index (commune, user | code, time): an OR would scan the commune.
-        return select(func.count()).where(
-            col(LookupAttempt.commune_id) == commune_id, match,
-            col(LookupAttempt.at) >= since, col(LookupAttempt.success).is_(False),
-        ).scalar_subquery()
-
-    table = Application.metadata.tables["application"]
-    found = table.select().where(table.c.commune_id == commune_id,
-                                 table.c.receipt_code == receipt_code).subquery()
-    one_row = sa_select(literal_column("1").label("one")).subquery()
-    query = (sa_select(failures(col(LookupAttempt.user_key) == user_key).label("by_user"),
-                    failures(col(LookupAttempt.receipt_code) == receipt_code).label("by_code"),
-                    found)
-             .select_from(one_row.outerjoin(found, true())))  # one row, found or not
-    row = (await _core(session, query)).one()
-    app = Application(**{c.name: row._mapping[c.name] for c in table.columns}) \
-        if row._mapping["id"] is not None else None
-    return max(row.by_user, row.by_code), app
+    row = (await _core(session, _LOOKUP_SNAPSHOT, [{
+        "commune_id": commune_id, "user_key": user_key, "receipt_code": receipt_code,
+        "since": since}])).one()
+    values = row._mapping
+    app = None if values["id"] is None else Application(
+        **{c.name: values[c.name] for c in Application.metadata.tables["application"].columns})
+    return max(values["by_user"], values["by_code"]), app
 
 
 async def subscribe(session: AsyncSession, *, commune_id: int, application_id: int,
