@@ -13,13 +13,14 @@ from sqlmodel import select
 
 from bot.api import OFFICE, add_routes
 from handlers.applications import Office
-from handlers.conversation import IncomingMessage, respond
+from handlers.conversation import Dialogue, IncomingMessage
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 ASSISTANT = web.AppKey("assistant", Assistant)
+DIALOGUE = web.AppKey("dialogue", Dialogue)
 MAX_BODY = 64 * 1024
 
 
@@ -37,40 +38,35 @@ async def chat_api(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)
     text, payload, lang = body.get("text", ""), body.get("payload", ""), body.get("lang")
-    if not isinstance(text, str) or not isinstance(payload, str):
-        return web.json_response({"error": "text and payload must be strings"}, status=400)
-    message = IncomingMessage(
-        channel="web",
-        user_id=str(body.get("user", "")),
-        text=text,
-        payload=payload,
-        lang=lang if lang in LANGUAGES else None,
-    )
-    replies = respond(message, request.app[ASSISTANT])
+    user = body.get("user", "")
+    if not all(isinstance(v, str) for v in (text, payload, user)) or not user:
+        return web.json_response({"error": "user, text and payload must be strings"},
+                                 status=400)
+    message = IncomingMessage(channel="web", user_id=user[:128], text=text[:4000],
+                              payload=payload[:200], lang=lang if lang in LANGUAGES else None)
+    replies = await request.app[DIALOGUE].handle(message)
     return web.json_response({"replies": [asdict(r) for r in replies]})
 
 
 async def healthz(request: web.Request) -> web.Response:
     """200 when the knowledge base is loaded and the database answers, else 503."""
     body: dict[str, object] = {"procedures": len(request.app[ASSISTANT].kb.procedures)}
-    if OFFICE in request.app:
-        try:
-            async with request.app[OFFICE].sessions() as session:
-                await session.exec(select(1))
-        except (OSError, SQLAlchemyError) as exc:
-            log.warning("health check: database unreachable: %s", type(exc).__name__)
-            return web.json_response({**body, "status": "database unreachable"}, status=503)
+    try:
+        async with request.app[OFFICE].sessions() as session:
+            await session.exec(select(1))
+    except (OSError, SQLAlchemyError) as exc:
+        log.warning("health check: database unreachable: %s", type(exc).__name__)
+        return web.json_response({**body, "status": "database unreachable"}, status=503)
     return web.json_response({**body, "status": "ok"})
 
 
-def create_app(assistant: Assistant, office: Office | None = None) -> web.Application:
-    """Build the application around a loaded assistant and, when given, a commune's office
-    (database: REST API for the one-stop system)."""
+def create_app(assistant: Assistant, office: Office) -> web.Application:
+    """Build the application around a loaded assistant and a commune's office."""
     app = web.Application(client_max_size=MAX_BODY)
     app[ASSISTANT] = assistant
-    if office is not None:
-        app[OFFICE] = office
-        add_routes(app)
+    app[OFFICE] = office
+    app[DIALOGUE] = Dialogue(assistant, office)
+    add_routes(app)
     app.router.add_get("/", chat_page)
     app.router.add_post("/api/chat", chat_api)
     app.router.add_get("/healthz", healthz)

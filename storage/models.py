@@ -130,3 +130,58 @@ class IntegrationKey(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow)
     revoked_at: dt.datetime | None = None
+
+
+class Conversation(SQLModel, table=True):
+    """Where a citizen's conversation on one channel stands, so any instance can answer."""
+
+    __table_args__ = (UniqueConstraint("commune_id", "channel", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    user_id: str = Field(max_length=128)
+    lang: str = Field(default="vi", max_length=8)
+    step: str = Field(default="", max_length=16)  # "", "code", "phone"
+    pending_code: str = Field(default="", max_length=64)  # receipt code awaiting phone digits
+    application_id: int | None = None  # last application looked up successfully
+    last_procedure: str = Field(default="", max_length=16)
+    misses: int = 0  # questions in a row the assistant could not answer
+    with_staff_since: dt.datetime | None = None  # handed over to staff
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Unanswered(SQLModel, table=True):
+    """A question the assistant could not answer, kept for staff to review."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    user_id: str = Field(max_length=128)
+    text: str = Field(sa_type=Text)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SeenEvent(SQLModel, table=True):
+    """A channel event (Telegram update, Zalo message) already handled: handled once only."""
+
+    __table_args__ = (UniqueConstraint("channel", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    event_id: str = Field(max_length=128)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ChannelToken(SQLModel, table=True):
+    """A channel credential that rotates (Zalo's access and refresh tokens)."""
+
+    __table_args__ = (UniqueConstraint("commune_id", "channel", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    name: str = Field(max_length=32)  # "access_token", "refresh_token"
+    value: str = Field(sa_type=Text)
+    expires_at: dt.datetime | None = None
+    updated_at: dt.datetime = Field(default_factory=utcnow)

@@ -4,14 +4,24 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.web import MAX_BODY, create_app
+from handlers.applications import Office
 from knowledge.answer import Assistant
+from knowledge.workdays import WorkCalendar
+from storage import applications as repo
+from storage.db import session_scope
 
 
 @pytest.fixture
-async def client(assistant: Assistant) -> AsyncIterator[TestClient[object, object]]:
-    async with TestClient(TestServer(create_app(assistant))) as test_client:
+async def client(assistant: Assistant, sessions: async_sessionmaker[AsyncSession]
+                 ) -> AsyncIterator[TestClient[object, object]]:
+    async with session_scope(sessions) as s:
+        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
+    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+    async with TestClient(TestServer(create_app(assistant, office))) as test_client:
         yield test_client
 
 
@@ -26,7 +36,8 @@ async def test_page_is_served_in_vietnamese(client: TestClient[object, object]) 
 
 
 async def test_question_gets_the_answer(client: TestClient[object, object]) -> None:
-    response = await client.post("/api/chat", json={"text": "làm sổ đỏ lần đầu cần gì"})
+    response = await client.post("/api/chat",
+                                 json={"user": "web-1", "text": "làm sổ đỏ lần đầu cần gì"})
     assert response.status == 200
     replies = (await response.json())["replies"]
     assert len(replies) == 1
@@ -34,18 +45,18 @@ async def test_question_gets_the_answer(client: TestClient[object, object]) -> N
 
 
 async def test_clarify_offers_buttons_that_open_a_card(client: TestClient[object, object]) -> None:
-    response = await client.post("/api/chat", json={"text": "căn cước"})
+    response = await client.post("/api/chat", json={"user": "web-1", "text": "căn cước"})
     reply = (await response.json())["replies"][0]
     assert reply["text"].startswith("Bạn muốn hỏi về thủ tục nào?")
     assert len(reply["buttons"]) >= 2
     chosen = reply["buttons"][0]
-    response = await client.post("/api/chat", json={"payload": chosen["payload"]})
+    response = await client.post("/api/chat", json={"user": "web-1", "payload": chosen["payload"]})
     card = (await response.json())["replies"][0]["text"]
     assert card.startswith(chosen["title"])
 
 
 async def test_english_can_be_forced(client: TestClient[object, object]) -> None:
-    response = await client.post("/api/chat", json={"text": "gks", "lang": "en"})
+    response = await client.post("/api/chat", json={"user": "web-2", "text": "gks", "lang": "en"})
     text = (await response.json())["replies"][0]["text"]
     assert text.startswith("Birth registration (code 1.001193)")
 
@@ -53,7 +64,7 @@ async def test_english_can_be_forced(client: TestClient[object, object]) -> None
 @pytest.mark.parametrize(
     ("body", "status"),
     [(b"{not json", 400), (b"[1, 2]", 400), (b'{"text": 5}', 400), (b"\xff\xfe", 400),
-     (b"x" * (MAX_BODY + 1), 413)],
+     (b'{"text": "gks"}', 400), (b"x" * (MAX_BODY + 1), 413)],
 )
 async def test_bad_requests_are_refused_clearly(
     client: TestClient[object, object], body: bytes, status: int

@@ -3,7 +3,13 @@
   const log = document.getElementById("log");
   const form = document.getElementById("ask");
   const input = document.getElementById("q");
-  const user = "web-" + Math.random().toString(36).slice(2);
+  // One id per browser, so the conversation (and a lookup in progress) survives a reload.
+  let user = localStorage.getItem("motcua-user");
+  if (!user) {
+    user = "web-" + Array.from(crypto.getRandomValues(new Uint8Array(16)),
+      (b) => b.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem("motcua-user", user);
+  }
 
   function add(text, who) {
     const li = document.createElement("li");

@@ -1,0 +1,159 @@
+"""The conversation core as a citizen walks through it (state in SQLite and PostgreSQL)."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from handlers.applications import Office
+from handlers.conversation import (
+    Dialogue,
+    IncomingMessage,
+    Reply,
+    lookup_deep_link,
+    procedure_deep_link,
+    read_deep_link,
+    split_text,
+)
+from knowledge.answer import Assistant
+from knowledge.workdays import WorkCalendar
+from storage import applications as repo
+from storage.db import session_scope
+from storage.models import Notification, Subscription, Unanswered
+from tests.test_storage import T0, record
+
+CODE = "000.00.19.H26-251127-0001"
+
+
+@pytest.fixture
+async def dialogue(sessions: async_sessionmaker[AsyncSession], assistant: Assistant) -> Dialogue:
+    async with session_scope(sessions) as s:
+        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
+        await repo.upsert_applications(s, commune_id=commune, records=[record(CODE)],
+                                       actor="test", now=T0)
+    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+    return Dialogue(assistant, office)
+
+
+async def say(dialogue: Dialogue, text: str = "", payload: str = "",
+              user: str = "42") -> list[Reply]:
+    return await dialogue.handle(IncomingMessage("telegram", user, text=text, payload=payload))
+
+
+async def test_menu_walk_to_a_procedure_card(dialogue: Dialogue) -> None:
+    [welcome] = await say(dialogue, "/start")
+    assert welcome.text.startswith("Xin chào! Tôi là trợ lý của bộ phận một cửa Xã Hát Môn")
+    assert [b.title for b in welcome.buttons] == [
+        "Thủ tục", "Tra cứu hồ sơ", "Liên hệ cán bộ", "Ngôn ngữ / Language"]
+    [fields] = await say(dialogue, payload=welcome.buttons[0].payload)
+    assert fields.text == "Chọn lĩnh vực:"
+    civil = next(b for b in fields.buttons if b.title == "Hộ tịch")
+    [procedures] = await say(dialogue, payload=civil.payload)
+    birth = next(b for b in procedures.buttons if b.title == "Thủ tục đăng ký khai sinh")
+    [card] = await say(dialogue, payload=birth.payload)
+    assert card.text.startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+
+
+async def test_deep_links_from_the_notice_board(dialogue: Dialogue) -> None:
+    assert procedure_deep_link("1.001193") == "p_1_001193"
+    assert read_deep_link("p_1_001193") == ("p", "1.001193")
+    assert read_deep_link(lookup_deep_link(CODE)) == ("s", CODE)
+    assert len(lookup_deep_link(CODE)) <= 64
+    [card] = await say(dialogue, "/start p_1_004222")
+    assert card.text.startswith("Đăng ký thường trú (mã 1.004222)")
+    [ask] = await say(dialogue, f"/start {lookup_deep_link(CODE)}")
+    assert ask.text.startswith("Tiếp theo, nhập 4 số cuối")
+    [status] = await say(dialogue, "5678")
+    assert "Trạng thái: đã tiếp nhận" in status.text
+
+
+async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
+                                                sessions: async_sessionmaker[AsyncSession]) -> None:
+    [follow_first] = await say(dialogue, payload="follow")
+    assert follow_first.text.startswith("Hãy tra cứu hồ sơ trước")
+    [ask_code] = await say(dialogue, "tra cứu")
+    assert ask_code.text == "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."
+    [not_code] = await say(dialogue, "hồ sơ của tôi")
+    assert not_code.text.startswith("Mã này không giống mã hồ sơ")
+    await say(dialogue, CODE.lower())
+    [again] = await say(dialogue, "56 7")
+    assert again.text.startswith("Vui lòng nhập đúng 4 số cuối")
+    [status] = await say(dialogue, "5678")
+    assert "Trạng thái: đã tiếp nhận" in status.text
+    assert [b.payload for b in status.buttons] == ["follow", "menu"]
+    [followed] = await say(dialogue, payload="follow")
+    assert followed.text == "Bạn sẽ nhận tin nhắn tại đây khi hồ sơ thay đổi trạng thái."
+    [twice] = await say(dialogue, "/theodoi")
+    assert twice.text == "Bạn đã theo dõi hồ sơ này rồi."
+    async with sessions() as s:
+        subs = (await s.exec(select(Subscription))).all()
+    assert [(x.channel, x.recipient) for x in subs] == [("telegram", "42")]
+    [stopped] = await say(dialogue, "hủy theo dõi")
+    assert stopped.text == "Bạn sẽ không nhận tin nhắn về hồ sơ này nữa."
+
+
+async def test_wrong_digits_offer_a_retry_and_staff(dialogue: Dialogue) -> None:
+    await say(dialogue, payload="lookup")
+    await say(dialogue, CODE)
+    [wrong] = await say(dialogue, "0000")
+    assert wrong.text.startswith("Không tìm thấy hồ sơ")
+    assert [b.payload for b in wrong.buttons] == ["lookup", "staff"]
+
+
+async def test_handoff_round_trip(dialogue: Dialogue,
+                                  sessions: async_sessionmaker[AsyncSession]) -> None:
+    [handed] = await say(dialogue, "gặp cán bộ")
+    assert handed.text.startswith("Tôi đã chuyển cuộc trò chuyện đến cán bộ Xã Hát Môn")
+    assert await say(dialogue, "cho tôi hỏi về hồ sơ đất") == []  # the bot stays silent
+    async with sessions() as s:
+        relayed = (await s.exec(select(Notification).where(
+            Notification.channel == "staff"))).all()
+    assert [n.text for n in relayed] == ["Công dân muốn trao đổi với cán bộ.",
+                                         "cho tôi hỏi về hồ sơ đất"]
+    assert {n.recipient for n in relayed} == {"telegram:42"}
+    [back] = await say(dialogue, "kết thúc")
+    assert back.text == "Bạn đã quay lại với trợ lý tự động."
+    [answer] = await say(dialogue, "đk kết hôn có mất phí ko")
+    assert answer.text.startswith("Thủ tục đăng ký kết hôn")
+
+
+async def test_staff_conversation_times_out(dialogue: Dialogue) -> None:
+    await say(dialogue, "gặp cán bộ")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+    [answer] = await dialogue.handle(IncomingMessage("telegram", "42", text="gks"), now=later)
+    assert answer.text.startswith("Thủ tục đăng ký khai sinh")
+
+
+async def test_two_unanswered_questions_reach_staff(
+    dialogue: Dialogue, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    [first] = await say(dialogue, "viết cho tôi bài thơ", user="7")
+    assert "Xin lỗi" in first.text or "ngoài phạm vi" in first.text
+    replies = await say(dialogue, "giá vàng hôm nay", user="7")
+    assert replies[-1].text.startswith("Tôi đã chuyển cuộc trò chuyện đến cán bộ")
+    async with sessions() as s:
+        kept = (await s.exec(select(Unanswered))).all()
+    assert [u.text for u in kept] == ["viết cho tôi bài thơ", "giá vàng hôm nay"]
+
+
+async def test_language_switch_is_remembered(dialogue: Dialogue) -> None:
+    [choose] = await say(dialogue, "/ngonngu")
+    assert [b.payload for b in choose.buttons] == ["lang:vi", "lang:en"]
+    [switched] = await say(dialogue, payload="lang:en")
+    assert switched.text == "The assistant now speaks English."
+    assert switched.buttons[0].title == "Procedures"
+    [card] = await say(dialogue, "gks")
+    assert card.text.startswith("Birth registration (code 1.001193)")
+    [back] = await say(dialogue, "tiếng việt")
+    assert back.text == "Trợ lý đã chuyển sang tiếng Việt."
+
+
+def test_long_answers_split_between_lines() -> None:
+    lines = [f"{i}. Giấy tờ số {i} " + "x" * 40 for i in range(1, 120)]
+    parts = split_text("\n".join(lines), 4096)
+    assert len(parts) > 1 and all(len(p) <= 4096 for p in parts)
+    assert "\n".join(parts).split("\n") == lines  # no line cut, nothing lost
+    long_line = "từ " * 3000
+    assert all(len(p) <= 2000 for p in split_text(long_line, 2000))
