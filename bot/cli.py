@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.runtime import create_api_key, open_office
-from bot.settings import Settings
+from bot.settings import Settings, environment
 from handlers.applications import Office, import_file, stats_for_period
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
@@ -65,10 +65,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         from aiohttp import web
 
-        from bot.web import create_app
+        from bot.telegram import TelegramConfig, add_telegram_routes, build_application
+        from bot.web import DIALOGUE, create_app
 
         async with open_office(settings, kb) as office:
-            runner = web.AppRunner(create_app(Assistant(kb), office), access_log=None)
+            assistant = Assistant(kb)
+            app = create_app(assistant, office)
+            telegram = TelegramConfig.from_env(environment())
+            if telegram is None:
+                log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
+            else:
+                polling = not telegram.public_base_url
+                add_telegram_routes(app, build_application(
+                    telegram, app[DIALOGUE], polling=polling), telegram)
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             log.info("web chat on http://%s:%d/", host, port)
@@ -314,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL, and Telegram's URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -21,6 +21,11 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
+    """The process environment over the ``.env`` file."""
+    return {**read_dotenv(dotenv), **os.environ}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable."""
@@ -37,7 +42,7 @@ class Settings:
         cls, environ: dict[str, str] | None = None, dotenv: Path = Path(".env")
     ) -> Settings:
         """Settings from ``environ`` (default: the process environment) over ``.env``."""
-        env = {**read_dotenv(dotenv), **(os.environ if environ is None else environ)}
+        env = environment(dotenv) if environ is None else environ
         portal = tuple(Path(p) for p in env.get("MOTCUA_PORTAL_FILES", "").split(os.pathsep) if p)
         try:
             port = int(env.get("MOTCUA_PORT", "8080"))

@@ -1,0 +1,196 @@
+"""Telegram channel: python-telegram-bot's client, our own aiohttp webhook.
+
+Updates enter through ``POST /webhook/telegram`` (production, after ``setWebhook``) or long
+polling (development); either way PTB's ``Application`` dispatches them to the two handlers
+below, which hand the text or the tapped button to the conversation core and send its
+replies. The adapter never decides what to answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import MessageLimit
+from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from handlers.conversation import Dialogue, IncomingMessage, Reply, split_text
+from storage import conversations as conversations_repo
+from storage.db import session_scope
+
+log = logging.getLogger(__name__)
+DEFAULT_API = "https://api.telegram.org"
+DIALOGUE_KEY = "dialogue"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram settings; the token and secret never appear in ``repr``."""
+
+    token: str = field(repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    api_base_url: str = DEFAULT_API
+    staff_chat_id: str = ""
+    public_base_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> TelegramConfig | None:
+        """The configuration, or None when no bot token is set (the channel is off)."""
+        token = env.get("TELEGRAM_BOT_TOKEN", "")
+        if not token:
+            return None
+        return cls(token=token, webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
+                   api_base_url=(env.get("TELEGRAM_API_BASE_URL") or DEFAULT_API).rstrip("/"),
+                   staff_chat_id=env.get("TELEGRAM_STAFF_CHAT_ID", ""),
+                   public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"))
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """Buttons as an inline keyboard, one per row (long Vietnamese titles need the width)."""
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.title[:64], callback_data=b.payload)]
+                                 for b in reply.buttons])
+
+
+async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                       replies: list[Reply]) -> None:
+    """Send replies, split at Telegram's length limit; buttons go with the last part."""
+    for reply in replies:
+        parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        for i, part in enumerate(parts):
+            markup = keyboard(reply) if i == len(parts) - 1 else None
+            try:
+                await application.bot.send_message(chat_id, part, reply_markup=markup,
+                                                   disable_web_page_preview=True)
+            except Forbidden:
+                log.info("telegram: chat %s blocked the bot; message dropped", chat_id)
+                return
+            except RetryAfter:
+                # A direct reply is not worth holding the webhook for; the outbox retries
+                # notifications, and the citizen can ask again.
+                log.warning("telegram: flood limit reached; reply to %s dropped", chat_id)
+                return
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A citizen typed something (a question, a command, a code)."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or message.text is None:
+        return
+    dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
+    replies = await dialogue.handle(IncomingMessage("telegram", str(chat.id), text=message.text))
+    await send_replies(context.application, chat.id, replies)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A citizen tapped an inline button."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None:
+        return
+    await query.answer()
+    dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
+    replies = await dialogue.handle(
+        IncomingMessage("telegram", str(chat.id), payload=query.data or ""))
+    await send_replies(context.application, chat.id, replies)
+
+
+def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bool = False
+                      ) -> Application[Any, Any, Any, Any, Any, Any]:
+    """PTB's application pointed at ``config.api_base_url``, with our two handlers."""
+    builder = (ApplicationBuilder().token(config.token)
+               .base_url(f"{config.api_base_url}/bot")
+               .base_file_url(f"{config.api_base_url}/file/bot"))
+    if not polling:
+        builder = builder.updater(None)  # updates come from our webhook
+    application = builder.build()
+    application.bot_data[DIALOGUE_KEY] = dialogue
+    application.add_handler(MessageHandler(filters.TEXT, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
+    return application
+
+
+TELEGRAM = web.AppKey("telegram", Application)
+TELEGRAM_CONFIG = web.AppKey("telegram_config", TelegramConfig)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """``POST /webhook/telegram``: secret first (403), then JSON (400); handled updates once."""
+    config = request.app[TELEGRAM_CONFIG]
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not config.webhook_secret or not hmac.compare_digest(given.encode(),
+                                                            config.webhook_secret.encode()):
+        return web.Response(status=403)
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return web.Response(status=400, text="body must be JSON")
+    application = request.app[TELEGRAM]
+    try:
+        update = Update.de_json(data, application.bot) if isinstance(data, dict) else None
+    except (KeyError, TypeError, ValueError):
+        update = None
+    if update is None:
+        return web.Response(status=400, text="not a Telegram update")
+    if update.message is None and update.callback_query is None:
+        return web.Response(status=200)  # an update type we do not handle
+    dialogue: Dialogue = application.bot_data[DIALOGUE_KEY]
+    async with session_scope(dialogue.office.sessions) as session:
+        new = await conversations_repo.first_time(session, channel="telegram",
+                                                  event_id=str(update.update_id))
+    if new:
+        try:
+            await application.process_update(update)
+        except TelegramError as exc:
+            log.warning("telegram: could not answer update %s: %s", update.update_id,
+                        type(exc).__name__)
+    return web.Response(status=200)
+
+
+def add_telegram_routes(app: web.Application, application: Application[Any, Any, Any, Any,
+                                                                      Any, Any],
+                        config: TelegramConfig) -> None:
+    """Mount the webhook and start/stop PTB's application with the web server.
+
+    With ``PUBLIC_BASE_URL`` the webhook is registered with Telegram; without it the bot
+    polls (development), which needs an application built with ``polling=True``.
+    """
+    app[TELEGRAM] = application
+    app[TELEGRAM_CONFIG] = config
+    app.router.add_post("/webhook/telegram", webhook)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await application.initialize()
+        await application.start()
+        if config.public_base_url:
+            await application.bot.set_webhook(
+                f"{config.public_base_url}/webhook/telegram",
+                secret_token=config.webhook_secret or None,
+                allowed_updates=["message", "callback_query"])
+            log.info("telegram: webhook set to %s/webhook/telegram", config.public_base_url)
+        elif application.updater is not None:
+            await application.updater.start_polling(allowed_updates=["message",
+                                                                     "callback_query"])
+            log.info("telegram: polling (set PUBLIC_BASE_URL to use the webhook)")
+        yield
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+    app.cleanup_ctx.append(lifecycle)

@@ -1,0 +1,112 @@
+"""A local fake of the Telegram Bot API: the real HTTP protocol, answers as Telegram gives them.
+
+Point python-telegram-bot at it (``TELEGRAM_API_BASE_URL``) and assert on ``calls``. Chats in
+``blocked`` answer 403 like a user who blocked the bot; ``flood`` answers 429 with
+``retry_after`` that many times before accepting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT = {"id": 777000, "is_bot": True, "first_name": "Một cửa Hát Môn", "username": "motcua_bot",
+       "can_join_groups": True, "can_read_all_group_messages": False,
+       "supports_inline_queries": False}
+
+
+@dataclass
+class FakeTelegram:
+    """State of the fake server."""
+
+    token: str
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    blocked: set[int] = field(default_factory=set)
+    flood: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """sendMessage calls (to one chat if given), in order."""
+        return [p for m, p in self.calls if m == "sendMessage"
+                and (chat_id is None or int(p["chat_id"]) == chat_id)]
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving ``/bot<token>/<method>``."""
+        app = web.Application()
+        app.router.add_post(r"/bot{token}/{method}", self._method)
+        return app
+
+    async def _method(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params = await _params(request)
+        self.calls.append((method, params))
+        if method == "getMe":
+            return _ok(BOT)
+        if method in ("setWebhook", "deleteWebhook", "answerCallbackQuery"):
+            return _ok(True)
+        if method == "getUpdates":
+            return _ok([])
+        if method == "sendMessage":
+            chat_id = int(params["chat_id"])
+            if chat_id in self.blocked:
+                return _error(403, "Forbidden: bot was blocked by the user")
+            if self.flood:
+                self.flood -= 1
+                return web.json_response({"ok": False, "error_code": 429,
+                                          "description": "Too Many Requests: retry after 1",
+                                          "parameters": {"retry_after": 1}}, status=429)
+            return _ok({"message_id": next(self._ids), "date": 1764300000,
+                        "chat": {"id": chat_id, "type": "private"}, "from": BOT,
+                        "text": params.get("text", "")})
+        return _error(404, "Not Found: method not found")
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        body = await request.json()
+        return dict(body) if isinstance(body, dict) else {}
+    form = await request.post()
+    out: dict[str, Any] = {}
+    for key, value in form.items():
+        text = str(value)
+        try:
+            out[key] = json.loads(text) if text[:1] in "[{" else text
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": status, "description": description},
+                             status=status)
+
+
+def text_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    """A private text message as Telegram posts it to a webhook."""
+    user = {"id": chat_id, "is_bot": False, "first_name": "Lan", "language_code": "vi"}
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1764300000, "chat": {"id": chat_id, "type": "private",
+                                                               "first_name": "Lan"},
+        "from": user, "text": text,
+        **({"entities": [{"type": "bot_command", "offset": 0,
+                          "length": len(text.split()[0])}]} if text.startswith("/") else {})}}
+
+
+def button_update(update_id: int, chat_id: int, data: str) -> dict[str, Any]:
+    """A tap on an inline button as Telegram posts it to a webhook."""
+    user = {"id": chat_id, "is_bot": False, "first_name": "Lan"}
+    return {"update_id": update_id, "callback_query": {
+        "id": f"cb{update_id}", "from": user, "chat_instance": "1", "data": data,
+        "message": {"message_id": 1, "date": 1764300000, "chat": {"id": chat_id,
+                                                                   "type": "private"},
+                    "from": BOT, "text": "…"}}}

@@ -1,0 +1,143 @@
+"""Telegram end to end: our webhook, python-telegram-bot's client, a fake Bot API server."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.telegram import TelegramConfig, add_telegram_routes, build_application
+from handlers.applications import Office
+from handlers.conversation import Dialogue
+from knowledge.answer import Assistant
+from knowledge.workdays import WorkCalendar
+from storage import applications as repo
+from storage.db import session_scope
+from tests.fakes.telegram import FakeTelegram, button_update, text_update
+from tests.test_storage import T0, record
+
+TOKEN = "123456:TEST-token"
+SECRET = "s3cret_token-1"
+CODE = "000.00.19.H26-251127-0001"
+
+
+@dataclass
+class Rig:
+    http: TestClient[object, object]
+    fake: FakeTelegram
+
+    async def post(self, update: dict[str, object], secret: str = SECRET) -> int:
+        response = await self.http.post("/webhook/telegram", json=update,
+                                        headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+        return response.status
+
+
+@pytest.fixture
+async def rig(sessions: async_sessionmaker[AsyncSession], assistant: Assistant
+              ) -> AsyncIterator[Rig]:
+    async with session_scope(sessions) as s:
+        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
+        await repo.upsert_applications(s, commune_id=commune, records=[record(CODE)],
+                                       actor="test", now=T0)
+    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+    fake = FakeTelegram(TOKEN)
+    async with TestServer(fake.app()) as api:
+        config = TelegramConfig(token=TOKEN, webhook_secret=SECRET,
+                                api_base_url=str(api.make_url("")).rstrip("/"))
+        app = web.Application(client_max_size=64 * 1024)
+        add_telegram_routes(app, build_application(config, Dialogue(assistant, office)), config)
+        async with TestClient(TestServer(app)) as http:
+            yield Rig(http, fake)
+
+
+async def test_question_gets_the_procedure_card(rig: Rig) -> None:
+    assert await rig.post(text_update(1, 501, "lam giay khai sinh cho be can mang theo gi")) == 200
+    [sent] = rig.fake.sent(501)
+    assert sent["text"].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert "Giấy chứng sinh" in sent["text"]
+    titles = [row[0]["text"] for row in sent["reply_markup"]["inline_keyboard"]]
+    assert titles == ["Thủ tục khác", "Liên hệ cán bộ"]
+
+
+async def test_menu_walk_with_buttons(rig: Rig) -> None:
+    await rig.post(text_update(1, 502, "/start"))
+    [welcome] = rig.fake.sent(502)
+    payloads = [row[0]["callback_data"] for row in welcome["reply_markup"]["inline_keyboard"]]
+    assert payloads == ["fields", "lookup", "staff", "language"]
+    await rig.post(button_update(2, 502, "fields"))
+    assert any(m == "answerCallbackQuery" for m, _ in rig.fake.calls)
+    fields = rig.fake.sent(502)[-1]
+    assert fields["text"] == "Chọn lĩnh vực:"
+    civil = next(row[0] for row in fields["reply_markup"]["inline_keyboard"]
+                 if row[0]["text"] == "Hộ tịch")
+    await rig.post(button_update(3, 502, civil["callback_data"]))
+    before = len(rig.fake.sent(502))
+    await rig.post(button_update(4, 502, "p:1.000894"))
+    card = rig.fake.sent(502)[before:]
+    # The marriage card is longer than one Telegram message: split between lines, in order.
+    assert len(card) >= 2 and all(len(m["text"]) <= 4096 for m in card)
+    assert card[0]["text"].startswith("Thủ tục đăng ký kết hôn (mã 1.000894)")
+    assert card[-1]["text"].endswith("(thông tin ngày 17 tháng 7, 2026).")
+    assert "reply_markup" in card[-1] and "reply_markup" not in card[0]
+
+
+async def test_deep_link_and_status_lookup(rig: Rig) -> None:
+    await rig.post(text_update(1, 503, "/start p_1_004222"))
+    assert rig.fake.sent(503)[0]["text"].startswith("Đăng ký thường trú (mã 1.004222)")
+    await rig.post(text_update(2, 503, "/tracuu"))
+    await rig.post(text_update(3, 503, CODE))
+    await rig.post(text_update(4, 503, "5678"))
+    status = rig.fake.sent(503)[-1]
+    assert "Trạng thái: đã tiếp nhận" in status["text"]
+    await rig.post(button_update(5, 503, "follow"))
+    assert rig.fake.sent(503)[-1]["text"].startswith("Bạn sẽ nhận tin nhắn tại đây")
+
+
+async def test_english_and_handoff_round_trip(rig: Rig) -> None:
+    await rig.post(button_update(1, 504, "lang:en"))
+    await rig.post(text_update(2, 504, "How do I register my baby's birth?"))
+    assert rig.fake.sent(504)[-1]["text"].startswith("Birth registration (code 1.001193)")
+    await rig.post(text_update(3, 504, "gặp cán bộ"))
+    assert rig.fake.sent(504)[-1]["text"].startswith("I have passed your conversation")
+    count = len(rig.fake.sent(504))
+    await rig.post(text_update(4, 504, "my land papers please"))
+    assert len(rig.fake.sent(504)) == count  # staff answer now; the bot is silent
+    await rig.post(text_update(5, 504, "kết thúc"))
+    assert rig.fake.sent(504)[-1]["text"] == "You are back with the assistant."
+
+
+async def test_duplicate_update_is_processed_once(rig: Rig) -> None:
+    update = text_update(42, 505, "gks")
+    assert await rig.post(update) == 200
+    assert await rig.post(update) == 200
+    assert len(rig.fake.sent(505)) == 1
+
+
+@pytest.mark.parametrize(("body", "headers", "status"), [
+    (b'{"update_id": 1}', {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, 403),
+    (b'{"update_id": 1}', {}, 403),
+    (b"{not json", {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
+    (b'["a list"]', {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
+    (b'{"no": "update"}', {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
+    (b'{"update_id": 9, "edited_channel_post": {"message_id": 1, "date": 1, "chat": '
+     b'{"id": -1, "type": "channel"}}}', {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 200),
+    (b"x" * (10 * 2**20), {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 413),
+])
+async def test_forged_or_odd_webhooks_send_nothing(rig: Rig, body: bytes,
+                                                   headers: dict[str, str], status: int) -> None:
+    response = await rig.http.post("/webhook/telegram", data=body,
+                                   headers={"Content-Type": "application/json", **headers})
+    assert response.status == status
+    assert rig.fake.sent() == []
+
+
+async def test_blocked_user_and_flood_limit_do_not_break_the_webhook(rig: Rig) -> None:
+    rig.fake.blocked.add(506)
+    assert await rig.post(text_update(1, 506, "gks")) == 200
+    rig.fake.flood = 1
+    assert await rig.post(text_update(2, 507, "gks")) == 200
+    assert await rig.post(text_update(3, 507, "/start")) == 200
+    assert rig.fake.sent(507)[-1]["text"].startswith("Xin chào!")
