@@ -65,26 +65,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         from aiohttp import web
 
+        from bot.outbox import Dispatcher, Sender
         from bot.telegram import TelegramConfig, add_telegram_routes, build_application
+        from bot.telegram import senders as telegram_senders
         from bot.web import DIALOGUE, create_app
 
         async with open_office(settings, kb) as office:
             assistant = Assistant(kb)
             app = create_app(assistant, office)
+            outbox_senders: dict[str, Sender] = {}
             telegram = TelegramConfig.from_env(environment())
             if telegram is None:
                 log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
             else:
-                polling = not telegram.public_base_url
-                add_telegram_routes(app, build_application(
-                    telegram, app[DIALOGUE], polling=polling), telegram)
+                application = build_application(telegram, app[DIALOGUE],
+                                                polling=not telegram.public_base_url)
+                add_telegram_routes(app, application, telegram)
+                outbox_senders.update(telegram_senders(application, telegram))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             log.info("web chat on http://%s:%d/", host, port)
+            outbox = asyncio.create_task(Dispatcher(office, outbox_senders).run_forever())
             try:
                 await asyncio.Event().wait()
             finally:
+                outbox.cancel()
                 await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.outbox import Sender
 from handlers.conversation import Dialogue, IncomingMessage, Reply, split_text
 from storage import conversations as conversations_repo
 from storage.db import session_scope
@@ -34,6 +36,7 @@ from storage.db import session_scope
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.telegram.org"
 DIALOGUE_KEY = "dialogue"
+CONFIG_KEY = "config"
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,25 @@ async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], c
                 return
 
 
+STAFF_TAG = re.compile(r"^\[(telegram|zalo|web):([^\]\s]{1,128})\]")
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A citizen typed something (a question, a command, a code)."""
+    """A citizen typed something (a question, a command, a code); or, in the staff group,
+    a staff member replied to a relayed message."""
     message = update.effective_message
     chat = update.effective_chat
     if message is None or chat is None or message.text is None:
         return
     dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
+    config: TelegramConfig = context.application.bot_data[CONFIG_KEY]
+    if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
+        quoted = message.reply_to_message.text if message.reply_to_message else None
+        match = STAFF_TAG.match(quoted or "")
+        if match:
+            await dialogue.from_staff(channel=match.group(1), user_id=match.group(2),
+                                      text=message.text, reply_id=f"{chat.id}:{message.id}")
+        return  # the staff group is not a citizen
     replies = await dialogue.handle(IncomingMessage("telegram", str(chat.id), text=message.text))
     await send_replies(context.application, chat.id, replies)
 
@@ -120,9 +135,35 @@ def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bo
         builder = builder.updater(None)  # updates come from our webhook
     application = builder.build()
     application.bot_data[DIALOGUE_KEY] = dialogue
+    application.bot_data[CONFIG_KEY] = config
     application.add_handler(MessageHandler(filters.TEXT, on_text))
     application.add_handler(CallbackQueryHandler(on_button))
     return application
+
+
+def senders(application: Application[Any, Any, Any, Any, Any, Any], config: TelegramConfig
+            ) -> dict[str, Sender]:
+    """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
+    async def citizen(recipient: str, text: str) -> bool:
+        try:
+            for part in split_text(text, MessageLimit.MAX_TEXT_LENGTH):
+                await application.bot.send_message(int(recipient), part)
+        except Forbidden:
+            log.info("telegram: chat %s blocked the bot; notification dropped", recipient)
+        except RetryAfter:
+            return False  # tried again after the outbox's pause
+        return True
+
+    async def staff(recipient: str, text: str) -> bool:
+        # The tag lets a staff member's reply find its way back to the citizen.
+        try:
+            for part in split_text(f"[{recipient}] {text}", MessageLimit.MAX_TEXT_LENGTH):
+                await application.bot.send_message(int(config.staff_chat_id), part)
+        except RetryAfter:
+            return False
+        return True
+
+    return {"telegram": citizen, **({"staff": staff} if config.staff_chat_id else {})}
 
 
 TELEGRAM = web.AppKey("telegram", Application)

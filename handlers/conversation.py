@@ -307,6 +307,25 @@ class Dialogue:
                         "reply here. Type \"kết thúc\" to go back to the assistant.",
                         commune=self.assistant.kb.commune.name))]
 
+    async def from_staff(self, *, channel: str, user_id: str, text: str, reply_id: str,
+                         now: dt.datetime | None = None) -> None:
+        """A staff member's reply to a relayed message: queue it for the citizen; "kết thúc"
+        gives the conversation back to the assistant."""
+        now = now or dt.datetime.now(dt.UTC)
+        async with session_scope(self.office.sessions) as session:
+            state = await conversations_repo.conversation(
+                session, commune_id=self.office.commune_id, channel=channel, user_id=user_id)
+            t = self._text(state)
+            if fold(text).strip(" /!.") in END_WORDS:
+                state.with_staff_since = None
+                text = t("You are back with the assistant.")
+            else:
+                state.with_staff_since = state.with_staff_since or now
+            session.add(state)
+            await repo.enqueue(session, [Notification(
+                commune_id=self.office.commune_id, channel=channel, recipient=user_id,
+                text=text, idempotency_key=f"staff-reply:{reply_id}")])
+
     async def _to_staff(self, session: AsyncSession, state: Conversation, text: str,
                         now: dt.datetime) -> None:
         """Queue a citizen's message for the staff group (delivered by the staff channel)."""

@@ -325,3 +325,25 @@ async def _record_change(session: AsyncSession, application_id: int, status: App
     await session.flush()
     assert change.id is not None
     return Change(application_id, change.id, status)
+
+
+async def claim_notifications(session: AsyncSession, *, channels: Sequence[str], limit: int,
+                              now: dt.datetime, retry_after: dt.timedelta
+                              ) -> list[Notification]:
+    """Pending messages for these channels, oldest first, locked for this sender.
+
+    On PostgreSQL concurrent senders skip each other's rows (``SKIP LOCKED``); a failed
+    message waits ``retry_after`` per attempt before it is tried again.
+    """
+    query = (select(Notification)
+             .where(col(Notification.sent_at).is_(None), col(Notification.channel).in_(channels),
+                    col(Notification.attempts) < MAX_ATTEMPTS)
+             .order_by(col(Notification.created_at), col(Notification.id)).limit(limit * 4))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    pending = (await session.exec(query)).all()
+    return [n for n in pending
+            if n.attempts == 0 or n.created_at + retry_after * n.attempts <= now][:limit]
+
+
+MAX_ATTEMPTS = 5  # a message that failed this often stays in the outbox for staff to see

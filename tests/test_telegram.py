@@ -9,13 +9,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.telegram import TelegramConfig, add_telegram_routes, build_application
-from handlers.applications import Office
+from bot.outbox import Dispatcher
+from bot.telegram import TelegramConfig, add_telegram_routes, build_application, senders
+from handlers.applications import Office, set_status
 from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import session_scope
+from storage.domain import ApplicationStatus
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.test_storage import T0, record
 
@@ -24,10 +26,15 @@ SECRET = "s3cret_token-1"
 CODE = "000.00.19.H26-251127-0001"
 
 
+STAFF_CHAT = -100500
+
+
 @dataclass
 class Rig:
     http: TestClient[object, object]
     fake: FakeTelegram
+    outbox: Dispatcher
+    office: Office
 
     async def post(self, update: dict[str, object], secret: str = SECRET) -> int:
         response = await self.http.post("/webhook/telegram", json=update,
@@ -46,11 +53,13 @@ async def rig(sessions: async_sessionmaker[AsyncSession], assistant: Assistant
     fake = FakeTelegram(TOKEN)
     async with TestServer(fake.app()) as api:
         config = TelegramConfig(token=TOKEN, webhook_secret=SECRET,
-                                api_base_url=str(api.make_url("")).rstrip("/"))
+                                api_base_url=str(api.make_url("")).rstrip("/"),
+                                staff_chat_id=str(STAFF_CHAT))
+        application = build_application(config, Dialogue(assistant, office))
         app = web.Application(client_max_size=64 * 1024)
-        add_telegram_routes(app, build_application(config, Dialogue(assistant, office)), config)
+        add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
-            yield Rig(http, fake)
+            yield Rig(http, fake, Dispatcher(office, senders(application, config)), office)
 
 
 async def test_question_gets_the_procedure_card(rig: Rig) -> None:
@@ -141,3 +150,41 @@ async def test_blocked_user_and_flood_limit_do_not_break_the_webhook(rig: Rig) -
     assert await rig.post(text_update(2, 507, "gks")) == 200
     assert await rig.post(text_update(3, 507, "/start")) == 200
     assert rig.fake.sent(507)[-1]["text"].startswith("Xin chào!")
+
+
+async def test_followers_are_notified_through_the_outbox(rig: Rig) -> None:
+    await rig.post(text_update(1, 509, "/tracuu"))
+    await rig.post(text_update(2, 509, CODE))
+    await rig.post(text_update(3, 509, "5678"))
+    await rig.post(button_update(4, 509, "follow"))
+    await set_status(rig.office, receipt_code=CODE, status=ApplicationStatus.RESULT_READY,
+                     actor="staff:lan", now=T0)
+    assert await rig.outbox.run_once() == 1
+    note = rig.fake.sent(509)[-1]["text"]
+    assert note.startswith("Cập nhật hồ sơ của bạn:")
+    assert "Trạng thái: đã có kết quả, chờ nhận" in note
+    assert await rig.outbox.run_once() == 0  # sent once
+
+
+async def test_staff_group_relay_round_trip(rig: Rig) -> None:
+    await rig.post(text_update(1, 508, "gặp cán bộ"))
+    await rig.post(text_update(2, 508, "hồ sơ đất của tôi đến đâu rồi"))
+    assert await rig.outbox.run_once() == 2
+    relayed = [m["text"] for m in rig.fake.sent(STAFF_CHAT)]
+    assert relayed == ["[telegram:508] Công dân muốn trao đổi với cán bộ.",
+                       "[telegram:508] hồ sơ đất của tôi đến đâu rồi"]
+    staff_reply = text_update(3, STAFF_CHAT, "Chào anh, hồ sơ đang chờ ký, thứ Hai anh lên nhận.")
+    staff_reply["message"]["chat"]["type"] = "supergroup"  # type: ignore[index]
+    staff_reply["message"]["reply_to_message"] = {  # type: ignore[index]
+        "message_id": 1, "date": 1, "chat": {"id": STAFF_CHAT, "type": "supergroup"},
+        "text": relayed[1]}
+    await rig.post(staff_reply)
+    assert await rig.outbox.run_once() == 1
+    assert rig.fake.sent(508)[-1]["text"] == "Chào anh, hồ sơ đang chờ ký, thứ Hai anh lên nhận."
+    done = text_update(4, STAFF_CHAT, "kết thúc")
+    done["message"]["reply_to_message"] = staff_reply["message"]["reply_to_message"]  # type: ignore[index]
+    await rig.post(done)
+    await rig.outbox.run_once()
+    assert rig.fake.sent(508)[-1]["text"] == "Bạn đã quay lại với trợ lý tự động."
+    await rig.post(text_update(5, 508, "gks"))
+    assert rig.fake.sent(508)[-1]["text"].startswith("Thủ tục đăng ký khai sinh")

@@ -1,0 +1,63 @@
+"""Delivery of the outbox: status notifications to followers and the staff relay.
+
+Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
+another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
+Delivery is at least once: a crash between sending and marking sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from handlers.applications import Office
+from storage import applications as repo
+from storage.db import session_scope
+
+log = logging.getLogger(__name__)
+Sender = Callable[[str, str], Awaitable[bool]]  # (recipient, text) → delivered?
+RETRY_AFTER = dt.timedelta(minutes=1)
+
+
+class Dispatcher:
+    """Sends pending notifications through the senders of the configured channels."""
+
+    def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30) -> None:
+        self.office = office
+        self.senders = senders
+        self.batch = batch  # about Telegram's 30 messages/s for bulk sending
+
+    async def run_once(self, now: dt.datetime | None = None) -> int:
+        """Send one batch; returns how many were delivered."""
+        if not self.senders:
+            return 0
+        now = now or dt.datetime.now(dt.UTC)
+        delivered = 0
+        async with session_scope(self.office.sessions) as session:
+            for message in await repo.claim_notifications(
+                    session, channels=list(self.senders), limit=self.batch, now=now,
+                    retry_after=RETRY_AFTER):
+                try:
+                    ok = await self.senders[message.channel](message.recipient, message.text)
+                except Exception:  # one broken message must not stop the others
+                    log.exception("outbox: sending notification %s failed", message.id)
+                    ok = False
+                if ok:
+                    message.sent_at = now
+                    delivered += 1
+                message.attempts += 1
+                session.add(message)
+        return delivered
+
+    async def run_forever(self, interval: float = 1.0) -> None:
+        """Send batches until cancelled, at most one batch per ``interval`` seconds."""
+        while True:
+            try:
+                await self.run_once()
+            except (OSError, SQLAlchemyError) as exc:  # database away for a moment
+                log.warning("outbox: %s; retrying", type(exc).__name__)
+            await asyncio.sleep(interval)
