@@ -65,7 +65,8 @@
 
   let opener = null;
   function show() {
-    opener = document.activeElement;
+    const active = document.activeElement;
+    opener = active && active !== host && active !== document.body ? active : open;
     if (!frame.src) frame.src = chatUrl;
     dialog.showModal();
     open.setAttribute("aria-expanded", "true");
@@ -76,7 +77,7 @@
   }
   dialog.addEventListener("close", () => {
     open.setAttribute("aria-expanded", "false");
-    (opener && document.contains(opener) ? opener : open).focus();
+    (opener && opener.isConnected ? opener : open).focus();
   });
   open.addEventListener("click", show);
   close.addEventListener("click", hide);

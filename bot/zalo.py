@@ -1,0 +1,386 @@
+"""The Zalo Official Account channel: the webhook Zalo posts citizens' messages to, and the
+client that sends the Dialogue's replies back through the OA Open API v3.
+
+Buttons are Zalo "query" buttons: a tap comes back as an ordinary text message carrying the
+button's payload, so our payloads travel as ``"#" + payload`` and text starting with "#" is
+read as a tap. Zalo shows at most 5 buttons under a message; a longer choice list (the 20
+civil-status procedures) goes out as several messages of 5 buttons, the later ones headed
+"(2/4)", "(3/4)"…: every choice stays one tap away and nothing has to remember a numbering
+per citizen.
+
+Access tokens expire (about a day) and the refresh token is single use: both live in the
+database (``ChannelToken``), the environment only seeds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlmodel import col, select
+
+from handlers.applications import Office
+from handlers.conversation import Button, Dialogue, IncomingMessage, Reply, split_text
+from storage import conversations as conversations_repo
+from storage.db import session_scope
+from storage.models import ChannelToken, Conversation
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "zalo"
+DEFAULT_API_BASE_URL = "https://openapi.zalo.me"
+DEFAULT_OAUTH_BASE_URL = "https://oauth.zaloapp.com"
+REQUIRED_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_ACCESS_TOKEN",
+                "ZALO_REFRESH_TOKEN")
+
+MAX_BODY = 64 * 1024  # a Zalo event is a few hundred bytes
+MAX_TEXT = 2000  # characters per Zalo message
+MAX_BUTTONS = 5  # buttons under one message
+MAX_TITLE = 100  # characters of a query button's title
+PAYLOAD_MARK = "#"
+SIGNATURE_HEADER = "X-ZEvent-Signature"
+TIMESTAMP_HEADER = "X-ZEvent-Timestamp"  # one implementation signs this instead of the body's
+EVENT_MAX_SKEW = dt.timedelta(minutes=5)  # older (or later) signed events are replays
+CS_WINDOW = dt.timedelta(hours=48)  # free customer-service messages after the citizen's last
+TOKEN_ERRORS = frozenset({-216, -124, -201})  # invalid or expired access token
+ACCESS, REFRESH = "access_token", "refresh_token"
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+@dataclass(frozen=True)
+class ZaloConfig:
+    """Credentials and endpoints of one Official Account; secrets stay out of ``repr``."""
+
+    app_id: str
+    app_secret: str = field(repr=False)
+    oa_secret_key: str = field(repr=False)
+    access_token: str = field(repr=False)  # initial value; the database holds the current one
+    refresh_token: str = field(repr=False)  # likewise
+    api_base_url: str = DEFAULT_API_BASE_URL
+    oauth_base_url: str = DEFAULT_OAUTH_BASE_URL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ZaloConfig | None:
+        """The OA's configuration, or None when the channel is not configured."""
+        values = {name: env.get(name, "").strip() for name in REQUIRED_ENV}
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            if len(missing) < len(REQUIRED_ENV):  # half configured: say why it stays off
+                log.warning("Zalo channel off: %s not set", ", ".join(missing))
+            return None
+        return cls(
+            app_id=values["ZALO_APP_ID"],
+            app_secret=values["ZALO_APP_SECRET"],
+            oa_secret_key=values["ZALO_OA_SECRET_KEY"],
+            access_token=values["ZALO_ACCESS_TOKEN"],
+            refresh_token=values["ZALO_REFRESH_TOKEN"],
+            api_base_url=(env.get("ZALO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+            oauth_base_url=(env.get("ZALO_OAUTH_BASE_URL")
+                            or DEFAULT_OAUTH_BASE_URL).rstrip("/"),
+        )
+
+
+class Delivery(enum.StrEnum):
+    """What became of a reply sent to Zalo."""
+
+    SENT = "sent"
+    OUTSIDE_WINDOW = "outside_window"  # the citizen's last message is older than 48 hours
+    REJECTED = "rejected"  # Zalo refused it (or the token cannot be renewed): do not retry
+    FAILED = "failed"  # Zalo unreachable or answered garbage: worth retrying later
+
+
+def _title(button: Button) -> str:
+    return button.title if len(button.title) <= MAX_TITLE else button.title[:MAX_TITLE - 1] + "…"
+
+
+def _buttons(buttons: list[Button]) -> dict[str, Any]:
+    return {"type": "template", "payload": {"buttons": [
+        {"title": _title(b), "type": "oa.query.hide", "payload": PAYLOAD_MARK + b.payload}
+        for b in buttons]}}
+
+
+def zalo_messages(reply: Reply) -> list[dict[str, Any]]:
+    """The ``message`` objects that carry one reply: long text split, 5 buttons a message."""
+    messages: list[dict[str, Any]] = [{"text": part} for part in split_text(reply.text, MAX_TEXT)]
+    groups = [reply.buttons[i:i + MAX_BUTTONS] for i in range(0, len(reply.buttons), MAX_BUTTONS)]
+    if groups and not messages:
+        messages.append({"text": "…"})  # Zalo needs text above buttons
+    for number, group in enumerate(groups, start=1):
+        if number > 1:
+            messages.append({"text": f"({number}/{len(groups)})"})
+        messages[-1]["attachment"] = _buttons(group)
+    return messages
+
+
+def _error_code(answer: Mapping[str, Any]) -> int:
+    try:
+        return int(answer.get("error") or 0)
+    except (TypeError, ValueError):
+        return -1
+
+
+class ZaloClient:
+    """Sends replies as customer-service messages, renewing the access token when needed."""
+
+    def __init__(self, config: ZaloConfig, office: Office, *,
+                 http: aiohttp.ClientSession | None = None) -> None:
+        self.config = config
+        self.office = office
+        self._http = http
+        self._own_http = http is None
+        self._access: str | None = None  # cached; the database is the shared truth
+        self._refreshing = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close the HTTP session this client opened."""
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:  # created lazily: a ClientSession needs the running loop
+            self._http = aiohttp.ClientSession(timeout=TIMEOUT)
+        return self._http
+
+    async def send(self, user_id: str, reply: Reply, *, now: dt.datetime | None = None
+                   ) -> Delivery:
+        """Deliver one reply; nothing is sent outside the 48-hour customer-service window."""
+        now = now or dt.datetime.now(dt.UTC)
+        last_seen = await self._last_seen(user_id)
+        if last_seen is None or now - last_seen > CS_WINDOW:
+            # Zalo would refuse (or bill) it; ZNS templates are the way beyond the window.
+            log.info("Zalo: not sending to %s, last message at %s is outside the 48-hour "
+                     "window", user_id, last_seen)
+            return Delivery.OUTSIDE_WINDOW
+        for message in zalo_messages(reply):
+            delivery = await self._post(user_id, message)
+            if delivery is not Delivery.SENT:
+                return delivery  # the rest would arrive out of context
+        return Delivery.SENT
+
+    async def _last_seen(self, user_id: str) -> dt.datetime | None:
+        async with self.office.sessions() as session:
+            return (await session.exec(select(Conversation.last_seen_at).where(
+                col(Conversation.commune_id) == self.office.commune_id,
+                col(Conversation.channel) == CHANNEL,
+                col(Conversation.user_id) == user_id))).first()
+
+    async def _post(self, user_id: str, message: dict[str, Any]) -> Delivery:
+        body = {"recipient": {"user_id": user_id}, "message": message}
+        access = await self._access_token()
+        answer = await self._call(access, body)
+        if answer is not None and _error_code(answer) in TOKEN_ERRORS:
+            renewed = await self._refresh(access)
+            if renewed is None:
+                return Delivery.REJECTED
+            answer = await self._call(renewed, body)
+        if answer is None:
+            return Delivery.FAILED
+        code = _error_code(answer)
+        if code != 0:
+            log.warning("Zalo refused a message to %s: error %s (%s)", user_id, code,
+                        str(answer.get("message", ""))[:200])
+            return Delivery.REJECTED
+        return Delivery.SENT
+
+    async def _call(self, access: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Zalo's answer, or None when it could not be had."""
+        url = f"{self.config.api_base_url}/v3.0/oa/message/cs"
+        try:
+            async with self._session().post(url, json=body,
+                                            headers={"access_token": access}) as response:
+                if response.status != 200:
+                    log.warning("Zalo API answered HTTP %s", response.status)
+                    return None
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("Zalo API unreachable: %s", type(exc).__name__)
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    async def _access_token(self) -> str:
+        if self._access is None:
+            async with self.office.sessions() as session:
+                stored = await conversations_repo.token(
+                    session, commune_id=self.office.commune_id, channel=CHANNEL, name=ACCESS)
+            self._access = stored.value if stored else self.config.access_token
+        return self._access
+
+    async def _refresh(self, failed: str) -> str | None:
+        """A new access token in place of ``failed``, or None when Zalo will not give one."""
+        async with self._refreshing:
+            if self._access is not None and self._access != failed:
+                return self._access  # another task of this process renewed it meanwhile
+            async with session_scope(self.office.sessions) as session:
+                # Other instances wait here: two refreshes would burn the single-use token.
+                await session.exec(select(col(ChannelToken.id)).where(
+                    col(ChannelToken.commune_id) == self.office.commune_id,
+                    col(ChannelToken.channel) == CHANNEL).with_for_update())
+                stored = {name: await conversations_repo.token(
+                    session, commune_id=self.office.commune_id, channel=CHANNEL, name=name)
+                    for name in (ACCESS, REFRESH)}
+                access = stored[ACCESS]
+                if access is not None and access.value != failed:
+                    self._access = access.value  # another instance renewed it meanwhile
+                    return self._access
+                refresh = stored[REFRESH]
+                # The stored token first; the configured one if it differs, which is how an
+                # operator re-seeds the channel after re-authorising the OA.
+                candidates = ([refresh.value] if refresh else []) + [self.config.refresh_token]
+                for candidate in dict.fromkeys(candidates):
+                    renewed = await self._request_tokens(candidate)
+                    if renewed is not None:
+                        break
+                else:
+                    log.error("Zalo: the access token cannot be renewed; re-authorise the OA "
+                              "and set ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN")
+                    return None
+                new_access, new_refresh, expires_at = renewed
+                # Both in this transaction: losing the new refresh token loses the channel.
+                for name, value, expires in ((ACCESS, new_access, expires_at),
+                                             (REFRESH, new_refresh, None)):
+                    await conversations_repo.save_token(
+                        session, commune_id=self.office.commune_id, channel=CHANNEL, name=name,
+                        value=value, expires_at=expires)
+            self._access = new_access
+            log.info("Zalo access token renewed, valid until %s", expires_at)
+            return new_access
+
+    async def _request_tokens(self, refresh_token: str
+                              ) -> tuple[str, str, dt.datetime | None] | None:
+        """(access token, refresh token, expiry) from Zalo's OAuth server, or None."""
+        url = f"{self.config.oauth_base_url}/v4/oa/access_token"
+        form = {"app_id": self.config.app_id, "refresh_token": refresh_token,
+                "grant_type": "refresh_token"}
+        try:
+            async with self._session().post(
+                    url, data=form, headers={"secret_key": self.config.app_secret}) as response:
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("Zalo OAuth server unreachable: %s", type(exc).__name__)
+            return None
+        if not isinstance(answer, dict):
+            return None
+        access, refresh = answer.get(ACCESS), answer.get(REFRESH)
+        if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
+            log.warning("Zalo refused to renew the access token: error %s (%s)",
+                        answer.get("error"), str(answer.get("error_name", ""))[:200])
+            return None
+        try:  # Zalo sends the lifetime as a string of seconds
+            lifetime = dt.timedelta(seconds=int(str(answer.get("expires_in"))))
+            expires_at: dt.datetime | None = dt.datetime.now(dt.UTC) + lifetime
+        except ValueError:
+            expires_at = None
+        return access, refresh, expires_at
+
+
+def _signed(config: ZaloConfig, raw: bytes, timestamp: str, given: str) -> bool:
+    expected = hashlib.sha256(config.app_id.encode() + raw + timestamp.encode()
+                              + config.oa_secret_key.encode()).hexdigest()
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode(errors="replace"))
+
+
+def _event_id(message: Mapping[str, Any], raw: bytes) -> str:
+    """Zalo's message id (named ``msg_id`` or ``mid``), else the body's hash."""
+    found = message.get("msg_id") or message.get("mid")
+    event_id = str(found) if isinstance(found, str | int) and found else ""
+    if not event_id or len(event_id) > 128:
+        event_id = hashlib.sha256(event_id.encode() if event_id else raw).hexdigest()
+    return event_id
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The body, or None when it is larger than any Zalo event."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY:  # chunked uploads carry no Content-Length
+            return None
+    return bytes(body)
+
+
+class ZaloWebhook:
+    """``POST /webhook/zalo``: verifies an event, hands a text to the Dialogue, sends replies."""
+
+    def __init__(self, *, dialogue: Dialogue, office: Office, config: ZaloConfig,
+                 client: ZaloClient) -> None:
+        self.dialogue = dialogue
+        self.office = office
+        self.config = config
+        self.client = client
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer 200 to every genuine event (Zalo only wants to know it arrived)."""
+        raw = await _read_body(request)
+        if raw is None:
+            return _refuse(413, "body too large")
+        given = request.headers.get(SIGNATURE_HEADER, "").strip()
+        if not given.startswith("mac="):
+            return _refuse(401, "signature missing")
+        try:
+            event = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _refuse(400, "body must be JSON")
+        if not isinstance(event, dict):
+            return _refuse(400, "body must be a JSON object")
+        timestamp = str(event.get("timestamp") or request.headers.get(TIMESTAMP_HEADER, ""))
+        if not re.fullmatch(r"[0-9]{1,16}", timestamp) or not _signed(
+                self.config, raw, timestamp, given.removeprefix("mac=")):
+            return _refuse(401, "bad signature")
+        skew = abs(time.time() - int(timestamp) / 1000)
+        if skew > EVENT_MAX_SKEW.total_seconds():
+            return _refuse(401, "stale event")
+        if event.get("event_name") == "user_send_text":
+            try:
+                await self._on_text(event, raw)
+            except Exception:  # Zalo must still get its 200, or it keeps re-posting
+                log.exception("Zalo: handling an event failed")
+        return web.json_response({"ok": True})
+
+    async def _on_text(self, event: Mapping[str, Any], raw: bytes) -> None:
+        sender, message = event.get("sender"), event.get("message")
+        user_id = sender.get("id") if isinstance(sender, dict) else None
+        text = message.get("text") if isinstance(message, dict) else None
+        if not (isinstance(user_id, str | int) and str(user_id) and isinstance(text, str)
+                and isinstance(message, dict)):
+            log.info("Zalo: ignoring a text event without sender or text")
+            return
+        user_id = str(user_id)[:128]
+        async with session_scope(self.office.sessions) as session:
+            fresh = await conversations_repo.first_time(session, channel=CHANNEL,
+                                                        event_id=_event_id(message, raw))
+        if not fresh:
+            log.info("Zalo: event redelivered, already handled")
+            return
+        incoming = (IncomingMessage(CHANNEL, user_id, payload=text[1:].strip()[:200])
+                    if text.startswith(PAYLOAD_MARK)
+                    else IncomingMessage(CHANNEL, user_id, text=text[:MAX_TEXT]))
+        for reply in await self.dialogue.handle(incoming):
+            if await self.client.send(user_id, reply) is not Delivery.SENT:
+                break  # later replies make no sense without the one that failed
+
+
+def add_zalo_routes(app: web.Application, *, dialogue: Dialogue, office: Office,
+                    config: ZaloConfig, client: ZaloClient) -> ZaloWebhook:
+    """Register ``POST /webhook/zalo`` on ``app``."""
+    webhook = ZaloWebhook(dialogue=dialogue, office=office, config=config, client=client)
+    app.router.add_post("/webhook/zalo", webhook.handle)
+    return webhook

@@ -1,0 +1,251 @@
+"""The web chat in a real browser: the server as deployed, headless Chromium on a phone screen.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it); the ``playwright`` package drives it
+through its bundled driver, with no browser download.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+PHONE = {"width": 360, "height": 740}
+SCREENSHOT = Path("/tmp/webchat-phone.png")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+COMMUNE_SITE = "https://xa-hat-mon.example/"  # answered by the test, never fetched
+
+
+def _chromium() -> str | None:
+    """Debian's chromium, installed with apt-get when missing and possible."""
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True,
+                   capture_output=True, timeout=900, check=False)
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = _chromium()
+    if path is None:
+        pytest.skip("Debian's chromium is not installed and could not be installed "
+                    "(apt-get install chromium)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m bot serve`` on a free port and a fresh SQLite database."""
+    folder = tmp_path_factory.mktemp("webchat")
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'm.sqlite3'}",
+           "MOTCUA_HOST": "127.0.0.1", "MOTCUA_PORT": str(port), "TELEGRAM_BOT_TOKEN": ""}
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail("the server stopped:\n" + (folder / "server.log").read_text())
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("no /healthz after 90 s:\n" + (folder / "server.log").read_text())
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def context(playwright: Playwright, chromium: str, tmp_path: Path) -> Iterator[BrowserContext]:
+    """A phone-sized headless Chromium with a fresh profile."""
+    browser = playwright.chromium.launch_persistent_context(
+        tmp_path / "profile", executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+        locale="vi-VN")
+    browser.set_default_timeout(20_000)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.pages[0] if context.pages else context.new_page()
+
+
+def _no_horizontal_scroll(page: Page) -> None:
+    sizes = page.evaluate("""() => ({
+        inner: window.innerWidth,
+        page: document.documentElement.scrollWidth,
+        log: document.getElementById("log").scrollWidth,
+        logBox: document.getElementById("log").clientWidth})""")
+    assert sizes["inner"] == PHONE["width"], sizes
+    assert sizes["page"] <= PHONE["width"], sizes
+    assert sizes["log"] <= sizes["logBox"], sizes
+
+
+def _input_is_visible(page: Page) -> None:
+    box = page.locator("#q").bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+
+
+def test_phone_conversation(page: Page, server: str, tmp_path: Path) -> None:
+    page.goto(server + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "vi")
+    greeting = page.locator(".msg.bot").first
+    expect(greeting).to_contain_text("Xin chào")
+    expect(greeting.get_by_role("button", name="Thủ tục", exact=True)).to_be_visible()
+    _input_is_visible(page)
+
+    page.get_by_label("Câu hỏi của bạn").fill("làm giấy khai sinh cần gì")
+    page.keyboard.press("Enter")
+    answer = page.locator(".msg.bot", has_text="Thủ tục đăng ký khai sinh (mã 1.001193)")
+    expect(answer).to_be_visible()
+    link = answer.locator("a[href^='https://']").first
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    assert link.get_attribute("href") == link.inner_text()
+
+    greeting.get_by_role("button", name="Thủ tục", exact=True).tap()
+    expect(page.locator("#q")).to_be_focused()
+    fields = page.locator(".msg.bot", has_text="Chọn lĩnh vực")
+    fields.get_by_role("button", name="Hộ tịch", exact=True).tap()
+    procedures = page.locator(".msg.bot", has_text="Chọn thủ tục")
+    expect(procedures.get_by_role("button", name="Thủ tục đăng ký khai sinh", exact=True)
+           ).to_be_visible()
+    assert procedures.get_by_role("button").count() >= 5
+    expect(page.locator("#error")).to_be_hidden()
+
+    _no_horizontal_scroll(page)
+    _input_is_visible(page)
+    page.screenshot(path=tmp_path / "webchat-phone.png")
+    page.screenshot(path=SCREENSHOT)
+
+
+def test_keyboard_large_text_and_english(page: Page, server: str) -> None:
+    page.goto(server + "/")
+    expect(page.locator(".msg.bot").first).to_contain_text("Xin chào")
+    bigger = page.get_by_role("button", name="Chữ lớn")
+    bigger.focus()
+    page.keyboard.press("Enter")
+    expect(bigger).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("body")).to_have_class("big")
+    _no_horizontal_scroll(page)
+
+    # Keyboard only: a reply's button pressed with Enter hands the cursor back to the input.
+    first_choice = page.locator(".choices button").first
+    first_choice.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#q")).to_be_focused()
+    expect(page.locator(".msg.bot", has_text="Chọn lĩnh vực")).to_be_visible()
+
+    page.get_by_role("button", name="English").click()
+    expect(page.locator(".msg.bot", has_text="The assistant now speaks English.")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+    page.reload()  # large text and language are remembered
+    expect(page.locator(".msg.bot").first).to_contain_text("Hello")
+    expect(page.get_by_role("button", name="Large text")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Tab")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+
+    page.get_by_role("button", name="Tiếng Việt").click()
+    expect(page.locator("html")).to_have_attribute("lang", "vi")
+    expect(page.get_by_label("Câu hỏi của bạn")).to_be_visible()
+
+
+def test_server_text_is_never_markup(page: Page, server: str) -> None:
+    reply = {"replies": [{"text": "<img src=x onerror=alert(1)> xem https://a.example/b.",
+                          "buttons": [{"title": "<b>x</b>", "payload": "menu"}]}]}
+    page.route("**/api/chat", lambda route: route.fulfill(json=reply))
+    page.goto(server + "/")
+    message = page.locator(".msg.bot").first
+    expect(message).to_contain_text("<img src=x onerror=alert(1)>")
+    assert message.locator("img").count() == 0
+    expect(message.locator("a")).to_have_attribute("href", "https://a.example/b")
+    expect(message.get_by_role("button", name="<b>x</b>")).to_be_visible()
+
+
+def test_unreachable_server_shows_an_error(page: Page, server: str) -> None:
+    page.route("**/api/chat", lambda route: route.abort())
+    page.goto(server + "/")
+    expect(page.get_by_role("alert")).to_contain_text("Không kết nối được máy chủ")
+    page.get_by_label("Câu hỏi của bạn").fill("lệ phí khai sinh")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Câu hỏi của bạn")).to_have_value("lệ phí khai sinh")  # to retry
+
+    page.unroute("**/api/chat")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.bot", has_text="khai sinh").last).to_be_visible()
+    expect(page.get_by_role("alert")).to_be_hidden()
+
+
+def test_widget_on_a_commune_site(page: Page, server: str) -> None:
+    site = (f'<!doctype html><html lang="vi"><title>UBND xã</title><body><h1>UBND xã</h1>'
+            f'<a href="#">Tin tức</a><script src="{server}/static/widget.js" defer></script>')
+    page.route(COMMUNE_SITE, lambda route: route.fulfill(body=site, content_type="text/html"))
+    page.goto(COMMUNE_SITE)
+    opener = page.get_by_role("button", name="Hỏi trợ lý")
+    expect(opener).to_have_attribute("aria-expanded", "false")
+    opener.click()
+    dialog = page.get_by_role("dialog", name="Trợ lý thủ tục hành chính")
+    expect(dialog).to_be_visible()
+    chat = page.frame_locator("iframe[title='Trợ lý thủ tục hành chính']")
+    expect(chat.locator(".msg.bot").first).to_contain_text("Xin chào")
+    expect(chat.locator("#q")).to_be_focused()
+    assert page.frames[1].url == server + "/"
+
+    page.keyboard.press("Escape")  # pressed inside the chat, another origin
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+    expect(opener).to_have_attribute("aria-expanded", "false")
+
+    opener.press("Enter")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Đóng trợ lý").focus()
+    for _ in range(12):  # Tab never leaves the dialog
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "motcua-widget"
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
