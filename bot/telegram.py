@@ -30,8 +30,6 @@ from telegram.ext import (
 
 from bot.outbox import Sender
 from handlers.conversation import Dialogue, IncomingMessage, Reply, split_text
-from storage import conversations as conversations_repo
-from storage.db import session_scope
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.telegram.org"
@@ -108,7 +106,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await dialogue.from_staff(channel=match.group(1), user_id=match.group(2),
                                       text=message.text, reply_id=f"{chat.id}:{message.id}")
         return  # the staff group is not a citizen
-    replies = await dialogue.handle(IncomingMessage("telegram", str(chat.id), text=message.text))
+    replies = await dialogue.handle(IncomingMessage("telegram", str(chat.id), text=message.text,
+                                                    event_id=str(update.update_id)))
     await send_replies(context.application, chat.id, replies)
 
 
@@ -120,8 +119,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await query.answer()
     dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
-    replies = await dialogue.handle(
-        IncomingMessage("telegram", str(chat.id), payload=query.data or ""))
+    replies = await dialogue.handle(IncomingMessage(
+        "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
     await send_replies(context.application, chat.id, replies)
 
 
@@ -190,16 +189,11 @@ async def webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="not a Telegram update")
     if update.message is None and update.callback_query is None:
         return web.Response(status=200)  # an update type we do not handle
-    dialogue: Dialogue = application.bot_data[DIALOGUE_KEY]
-    async with session_scope(dialogue.office.sessions) as session:
-        new = await conversations_repo.first_time(session, channel="telegram",
-                                                  event_id=str(update.update_id))
-    if new:
-        try:
-            await application.process_update(update)
-        except TelegramError as exc:
-            log.warning("telegram: could not answer update %s: %s", update.update_id,
-                        type(exc).__name__)
+    try:
+        await application.process_update(update)  # the core ignores a redelivered update
+    except TelegramError as exc:
+        log.warning("telegram: could not answer update %s: %s", update.update_id,
+                    type(exc).__name__)
     return web.Response(status=200)
 
 

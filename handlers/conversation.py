@@ -56,6 +56,7 @@ class IncomingMessage:
     text: str = ""
     payload: str = ""  # a button's payload, instead of text
     lang: Lang | None = None  # forced language (web chat's switch), else the stored one
+    event_id: str = ""  # the channel's id of this event: a redelivered event is ignored
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Dialogue:
         """Answer one message, reading and saving the conversation's state."""
         now = now or dt.datetime.now(dt.UTC)
         async with session_scope(self.office.sessions) as session:
+            if message.event_id and not await conversations_repo.first_time(
+                    session, channel=message.channel, event_id=message.event_id):
+                return []
             state = await conversations_repo.conversation(
                 session, commune_id=self.office.commune_id, channel=message.channel,
                 user_id=message.user_id)
