@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from bot.telegram import TelegramConfig, add_telegram_routes, build_application
         from bot.telegram import senders as telegram_senders
         from bot.web import DIALOGUE, create_app
+        from bot.zalo import ZaloClient, ZaloConfig, add_zalo_routes
 
         async with open_office(settings, kb) as office:
             assistant = Assistant(kb)
@@ -82,6 +83,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                 polling=not telegram.public_base_url)
                 add_telegram_routes(app, application, telegram)
                 outbox_senders.update(telegram_senders(application, telegram))
+            zalo = ZaloConfig.from_env(environment())
+            zalo_client = None if zalo is None else ZaloClient(zalo, office)
+            if zalo is None or zalo_client is None:
+                log.info("zalo: off (set ZALO_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY, "
+                         "ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN to turn it on)")
+            else:
+                add_zalo_routes(app, dialogue=app[DIALOGUE], config=zalo, client=zalo_client)
+                outbox_senders["zalo"] = zalo_client.notify
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
@@ -92,6 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             finally:
                 outbox.cancel()
                 await runner.cleanup()
+                if zalo_client is not None:
+                    await zalo_client.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())

@@ -170,6 +170,12 @@ class ZaloClient:
                 return delivery  # the rest would arrive out of context
         return Delivery.SENT
 
+    async def notify(self, recipient: str, text: str) -> bool:
+        """The outbox's sender: False only when trying again later may help."""
+        # Outside the window or refused, a retry would fail the same way: the notice is
+        # dropped (and logged); ZNS templates would be the way to reach such citizens.
+        return await self.send(recipient, Reply(text)) is not Delivery.FAILED
+
     async def _last_seen(self, user_id: str) -> dt.datetime | None:
         async with self.office.sessions() as session:
             return (await session.exec(select(Conversation.last_seen_at).where(
@@ -320,10 +326,8 @@ async def _read_body(request: web.Request) -> bytes | None:
 class ZaloWebhook:
     """``POST /webhook/zalo``: verifies an event, hands a text to the Dialogue, sends replies."""
 
-    def __init__(self, *, dialogue: Dialogue, office: Office, config: ZaloConfig,
-                 client: ZaloClient) -> None:
+    def __init__(self, *, dialogue: Dialogue, config: ZaloConfig, client: ZaloClient) -> None:
         self.dialogue = dialogue
-        self.office = office
         self.config = config
         self.client = client
 
@@ -351,7 +355,7 @@ class ZaloWebhook:
         if event.get("event_name") == "user_send_text":
             try:
                 await self._on_text(event, raw)
-            except Exception:  # Zalo must still get its 200, or it keeps re-posting
+            except Exception:  # Zalo only needs to know the event arrived; the failure is ours
                 log.exception("Zalo: handling an event failed")
         return web.json_response({"ok": True})
 
@@ -359,28 +363,25 @@ class ZaloWebhook:
         sender, message = event.get("sender"), event.get("message")
         user_id = sender.get("id") if isinstance(sender, dict) else None
         text = message.get("text") if isinstance(message, dict) else None
-        if not (isinstance(user_id, str | int) and str(user_id) and isinstance(text, str)
+        if not (isinstance(user_id, str) and user_id and isinstance(text, str)
                 and isinstance(message, dict)):
             log.info("Zalo: ignoring a text event without sender or text")
             return
-        user_id = str(user_id)[:128]
-        async with session_scope(self.office.sessions) as session:
-            fresh = await conversations_repo.first_time(session, channel=CHANNEL,
-                                                        event_id=_event_id(message, raw))
-        if not fresh:
-            log.info("Zalo: event redelivered, already handled")
-            return
-        incoming = (IncomingMessage(CHANNEL, user_id, payload=text[1:].strip()[:200])
-                    if text.startswith(PAYLOAD_MARK)
-                    else IncomingMessage(CHANNEL, user_id, text=text[:MAX_TEXT]))
+        user_id = user_id[:128]
+        payload = text.removeprefix(PAYLOAD_MARK).strip() if text.startswith(PAYLOAD_MARK) else ""
+        # With the event id the Dialogue answers a redelivered event with nothing.
+        event_id = _event_id(message, raw)
+        incoming = (IncomingMessage(CHANNEL, user_id, payload=payload[:200], event_id=event_id)
+                    if payload else
+                    IncomingMessage(CHANNEL, user_id, text=text[:MAX_TEXT], event_id=event_id))
         for reply in await self.dialogue.handle(incoming):
             if await self.client.send(user_id, reply) is not Delivery.SENT:
                 break  # later replies make no sense without the one that failed
 
 
-def add_zalo_routes(app: web.Application, *, dialogue: Dialogue, office: Office,
-                    config: ZaloConfig, client: ZaloClient) -> ZaloWebhook:
+def add_zalo_routes(app: web.Application, *, dialogue: Dialogue, config: ZaloConfig,
+                    client: ZaloClient) -> ZaloWebhook:
     """Register ``POST /webhook/zalo`` on ``app``."""
-    webhook = ZaloWebhook(dialogue=dialogue, office=office, config=config, client=client)
+    webhook = ZaloWebhook(dialogue=dialogue, config=config, client=client)
     app.router.add_post("/webhook/zalo", webhook.handle)
     return webhook

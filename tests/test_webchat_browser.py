@@ -9,9 +9,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ SCREENSHOT = Path("/tmp/webchat-phone.png")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-COMMUNE_SITE = "https://xa-hat-mon.example/"  # answered by the test, never fetched
+expect.set_options(timeout=15_000)
 
 
 def _chromium() -> str | None:
@@ -220,11 +222,34 @@ def test_unreachable_server_shows_an_error(page: Page, server: str) -> None:
     expect(page.get_by_role("alert")).to_be_hidden()
 
 
-def test_widget_on_a_commune_site(page: Page, server: str) -> None:
-    site = (f'<!doctype html><html lang="vi"><title>UBND xã</title><body><h1>UBND xã</h1>'
-            f'<a href="#">Tin tức</a><script src="{server}/static/widget.js" defer></script>')
-    page.route(COMMUNE_SITE, lambda route: route.fulfill(body=site, content_type="text/html"))
-    page.goto(COMMUNE_SITE)
+@pytest.fixture
+def commune_site(server: str) -> Iterator[str]:
+    """The commune's own website (another origin) embedding the widget."""
+    html = ('<!doctype html><html lang="vi"><meta charset="utf-8"><title>UBND xã</title>'
+            '<body><h1>UBND xã</h1><a href="#">Tin tức</a>'
+            f'<script src="{server}/static/widget.js" defer></script>').encode()
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_widget_on_a_commune_site(page: Page, server: str, commune_site: str) -> None:
+    page.goto(commune_site)
     opener = page.get_by_role("button", name="Hỏi trợ lý")
     expect(opener).to_have_attribute("aria-expanded", "false")
     opener.click()
@@ -243,9 +268,13 @@ def test_widget_on_a_commune_site(page: Page, server: str) -> None:
     opener.press("Enter")
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Đóng trợ lý").focus()
-    for _ in range(12):  # Tab never leaves the dialog
+    focused = set()
+    for _ in range(15):  # Tab goes through the chat and back to "Đóng", never out of the dialog
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "motcua-widget"
+        focused.add(page.evaluate(
+            "document.getElementById('motcua-widget').shadowRoot.activeElement.tagName"))
+    assert focused == {"IFRAME", "BUTTON"}
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(opener).to_be_focused()

@@ -79,6 +79,9 @@
     open.setAttribute("aria-expanded", "false");
     (opener && opener.isConnected ? opener : open).focus();
   });
+  frame.addEventListener("load", () => {  // first opening: focus the chat once it is there
+    if (dialog.open) frame.contentWindow.focus();
+  });
   open.addEventListener("click", show);
   close.addEventListener("click", hide);
   // Esc pressed inside the chat page (another origin) arrives as a message.
