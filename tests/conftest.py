@@ -12,9 +12,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from handlers.applications import Office
 from knowledge.answer import Assistant
 from knowledge.loader import load_knowledge
-from storage.db import make_engine, make_sessions, upgrade
+from knowledge.workdays import WorkCalendar
+from storage import applications as repo
+from storage.db import make_engine, make_sessions, session_scope, upgrade
+from tests.samples import CODE, T0, record
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dichvucong"
 # The PostgreSQL server the tests create throwaway databases on (.ci/run starts it).
@@ -72,3 +76,21 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
             await connection.execute(table.delete())
     yield make_sessions(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def empty_office(sessions: async_sessionmaker[AsyncSession], assistant: Assistant
+                       ) -> Office:
+    """Hát Môn's office on an empty database."""
+    async with session_scope(sessions) as s:
+        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
+    return Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+
+
+@pytest.fixture
+async def office(empty_office: Office) -> Office:
+    """Hát Môn's office holding the sample application ``tests.samples.CODE``."""
+    async with session_scope(empty_office.sessions) as s:
+        await repo.upsert_applications(s, commune_id=empty_office.commune_id, actor="test",
+                                       now=T0, records=[record(CODE)])
+    return empty_office

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.runtime import create_api_key
 from bot.web import create_app
@@ -29,10 +27,9 @@ Client = TestClient[object, object]
 
 
 @pytest.fixture
-async def office(sessions: async_sessionmaker[AsyncSession], assistant: Assistant) -> Office:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-    return Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+def office(empty_office: Office) -> Office:
+    """The API tests push the sample application themselves: start empty."""
+    return empty_office
 
 
 @pytest.fixture

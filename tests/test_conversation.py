@@ -18,22 +18,12 @@ from handlers.conversation import (
     split_text,
 )
 from knowledge.answer import Assistant
-from knowledge.workdays import WorkCalendar
-from storage import applications as repo
-from storage.db import session_scope
 from storage.models import Notification, Subscription, Unanswered
-from tests.test_storage import T0, record
-
-CODE = "000.00.19.H26-251127-0001"
+from tests.samples import CODE
 
 
 @pytest.fixture
-async def dialogue(sessions: async_sessionmaker[AsyncSession], assistant: Assistant) -> Dialogue:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-        await repo.upsert_applications(s, commune_id=commune, records=[record(CODE)],
-                                       actor="test", now=T0)
-    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+def dialogue(office: Office, assistant: Assistant) -> Dialogue:
     return Dialogue(assistant, office)
 
 

@@ -2,31 +2,15 @@
 
 import datetime as dt
 
-import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.applications import Office, set_status
 from handlers.status import MAX_FAILURES, lookup_status
-from knowledge.loader import load_knowledge
-from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import session_scope
 from storage.domain import ApplicationStatus
 from storage.models import LookupAttempt, Notification
-from tests.test_storage import T0, record
-
-CODE = "000.00.19.H26-251127-0001"
-
-
-@pytest.fixture
-async def office(sessions: async_sessionmaker[AsyncSession]) -> Office:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-        await repo.upsert_applications(s, commune_id=commune, actor="test", now=T0,
-                                       records=[record(CODE)])
-    return Office(sessions, commune, load_knowledge(), WorkCalendar.for_commune("hat-mon"))
+from tests.samples import CODE, T0
 
 
 async def lookup(office: Office, code: str, last4: str, user: str = "telegram:1",

@@ -8,24 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import applications as repo
 from storage.db import session_scope
-from storage.domain import ApplicationStatus, SubmissionChannel
+from storage.domain import ApplicationStatus
 from storage.models import Application, Notification
-
-UTC = dt.UTC
-T0 = dt.datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
-
-
-def record(code: str = "000.00.19.H26-251127-0001", **changes: object) -> repo.ApplicationRecord:
-    values: dict[str, object] = {
-        "receipt_code": code, "procedure_code": "1.001193",
-        "procedure_name": "Thủ tục đăng ký khai sinh", "field": "Hộ tịch",
-        "applicant_name": "Nguyễn Văn A", "phone": "0912345678",
-        "channel": SubmissionChannel.ONLINE, "received_at": T0,
-        "due_at": T0 + dt.timedelta(days=1), "due_estimated": False,
-        "status": ApplicationStatus.RECEIVED, "completed_at": None,
-    }
-    values.update(changes)
-    return repo.ApplicationRecord(**values)  # type: ignore[arg-type]
+from tests.samples import T0, record
 
 
 async def test_upsert_is_idempotent_and_keeps_history(

@@ -6,24 +6,18 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.outbox import Dispatcher
 from bot.telegram import TelegramConfig, add_telegram_routes, build_application, senders
 from handlers.applications import Office, set_status
 from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
-from knowledge.workdays import WorkCalendar
-from storage import applications as repo
-from storage.db import session_scope
 from storage.domain import ApplicationStatus
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
-from tests.test_storage import T0, record
+from tests.samples import CODE, T0
 
 TOKEN = "123456:TEST-token"
 SECRET = "s3cret_token-1"
-CODE = "000.00.19.H26-251127-0001"
 
 
 STAFF_CHAT = -100500
@@ -43,13 +37,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(sessions: async_sessionmaker[AsyncSession], assistant: Assistant
-              ) -> AsyncIterator[Rig]:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-        await repo.upsert_applications(s, commune_id=commune, records=[record(CODE)],
-                                       actor="test", now=T0)
-    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
     fake = FakeTelegram(TOKEN)
     async with TestServer(fake.app()) as api:
         config = TelegramConfig(token=TOKEN, webhook_secret=SECRET,

@@ -4,23 +4,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.web import MAX_BODY, create_app
 from handlers.applications import Office
 from knowledge.answer import Assistant
-from knowledge.workdays import WorkCalendar
-from storage import applications as repo
-from storage.db import session_scope
 
 
 @pytest.fixture
-async def client(assistant: Assistant, sessions: async_sessionmaker[AsyncSession]
+async def client(assistant: Assistant, office: Office
                  ) -> AsyncIterator[TestClient[object, object]]:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
     async with TestClient(TestServer(create_app(assistant, office))) as test_client:
         yield test_client
 

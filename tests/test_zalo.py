@@ -13,29 +13,23 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.outbox import Dispatcher
 from bot.zalo import Delivery, ZaloClient, ZaloConfig, add_zalo_routes
 from handlers.applications import Office, set_status
 from handlers.conversation import Button, Dialogue, IncomingMessage, Reply
 from knowledge.answer import Assistant
-from knowledge.workdays import WorkCalendar
-from storage import applications as repo
-from storage.db import session_scope
 from storage.domain import ApplicationStatus
 from storage.models import ChannelToken, Conversation, Subscription
 from tests.fakes.zalo import NOT_INTERACTED, FakeZalo, now_ms, sign
-from tests.test_storage import T0, record
+from tests.samples import CODE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zalo"
 APP_ID = "4321890765123456789"  # as in the fixtures
 APP_SECRET = "app-secret-Xy12ab"
 OA_SECRET = "oa-secret-Qz34cd"
 USER = "246845883529197922"
-CODE = "000.00.19.H26-251127-0001"
 SECRETS = (APP_SECRET, OA_SECRET, "at-1", "at-2", "at-3", "rt-1", "rt-2", "rt-3")
 
 
@@ -97,13 +91,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(sessions: async_sessionmaker[AsyncSession], assistant: Assistant
-              ) -> AsyncIterator[Rig]:
-    async with session_scope(sessions) as s:
-        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
-        await repo.upsert_applications(s, commune_id=commune, records=[record(CODE)],
-                                       actor="test", now=T0)
-    office = Office(sessions, commune, assistant.kb, WorkCalendar.for_commune("hat-mon"))
+async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
     fake = FakeZalo(APP_ID, APP_SECRET, access_token="at-1", refresh_token="rt-1")
     async with TestServer(fake.app()) as api:
         base_url = str(api.make_url("")).rstrip("/")
