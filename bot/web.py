@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import asdict
@@ -16,6 +17,8 @@ from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
+from storage.applications import take_for_recipient
+from storage.db import session_scope
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -48,6 +51,19 @@ async def chat_api(request: web.Request) -> web.Response:
     return web.json_response({"replies": [asdict(r) for r in replies]})
 
 
+async def chat_inbox(request: web.Request) -> web.Response:
+    """``GET /api/chat/inbox?user=…``: messages waiting for a web chat user (status changes of
+    followed applications, staff replies); the page polls it."""
+    user = request.query.get("user", "")
+    if not user or len(user) > 128:
+        return web.json_response({"error": "user is required"}, status=400)
+    office = request.app[OFFICE]
+    async with session_scope(office.sessions) as session:
+        texts = await take_for_recipient(session, channel="web", recipient=user,
+                                         now=dt.datetime.now(dt.UTC))
+    return web.json_response({"replies": [{"text": t, "buttons": []} for t in texts]})
+
+
 async def healthz(request: web.Request) -> web.Response:
     """200 when the knowledge base is loaded and the database answers, else 503."""
     body: dict[str, object] = {"procedures": len(request.app[ASSISTANT].kb.procedures)}
@@ -69,6 +85,7 @@ def create_app(assistant: Assistant, office: Office) -> web.Application:
     add_routes(app)
     app.router.add_get("/", chat_page)
     app.router.add_post("/api/chat", chat_api)
+    app.router.add_get("/api/chat/inbox", chat_inbox)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC)
     return app

@@ -347,3 +347,15 @@ async def claim_notifications(session: AsyncSession, *, channels: Sequence[str],
 
 
 MAX_ATTEMPTS = 5  # a message that failed this often stays in the outbox for staff to see
+
+
+async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: str,
+                             now: dt.datetime, limit: int = 20) -> list[str]:
+    """Pending messages of one recipient on a pull channel (the web chat), marked sent."""
+    pending = (await session.exec(select(Notification).where(
+        col(Notification.channel) == channel, col(Notification.recipient) == recipient,
+        col(Notification.sent_at).is_(None)).order_by(col(Notification.id)).limit(limit))).all()
+    for message in pending:
+        message.sent_at, message.attempts = now, message.attempts + 1
+        session.add(message)
+    return [m.text for m in pending]

@@ -7,6 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.web import MAX_BODY, create_app
 from handlers.applications import Office
+from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
 
 
@@ -70,3 +71,16 @@ async def test_health(client: TestClient[object, object]) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert (await response.json())["status"] == "ok"
+
+
+async def test_staff_reply_reaches_the_web_chat_through_the_inbox(
+    client: TestClient[object, object], assistant: Assistant, office: Office
+) -> None:
+    await client.post("/api/chat", json={"user": "web-9", "text": "gặp cán bộ"})
+    await Dialogue(assistant, office).from_staff(channel="web", user_id="web-9",
+                                                  text="Chào chị, mời chị lên xã.", reply_id="1")
+    inbox = await (await client.get("/api/chat/inbox?user=web-9")).json()
+    assert [r["text"] for r in inbox["replies"]] == ["Chào chị, mời chị lên xã."]
+    again = await (await client.get("/api/chat/inbox?user=web-9")).json()
+    assert again["replies"] == []  # delivered once
+    assert (await client.get("/api/chat/inbox")).status == 400

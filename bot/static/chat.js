@@ -184,6 +184,19 @@
     });
   }
 
+  // Staff replies and status changes of a followed application arrive through the inbox.
+  async function poll() {
+    try {
+      const res = await fetch("api/chat/inbox?user=" + encodeURIComponent(user));
+      if (res.ok) {
+        for (const reply of (await res.json()).replies || []) showFrom(bubble("bot", reply.text));
+      }
+    } catch (e) {
+      // The next poll will try again; sending shows its own error line.
+    }
+  }
+  setInterval(() => { queue = queue.then(poll); }, 5000);
+
   setLang(lang);
   setBig(load("motcua-big") === "1");
   ask({ payload: "menu", lang: lang }, null).then(() => {
