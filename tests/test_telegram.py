@@ -15,6 +15,7 @@ from knowledge.answer import Assistant
 from storage.domain import ApplicationStatus
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.samples import CODE, T0
+from tests.script import Received, scripted_conversation
 
 TOKEN = "123456:TEST-token"
 SECRET = "s3cret_token-1"
@@ -48,6 +49,22 @@ async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
             yield Rig(http, fake, Dispatcher(office, senders(application, config)), office)
+
+
+async def test_scripted_conversation(rig: Rig) -> None:
+    counter = iter(range(1000, 2000))
+
+    async def send(text: str = "", payload: str = "") -> Received:
+        before = len(rig.fake.sent(600))
+        n = next(counter)
+        await rig.post(button_update(n, 600, payload) if payload else text_update(n, 600, text))
+        got = rig.fake.sent(600)[before:]
+        return Received([m["text"] for m in got],
+                        [(b["text"], b["callback_data"]) for m in got
+                         for row in m.get("reply_markup", {}).get("inline_keyboard", [])
+                         for b in row])
+
+    await scripted_conversation(send)
 
 
 async def test_question_gets_the_procedure_card(rig: Rig) -> None:

@@ -9,6 +9,7 @@ from bot.web import MAX_BODY, create_app
 from handlers.applications import Office
 from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
+from tests.script import Received, scripted_conversation
 
 
 @pytest.fixture
@@ -84,3 +85,13 @@ async def test_staff_reply_reaches_the_web_chat_through_the_inbox(
     again = await (await client.get("/api/chat/inbox?user=web-9")).json()
     assert again["replies"] == []  # delivered once
     assert (await client.get("/api/chat/inbox")).status == 400
+
+
+async def test_scripted_conversation(client: TestClient[object, object]) -> None:
+    async def send(text: str = "", payload: str = "") -> Received:
+        body = {"user": "web-script", "text": text, "payload": payload}
+        replies = (await (await client.post("/api/chat", json=body)).json())["replies"]
+        return Received([r["text"] for r in replies],
+                        [(b["title"], b["payload"]) for r in replies for b in r["buttons"]])
+
+    await scripted_conversation(send)

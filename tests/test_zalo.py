@@ -24,6 +24,7 @@ from storage.domain import ApplicationStatus
 from storage.models import ChannelToken, Conversation, Subscription
 from tests.fakes.zalo import NOT_INTERACTED, FakeZalo, now_ms, sign
 from tests.samples import CODE
+from tests.script import Received, scripted_conversation
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zalo"
 APP_ID = "4321890765123456789"  # as in the fixtures
@@ -381,3 +382,13 @@ async def test_followers_and_staff_replies_reach_zalo_through_the_outbox(rig: Ri
     await rig.dialogue.from_staff(channel="zalo", user_id=USER, text="Anh nhớ mang CCCD.",
                                   reply_id="2")
     assert await dispatcher.run_once() == 0
+
+
+async def test_scripted_conversation(rig: Rig) -> None:
+    async def send(text: str = "", payload: str = "") -> Received:
+        got = await rig.say(f"#{payload}" if payload else text, user="script-user")
+        return Received([m["text"] for m in got if m.get("text")],
+                        [(b["title"], b["payload"].removeprefix("#"))
+                         for m in got for b in buttons(m)])
+
+    await scripted_conversation(send)
