@@ -29,13 +29,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlmodel import col, select
 
 from handlers.applications import Office
 from handlers.conversation import Button, Dialogue, IncomingMessage, Reply, split_text
 from storage import conversations as conversations_repo
 from storage.db import session_scope
-from storage.models import ChannelToken, Conversation
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +176,8 @@ class ZaloClient:
 
     async def _last_seen(self, user_id: str) -> dt.datetime | None:
         async with self.office.sessions() as session:
-            return (await session.exec(select(Conversation.last_seen_at).where(
-                col(Conversation.commune_id) == self.office.commune_id,
-                col(Conversation.channel) == CHANNEL,
-                col(Conversation.user_id) == user_id))).first()
+            return await conversations_repo.last_seen(
+                session, commune_id=self.office.commune_id, channel=CHANNEL, user_id=user_id)
 
     async def _post(self, user_id: str, message: dict[str, Any]) -> Delivery:
         body = {"recipient": {"user_id": user_id}, "message": message}
@@ -231,9 +227,8 @@ class ZaloClient:
                 return self._access  # another task of this process renewed it meanwhile
             async with session_scope(self.office.sessions) as session:
                 # Other instances wait here: two refreshes would burn the single-use token.
-                await session.exec(select(col(ChannelToken.id)).where(
-                    col(ChannelToken.commune_id) == self.office.commune_id,
-                    col(ChannelToken.channel) == CHANNEL).with_for_update())
+                await conversations_repo.lock_tokens(session, commune_id=self.office.commune_id,
+                                                     channel=CHANNEL)
                 stored = {name: await conversations_repo.token(
                     session, commune_id=self.office.commune_id, channel=CHANNEL, name=name)
                     for name in (ACCESS, REFRESH)}

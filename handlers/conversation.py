@@ -124,7 +124,10 @@ class Dialogue:
         self.assistant = assistant
         self.office = office
         fields: dict[str, list[str]] = {}
-        for code in sorted(assistant.kb.bundled_codes):
+        # Procedures by name, "Thủ tục" left aside, so a citizen can scan a field's list.
+        by_name = sorted(assistant.kb.bundled_codes, key=lambda c: fold(
+            assistant.kb.procedures[c].name).removeprefix("thu tuc ").strip())
+        for code in by_name:
             fields.setdefault(assistant.kb.procedures[code].field, []).append(code)
         self.fields = sorted(fields.items(), key=lambda item: (-len(item[1]), item[0]))
 

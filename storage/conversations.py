@@ -75,3 +75,19 @@ async def save_token(session: AsyncSession, *, commune_id: int, channel: str, na
         found.value, found.expires_at, found.updated_at = value, expires_at, utcnow()
         session.add(found)
     await session.flush()
+
+
+async def last_seen(session: AsyncSession, *, commune_id: int, channel: str,
+                    user_id: str) -> dt.datetime | None:
+    """When the citizen last wrote on this channel (without creating a conversation)."""
+    return (await session.exec(select(Conversation.last_seen_at).where(
+        col(Conversation.commune_id) == commune_id, col(Conversation.channel) == channel,
+        col(Conversation.user_id) == user_id))).first()
+
+
+async def lock_tokens(session: AsyncSession, *, commune_id: int, channel: str) -> None:
+    """Hold the channel's token rows until the transaction ends (PostgreSQL row locks), so
+    two instances never spend the same single-use refresh token."""
+    await session.exec(select(col(ChannelToken.id)).where(
+        col(ChannelToken.commune_id) == commune_id,
+        col(ChannelToken.channel) == channel).with_for_update())
