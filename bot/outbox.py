@@ -32,26 +32,34 @@ class Dispatcher:
         self.batch = batch  # about Telegram's 30 messages/s for bulk sending
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
-        """Send one batch; returns how many were delivered."""
+        """Send one batch; returns how many were delivered.
+
+        Claiming counts an attempt and commits before anything is sent: the claim is a lease
+        (another instance takes the message again only after ``RETRY_AFTER``), and no
+        database transaction stays open while a channel's server answers.
+        """
         if not self.senders:
             return 0
         now = now or dt.datetime.now(dt.UTC)
-        delivered = 0
         async with session_scope(self.office.sessions) as session:
-            for message in await repo.claim_notifications(
-                    session, channels=list(self.senders), limit=self.batch, now=now,
-                    retry_after=RETRY_AFTER):
-                try:
-                    ok = await self.senders[message.channel](message.recipient, message.text)
-                except Exception:  # one broken message must not stop the others
-                    log.exception("outbox: sending notification %s failed", message.id)
-                    ok = False
-                if ok:
-                    message.sent_at = now
-                    delivered += 1
+            claimed = await repo.claim_notifications(
+                session, channels=list(self.senders), limit=self.batch, now=now,
+                retry_after=RETRY_AFTER)
+            for message in claimed:
                 message.attempts += 1
                 session.add(message)
-        return delivered
+            batch = [(m.id, m.channel, m.recipient, m.text) for m in claimed]
+        delivered: list[int] = []
+        for message_id, channel, recipient, text in batch:
+            try:
+                if await self.senders[channel](recipient, text) and message_id is not None:
+                    delivered.append(message_id)
+            except Exception:  # one broken message must not stop the others
+                log.exception("outbox: sending notification %s failed", message_id)
+        if delivered:
+            async with session_scope(self.office.sessions) as session:
+                await repo.mark_sent(session, delivered, at=now)
+        return len(delivered)
 
     async def run_forever(self, interval: float = 1.0) -> None:
         """Send batches until cancelled, at most one batch per ``interval`` seconds."""

@@ -349,6 +349,12 @@ async def claim_notifications(session: AsyncSession, *, channels: Sequence[str],
 MAX_ATTEMPTS = 5  # a message that failed this often stays in the outbox for staff to see
 
 
+async def mark_sent(session: AsyncSession, ids: Sequence[int], *, at: dt.datetime) -> None:
+    """Record that these outbox messages were delivered."""
+    await _core(session, update(Notification).where(col(Notification.id).in_(list(ids)))
+                .values(sent_at=at))
+
+
 async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: str,
                              now: dt.datetime, limit: int = 20) -> list[str]:
     """Pending messages of one recipient on a pull channel (the web chat), marked sent."""

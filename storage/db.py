@@ -42,7 +42,9 @@ def make_engine(url: str | None = None) -> AsyncEngine:
     """An async engine for ``url`` (default: the embedded SQLite file)."""
     url = async_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url)
+        # SQLite has one writer at a time: queueing for a single connection is fairer and
+        # faster than many connections retrying a locked database with growing sleeps.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # A server can restart under us: test pooled connections before use.
