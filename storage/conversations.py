@@ -1,9 +1,14 @@
-"""Queries on conversations, unanswered questions, handled channel events and channel tokens."""
+"""Queries on conversations, unanswered questions, handled channel events and channel tokens.
+
+SQLite and PostgreSQL are the supported databases (``INSERT … ON CONFLICT`` in both).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,12 +53,12 @@ async def unanswered(session: AsyncSession, *, commune_id: int) -> list[Unanswer
 
 async def first_time(session: AsyncSession, *, channel: str, event_id: str) -> bool:
     """Mark a channel event as handled; False if it was handled before (a redelivery)."""
-    try:
-        async with session.begin_nested():
-            session.add(SeenEvent(channel=channel, event_id=event_id))
-    except IntegrityError:
-        return False
-    return True
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (insert(SeenEvent).values(channel=channel, event_id=event_id, at=utcnow())
+                 .on_conflict_do_nothing().returning(col(SeenEvent.id)))
+    connection = await session.connection()
+    return (await connection.execute(statement)).first() is not None
 
 
 async def token(session: AsyncSession, *, commune_id: int, channel: str,
