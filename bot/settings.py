@@ -35,7 +35,6 @@ class Settings:
     port: int = 8080
     commune: str = "hat-mon"
     portal_files: tuple[Path, ...] = ()
-    public_base_url: str = ""
 
     @classmethod
     def from_env(
@@ -54,5 +53,4 @@ class Settings:
             port=port,
             commune=env.get("MOTCUA_COMMUNE") or "hat-mon",
             portal_files=portal,
-            public_base_url=env.get("PUBLIC_BASE_URL", ""),
         )

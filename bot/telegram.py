@@ -68,8 +68,12 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 
 
 async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
-                       replies: list[Reply]) -> None:
-    """Send replies, split at Telegram's length limit; buttons go with the last part."""
+                       replies: list[Reply]) -> bool:
+    """Send replies, split at Telegram's length limit; buttons go with the last part.
+
+    False only when Telegram's flood limit stopped the sending (worth trying again later);
+    a chat that blocked the bot is given up on.
+    """
     for reply in replies:
         parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
         for i, part in enumerate(parts):
@@ -79,12 +83,13 @@ async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], c
                                                    disable_web_page_preview=True)
             except Forbidden:
                 log.info("telegram: chat %s blocked the bot; message dropped", chat_id)
-                return
+                return True
             except RetryAfter:
                 # A direct reply is not worth holding the webhook for; the outbox retries
                 # notifications, and the citizen can ask again.
-                log.warning("telegram: flood limit reached; reply to %s dropped", chat_id)
-                return
+                log.warning("telegram: flood limit reached; message to %s stopped", chat_id)
+                return False
+    return True
 
 
 STAFF_TAG = re.compile(r"^\[(telegram|zalo|web):([^\]\s]{1,128})\]")
@@ -144,14 +149,7 @@ def senders(application: Application[Any, Any, Any, Any, Any, Any], config: Tele
             ) -> dict[str, Sender]:
     """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
     async def citizen(recipient: str, text: str) -> bool:
-        try:
-            for part in split_text(text, MessageLimit.MAX_TEXT_LENGTH):
-                await application.bot.send_message(int(recipient), part)
-        except Forbidden:
-            log.info("telegram: chat %s blocked the bot; notification dropped", recipient)
-        except RetryAfter:
-            return False  # tried again after the outbox's pause
-        return True
+        return await send_replies(application, int(recipient), [Reply(text)])
 
     async def staff(recipient: str, text: str) -> bool:
         # The tag lets a staff member's reply find its way back to the citizen.

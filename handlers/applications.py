@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.status import change_message
+from knowledge.i18n import language
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Channel, Method, TimeUnit
 from knowledge.workdays import TZ, WorkCalendar
@@ -100,8 +101,7 @@ async def notify_followers(session: AsyncSession, *, commune_id: int,
         col(Application.id).in_(list(followers))))).all()}
     messages = [
         Notification(commune_id=commune_id, channel=sub.channel, recipient=sub.recipient,
-                     text=change_message(apps[c.application_id], c.status,
-                                         "en" if sub.lang == "en" else "vi"),
+                     text=change_message(apps[c.application_id], c.status, language(sub.lang)),
                      idempotency_key=f"status:{c.status_change_id}:{sub.id}")
         for c in changes for sub in followers.get(c.application_id, [])
     ]

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from handlers.applications import Office
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
-from knowledge.i18n import LANGUAGES, Lang, Text
+from knowledge.i18n import LANGUAGES, Lang, Text, language
 from knowledge.text import fold
 from storage import applications as repo
 from storage import conversations as conversations_repo
@@ -142,15 +142,15 @@ class Dialogue:
             state = await conversations_repo.conversation(
                 session, commune_id=self.office.commune_id, channel=message.channel,
                 user_id=message.user_id)
-            if message.lang in LANGUAGES:
-                state.lang = message.lang or state.lang
+            if message.lang is not None:
+                state.lang = message.lang
             replies = await self._dispatch(session, state, message, now)
             state.last_seen_at = now
             session.add(state)
         return replies
 
     def _text(self, state: Conversation) -> Text:
-        return Text("en" if state.lang == "en" else "vi")
+        return Text(language(state.lang))
 
     async def _dispatch(self, session: AsyncSession, state: Conversation,
                         message: IncomingMessage, now: dt.datetime) -> list[Reply]:
@@ -256,7 +256,7 @@ class Dialogue:
         answer = await lookup_status(session, commune_id=self.office.commune_id,
                                      receipt_code=state.pending_code, phone_last4=digits,
                                      user_key=f"{state.channel}:{state.user_id}",
-                                     lang="en" if state.lang == "en" else "vi", now=now)
+                                     lang=language(state.lang), now=now)
         state.step, state.pending_code = "", ""
         if answer.application_id is None:
             return [Reply(answer.text, [Button(t("Try again"), LOOKUP),

@@ -17,7 +17,7 @@ from typing import Literal
 
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
-from knowledge.match import FAQ, OUTSIDE, Analysis, Aspect, Candidate, Matcher
+from knowledge.match import FAQ, OUTSIDE, Aspect, Candidate, Matcher
 from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Procedure, TimeUnit
 
 Kind = Literal["procedure", "clarify", "none"]
@@ -131,10 +131,6 @@ class Assistant:
 
     def _match(self, candidate: Candidate) -> Match:
         return Match(candidate.code, self.kb.procedures[candidate.code].name, candidate.score)
-
-    def analyse(self, question: str) -> Analysis:
-        """The matcher's view of a question (for evaluation and debugging)."""
-        return self.matcher.analyse(clean_question(question))
 
     # --- composition -------------------------------------------------------------------
 

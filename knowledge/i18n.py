@@ -25,6 +25,11 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 
 
+def language(code: str) -> Lang:
+    """A stored language code as one we speak (Vietnamese unless it is English)."""
+    return "en" if code == "en" else "vi"
+
+
 def _noop(message: str) -> str:
     """Mark a string for extraction without translating it yet."""
     return message

@@ -45,12 +45,6 @@ async def record_unanswered(session: AsyncSession, *, commune_id: int, channel: 
     await session.flush()
 
 
-async def unanswered(session: AsyncSession, *, commune_id: int) -> list[Unanswered]:
-    """Unanswered questions, newest first."""
-    return list((await session.exec(select(Unanswered).where(
-        col(Unanswered.commune_id) == commune_id).order_by(col(Unanswered.at).desc()))).all())
-
-
 async def first_time(session: AsyncSession, *, channel: str, event_id: str) -> bool:
     """Mark a channel event as handled; False if it was handled before (a redelivery)."""
     dialect = session.bind.dialect.name if session.bind is not None else ""
