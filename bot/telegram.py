@@ -29,6 +29,7 @@ from telegram.ext import (
 )
 
 from bot.outbox import Sender
+from bot.telegram_request import AiohttpRequest
 from handlers.conversation import Dialogue, IncomingMessage, Reply, split_text
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bo
     """PTB's application pointed at ``config.api_base_url``, with our two handlers."""
     builder = (ApplicationBuilder().token(config.token)
                .base_url(f"{config.api_base_url}/bot")
-               .base_file_url(f"{config.api_base_url}/file/bot"))
+               .base_file_url(f"{config.api_base_url}/file/bot")
+               .request(AiohttpRequest()).get_updates_request(AiohttpRequest(pool_size=1)))
     if not polling:
         builder = builder.updater(None)  # updates come from our webhook
     application = builder.build()
