@@ -8,6 +8,7 @@ can answer the next message.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -117,6 +118,15 @@ def split_text(text: str, limit: int) -> list[str]:
     return [p.strip("\n") for p in parts if p.strip()]
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A message waiting for its batch, and where its replies go."""
+
+    message: IncomingMessage
+    now: dt.datetime
+    replies: asyncio.Future[list[Reply]]
+
+
 class Dialogue:
     """The conversation of one commune's assistant, across channels."""
 
@@ -130,24 +140,68 @@ class Dialogue:
         for code in by_name:
             fields.setdefault(assistant.kb.procedures[code].field, []).append(code)
         self.fields = sorted(fields.items(), key=lambda item: (-len(item[1]), item[0]))
+        self._waiting: list[_Waiting] = []  # messages for the next batch
+        self._turn = asyncio.Lock()  # one batch at a time
 
     async def handle(self, message: IncomingMessage, *, now: dt.datetime | None = None
                      ) -> list[Reply]:
-        """Answer one message, reading and saving the conversation's state."""
-        now = now or dt.datetime.now(dt.UTC)
-        async with session_scope(self.office.sessions) as session:
-            if message.event_id and not await conversations_repo.first_time(
-                    session, channel=message.channel, event_id=message.event_id):
-                return []
-            state = await conversations_repo.conversation(
-                session, commune_id=self.office.commune_id, channel=message.channel,
-                user_id=message.user_id)
+        """Answer one message, reading and saving the conversation's state.
+
+        Messages that arrive while a batch is being answered wait, then go together in one
+        transaction (a group commit): the database work of a busy webhook is shared instead
+        of paid per message (``bench/webhook.py``). Replies are released only after the
+        commit. A batch that fails is retried message by message, so a bad message fails alone.
+        """
+        waiting = _Waiting(message, now or dt.datetime.now(dt.UTC),
+                           asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        async with self._turn:
+            if not waiting.replies.done():  # no earlier batch took it
+                batch, self._waiting = self._waiting, []
+                await self._run(batch)
+        return waiting.replies.result()
+
+    async def _run(self, batch: list[_Waiting]) -> None:
+        """Answer a batch in one transaction; retry one by one if it fails."""
+        try:
+            try:
+                async with session_scope(self.office.sessions) as session:
+                    answers = await self._answer_batch(session, batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].replies.set_exception(exc)
+                    return
+                for waiting in batch:
+                    await self._run([waiting])
+                return
+            for waiting, replies in zip(batch, answers, strict=True):
+                waiting.replies.set_result(replies)
+        finally:
+            for waiting in batch:  # cancelled midway: nobody may wait for ever
+                if not waiting.replies.done():
+                    waiting.replies.cancel()
+
+    async def _answer_batch(self, session: AsyncSession, batch: list[_Waiting]
+                            ) -> list[list[Reply]]:
+        events = {(w.message.channel, w.message.event_id) for w in batch if w.message.event_id}
+        fresh = await conversations_repo.first_times(session, events)
+        states = await conversations_repo.conversations(
+            session, commune_id=self.office.commune_id,
+            keys={(w.message.channel, w.message.user_id) for w in batch})
+        answers: list[list[Reply]] = []
+        for waiting in batch:
+            message = waiting.message
+            if message.event_id:
+                if (message.channel, message.event_id) not in fresh:
+                    answers.append([])  # a redelivered event
+                    continue
+                fresh.discard((message.channel, message.event_id))
+            state = states[(message.channel, message.user_id)]
             if message.lang is not None:
                 state.lang = message.lang
-            replies = await self._dispatch(session, state, message, now)
-            state.last_seen_at = now
-            session.add(state)
-        return replies
+            answers.append(await self._dispatch(session, state, message, waiting.now))
+            state.last_seen_at = waiting.now
+        return answers
 
     def _text(self, state: Conversation) -> Text:
         return Text(language(state.lang))
@@ -320,8 +374,9 @@ class Dialogue:
         gives the conversation back to the assistant."""
         now = now or dt.datetime.now(dt.UTC)
         async with session_scope(self.office.sessions) as session:
-            state = await conversations_repo.conversation(
-                session, commune_id=self.office.commune_id, channel=channel, user_id=user_id)
+            state = (await conversations_repo.conversations(
+                session, commune_id=self.office.commune_id,
+                keys=[(channel, user_id)]))[(channel, user_id)]
             t = self._text(state)
             if fold(text).strip(" /!.") in END_WORDS:
                 state.with_staff_since = None

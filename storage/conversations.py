@@ -6,35 +6,42 @@ SQLite and PostgreSQL are the supported databases (``INSERT … ON CONFLICT`` in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
+from typing import Any
 
+from sqlalchemy import tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChannelToken, Conversation, SeenEvent, Unanswered, utcnow
 
 
-async def conversation(session: AsyncSession, *, commune_id: int, channel: str,
-                       user_id: str) -> Conversation:
-    """The conversation of a user on a channel, created on first contact.
+async def conversations(session: AsyncSession, *, commune_id: int,
+                        keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Conversation]:
+    """The conversations of these (channel, user id) pairs, created on first contact.
 
-    The returned object belongs to the session: changes are saved when it commits.
+    The returned objects belong to the session: changes are saved when it commits. Two
+    instances creating the same conversation at once both get the one row.
     """
-    query = select(Conversation).where(col(Conversation.commune_id) == commune_id,
-                                       col(Conversation.channel) == channel,
-                                       col(Conversation.user_id) == user_id)
-    found = (await session.exec(query)).first()
-    if found is not None:
-        return found
-    try:
-        async with session.begin_nested():
-            created = Conversation(commune_id=commune_id, channel=channel, user_id=user_id)
-            session.add(created)
-        return created
-    except IntegrityError:  # another instance created it meanwhile
-        return (await session.exec(query)).one()
+    wanted = set(keys)
+
+    async def load(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Conversation]:
+        query = select(Conversation).where(
+            col(Conversation.commune_id) == commune_id,
+            tuple_(col(Conversation.channel), col(Conversation.user_id)).in_(pairs))
+        return {(c.channel, c.user_id): c for c in (await session.exec(query)).all()}
+
+    found = await load(wanted)
+    missing = wanted - found.keys()
+    if missing:
+        rows = [Conversation(commune_id=commune_id, channel=channel, user_id=user_id)
+                .model_dump(exclude={"id"}) for channel, user_id in missing]
+        await (await session.connection()).execute(
+            _insert(session, Conversation).values(rows).on_conflict_do_nothing())
+        found.update(await load(missing))
+    return found
 
 
 async def record_unanswered(session: AsyncSession, *, commune_id: int, channel: str,
@@ -45,14 +52,25 @@ async def record_unanswered(session: AsyncSession, *, commune_id: int, channel: 
     await session.flush()
 
 
-async def first_time(session: AsyncSession, *, channel: str, event_id: str) -> bool:
-    """Mark a channel event as handled; False if it was handled before (a redelivery)."""
+async def first_times(session: AsyncSession, events: Collection[tuple[str, str]]
+                      ) -> set[tuple[str, str]]:
+    """Mark channel events (channel, event id) as handled; returns those handled for the first
+    time (a redelivered event is left out)."""
+    if not events:
+        return set()
+    at = utcnow()
+    statement = (_insert(session, SeenEvent)
+                 .values([{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
+                 .on_conflict_do_nothing()
+                 .returning(col(SeenEvent.channel), col(SeenEvent.event_id)))
+    result = await (await session.connection()).execute(statement)
+    return {(channel, event_id) for channel, event_id in result}
+
+
+def _insert(session: AsyncSession, table: type[SQLModel]) -> Any:
+    """``INSERT … ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
     dialect = session.bind.dialect.name if session.bind is not None else ""
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (insert(SeenEvent).values(channel=channel, event_id=event_id, at=utcnow())
-                 .on_conflict_do_nothing().returning(col(SeenEvent.id)))
-    connection = await session.connection()
-    return (await connection.execute(statement)).first() is not None
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 async def token(session: AsyncSession, *, commune_id: int, channel: str,

@@ -1,6 +1,8 @@
 """The conversation core as a citizen walks through it (state in SQLite and PostgreSQL)."""
 
+import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -147,3 +149,37 @@ def test_long_answers_split_between_lines() -> None:
     assert "\n".join(parts).split("\n") == lines  # no line cut, nothing lost
     long_line = "từ " * 3000
     assert all(len(p) <= 2000 for p in split_text(long_line, 2000))
+
+
+async def test_messages_arriving_together_are_answered_in_order(dialogue: Dialogue) -> None:
+    # A citizen typing fast: the messages share a batch and must still act one after another.
+    texts = ["/start", "tra cứu", CODE, "5678", "/theodoi"]
+    answers = await asyncio.gather(*(say(dialogue, text) for text in texts))
+    assert "Trạng thái: đã tiếp nhận" in answers[3][0].text
+    assert answers[4][0].text == "Bạn sẽ nhận tin nhắn tại đây khi hồ sơ thay đổi trạng thái."
+
+
+async def test_a_failing_message_fails_alone(dialogue: Dialogue,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ask = dialogue.assistant.ask
+
+    def broken(question: str, **kwargs: Any) -> Any:
+        if question == "boom":
+            raise RuntimeError("a bug in the assistant")
+        return ask(question, **kwargs)
+
+    monkeypatch.setattr(dialogue.assistant, "ask", broken)
+    results = await asyncio.gather(say(dialogue, "english", user="1"), say(dialogue, "boom"),
+                                   say(dialogue, "english", user="2"), return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)
+    assert [r[0].text for r in results if isinstance(r, list)] == [
+        "The assistant now speaks English."] * 2
+    [menu] = await say(dialogue, "/start", user="2")  # the others' state was saved
+    assert menu.text.startswith("Hello!")
+
+
+async def test_a_redelivered_event_is_answered_once(dialogue: Dialogue) -> None:
+    message = IncomingMessage("telegram", "42", text="/start", event_id="1001")
+    first, second = await asyncio.gather(dialogue.handle(message), dialogue.handle(message))
+    assert len(first) == 1 and second == []  # delivered twice at once: answered once
+    assert await dialogue.handle(message) == []  # and again later
