@@ -278,10 +278,16 @@ class Matcher:
             for term in phrase.terms:
                 postings[term].append(i)
         self._postings = {t: np.array(ids, dtype=np.int32) for t, ids in postings.items()}
-        self._union: dict[str, frozenset[str]] = {
+        # Every term a key knows (its phrases and context), as key postings for coverage.
+        union: dict[str, frozenset[str]] = {
             key: self._terms(tokens) for key, tokens in context.items()}
         for phrase in self.phrases:
-            self._union[phrase.key] = self._union.get(phrase.key, frozenset()) | phrase.terms
+            union[phrase.key] = union.get(phrase.key, frozenset()) | phrase.terms
+        key_postings: dict[str, list[int]] = defaultdict(list)
+        for key, index in key_index.items():
+            for term in union.get(key, ()):
+                key_postings[term].append(index)
+        self._key_postings = {t: np.array(ids, dtype=np.int32) for t, ids in key_postings.items()}
 
     @staticmethod
     def _terms(tokens: list[str]) -> frozenset[str]:
@@ -358,10 +364,14 @@ class Matcher:
         weight = {t: self._weights.get(t, self._unknown) for t in query}
         total = sum(weight.values())
         matched = np.zeros(len(self.phrases))
+        covered = np.zeros(len(self._keys))  # weight of the question's terms each key knows
         for term, w in weight.items():
             ids = self._postings.get(term)
             if ids is not None:
                 matched[ids] += w  # a phrase holds a term once, so ids are unique
+            ids = self._key_postings.get(term)
+            if ids is not None:
+                covered[ids] += w
         hit = np.flatnonzero(matched)
         m = matched[hit]
         fit = (self._phrase_factor[hit] * (m / total) ** QUERY_EXPONENT
@@ -375,7 +385,7 @@ class Matcher:
         scored = []
         for index in shortlist:
             key = self._keys[index]
-            explained = sum(w for t, w in weight.items() if t in self._union[key]) / total
+            explained = float(covered[index]) / total
             score = float(best[index]) ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
