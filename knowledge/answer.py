@@ -9,6 +9,7 @@ tuning question sets under tests/data (see ``python -m bot kb evaluate``).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -94,6 +95,8 @@ class Assistant:
         self.faqs = {f"{FAQ}{f.id}": f for f in kb.faqs}
         self.outside = {f"{OUTSIDE}{o.id}": o for o in kb.outside}
         self.direct, self.floor, self.ratio = direct, floor, ratio
+        # Cards only depend on the (unchanging) knowledge base: compose each once per language.
+        self._card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
 
     def ask(self, question: str, *, top: int = 3, lang: Lang | None = None) -> Answer:
         """Answer ``question``; ``lang`` forces the reply language (default: the question's)."""
@@ -188,6 +191,18 @@ class Assistant:
 
     def card(self, proc: Procedure, t: Text, aspects: Sequence[Aspect] = ()) -> str:
         """The full answer about a procedure, leading with the aspects asked about."""
+        head, sections, tail = self._card_parts(proc.code, t.lang)
+        blocks = [head]
+        for aspect in [*aspects, *sections]:
+            block = sections[aspect]
+            if block and block not in blocks:
+                blocks.append(block)
+        return "\n\n".join([*blocks, *tail])
+
+    def _compose_card_parts(self, code: str, lang: Lang
+                            ) -> tuple[str, dict[Aspect, str], list[str]]:
+        """A card's title and summary, its sections by aspect, and its closing notes."""
+        proc, t = self.kb.procedures[code], Text(lang)
         sections = {
             Aspect.DOCUMENTS: self._documents(proc, t),
             Aspect.FEE: self._per_method(t("Fees:"), proc, self.fee_text, t),
@@ -200,19 +215,15 @@ class Assistant:
         }
         summary = proc.summary_en if t.lang == "en" else proc.summary
         title = t("{name} (code {code})", name=self.name(proc.code, t), code=proc.code)
-        blocks = [f"{title}\n{summary}"]
-        for aspect in [*aspects, *sections]:
-            block = sections[aspect]
-            if block and block not in blocks:
-                blocks.append(block)
+        tail = []
         if proc.notes:
-            blocks.append(t("Note: {note}", note=proc.notes))
+            tail.append(t("Note: {note}", note=proc.notes))
         if proc.has_unconfirmed:
-            blocks.append(t("Some details above are not confirmed by the source; please check "
-                            "with {contact} before you go.", contact=self.contact(t)))
-        blocks.append(t("Source: national public service portal, {url} (as of {date}).",
-                        url=proc.source_url, date=t.date(proc.facts_date)))
-        return "\n\n".join(blocks)
+            tail.append(t("Some details above are not confirmed by the source; please check "
+                          "with {contact} before you go.", contact=self.contact(t)))
+        tail.append(t("Source: national public service portal, {url} (as of {date}).",
+                      url=proc.source_url, date=t.date(proc.facts_date)))
+        return f"{title}\n{summary}", sections, tail
 
     def _documents(self, proc: Procedure, t: Text) -> str:
         if not proc.documents:
