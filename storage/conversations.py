@@ -39,7 +39,7 @@ async def conversations(session: AsyncSession, *, commune_id: int,
         rows = [Conversation(commune_id=commune_id, channel=channel, user_id=user_id)
                 .model_dump(exclude={"id"}) for channel, user_id in missing]
         await (await session.connection()).execute(
-            _insert(session, Conversation).values(rows).on_conflict_do_nothing())
+            _insert(session, Conversation).on_conflict_do_nothing(), rows)
         found.update(await load(missing))
     return found
 
@@ -59,11 +59,11 @@ async def first_times(session: AsyncSession, events: Collection[tuple[str, str]]
     if not events:
         return set()
     at = utcnow()
-    statement = (_insert(session, SeenEvent)
-                 .values([{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
-                 .on_conflict_do_nothing()
+    # One statement for any number of events (executemany: compiled once, sent in batches).
+    statement = (_insert(session, SeenEvent).on_conflict_do_nothing()
                  .returning(col(SeenEvent.channel), col(SeenEvent.event_id)))
-    result = await (await session.connection()).execute(statement)
+    result = await (await session.connection()).execute(
+        statement, [{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
     return {(channel, event_id) for channel, event_id in result}
 
 
