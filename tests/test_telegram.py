@@ -1,5 +1,6 @@
 """Telegram end to end: our webhook, python-telegram-bot's client, a fake Bot API server."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -193,3 +194,22 @@ async def test_staff_group_relay_round_trip(rig: Rig) -> None:
     assert rig.fake.sent(508)[-1]["text"] == "Bạn đã quay lại với trợ lý tự động."
     await rig.post(text_update(5, 508, "gks"))
     assert rig.fake.sent(508)[-1]["text"].startswith("Thủ tục đăng ký khai sinh")
+
+
+async def test_polling_without_a_public_url(office: Office, assistant: Assistant) -> None:
+    # Development mode: no webhook, PTB long-polls getUpdates through our transport.
+    fake = FakeTelegram(TOKEN)
+    async with TestServer(fake.app()) as api:
+        config = TelegramConfig(token=TOKEN, api_base_url=str(api.make_url("")).rstrip("/"))
+        application = build_application(config, Dialogue(assistant, office), polling=True)
+        app = web.Application()
+        add_telegram_routes(app, application, config)
+        async with TestClient(TestServer(app)):
+            fake.push(text_update(1, 4242, "gks"))
+            for _ in range(100):
+                if fake.sent(4242):
+                    break
+                await asyncio.sleep(0.05)
+    [card] = fake.sent(4242)
+    assert card["text"].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert not any(method == "setWebhook" for method, _ in fake.calls)

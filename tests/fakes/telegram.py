@@ -7,6 +7,8 @@ Point python-telegram-bot at it (``TELEGRAM_API_BASE_URL``) and assert on ``call
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -27,7 +29,14 @@ class FakeTelegram:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     blocked: set[int] = field(default_factory=set)
     flood: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)  # updates for getUpdates
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, update: dict[str, Any]) -> None:
+        """Queue an update for a bot that polls (``getUpdates``)."""
+        self.pending.append(update)
+        self._arrived.set()
 
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """sendMessage calls (to one chat if given), in order."""
@@ -51,7 +60,8 @@ class FakeTelegram:
         if method in ("setWebhook", "deleteWebhook", "answerCallbackQuery"):
             return _ok(True)
         if method == "getUpdates":
-            return _ok([])
+            return _ok(await self._updates(int(params.get("offset") or 0),
+                                           float(params.get("timeout") or 0)))
         if method == "sendMessage":
             chat_id = int(params["chat_id"])
             if chat_id in self.blocked:
@@ -65,6 +75,16 @@ class FakeTelegram:
                         "chat": {"id": chat_id, "type": "private"}, "from": BOT,
                         "text": params.get("text", "")})
         return _error(404, "Not Found: method not found")
+
+
+    async def _updates(self, offset: int, timeout: float) -> list[dict[str, Any]]:
+        """Like Telegram: confirm updates below ``offset``, wait up to ``timeout`` for new."""
+        self.pending = [u for u in self.pending if u["update_id"] >= offset]
+        if not self.pending and timeout:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+        return list(self.pending)
 
 
 async def _params(request: web.Request) -> dict[str, Any]:
