@@ -1,4 +1,5 @@
-"""Delivery of the outbox: status notifications to followers and the staff relay.
+"""Delivery of the outbox: status notifications to followers and the staff relay; and the
+hourly tidying of handled channel events.
 
 Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
 another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
@@ -10,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from handlers.applications import Office
 from storage import applications as repo
+from storage import conversations as conversations_repo
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
 Sender = Callable[[str, str], Awaitable[bool]]  # (recipient, text) → delivered?
 RETRY_AFTER = dt.timedelta(minutes=1)
+EVENTS_KEPT = dt.timedelta(days=7)  # Telegram gives up redelivering an update after a day
+TIDY_EVERY = 3600.0  # seconds
 
 
 class Dispatcher:
@@ -62,10 +67,22 @@ class Dispatcher:
         return len(delivered)
 
     async def run_forever(self, interval: float = 1.0) -> None:
-        """Send batches until cancelled, at most one batch per ``interval`` seconds."""
+        """Send batches until cancelled, at most one batch per ``interval`` seconds; once an
+        hour, forget old handled channel events."""
+        tidied = 0.0
         while True:
             try:
                 await self.run_once()
+                if time.monotonic() - tidied > TIDY_EVERY:
+                    await self.tidy()
+                    tidied = time.monotonic()
             except (OSError, SQLAlchemyError) as exc:  # database away for a moment
                 log.warning("outbox: %s; retrying", type(exc).__name__)
             await asyncio.sleep(interval)
+
+    async def tidy(self, now: dt.datetime | None = None) -> int:
+        """Forget channel events handled more than ``EVENTS_KEPT`` ago (the duplicate check
+        needs them only while a channel may still redeliver)."""
+        now = now or dt.datetime.now(dt.UTC)
+        async with session_scope(self.office.sessions) as session:
+            return await conversations_repo.forget_events(session, before=now - EVENTS_KEPT)

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import delete, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
@@ -65,6 +65,14 @@ async def first_times(session: AsyncSession, events: Collection[tuple[str, str]]
     result = await (await session.connection()).execute(
         statement, [{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
     return {(channel, event_id) for channel, event_id in result}
+
+
+async def forget_events(session: AsyncSession, *, before: dt.datetime) -> int:
+    """Drop the record of events handled before ``before`` (channels stop redelivering long
+    before); returns how many were dropped."""
+    result = await (await session.connection()).execute(
+        delete(SeenEvent).where(col(SeenEvent.at) < before))
+    return int(result.rowcount or 0)
 
 
 def _insert(session: AsyncSession, table: type[SQLModel]) -> Any:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.outbox import Dispatcher
 from handlers.applications import Office
 from handlers.conversation import (
     Dialogue,
@@ -183,3 +184,15 @@ async def test_a_redelivered_event_is_answered_once(dialogue: Dialogue) -> None:
     first, second = await asyncio.gather(dialogue.handle(message), dialogue.handle(message))
     assert len(first) == 1 and second == []  # delivered twice at once: answered once
     assert await dialogue.handle(message) == []  # and again later
+
+
+async def test_handled_events_are_forgotten_after_a_week(dialogue: Dialogue,
+                                                         office: Office) -> None:
+    message = IncomingMessage("zalo", "42", text="/start", event_id="evt-7")
+    assert len(await dialogue.handle(message)) == 1
+    outbox = Dispatcher(office, {})
+    now = dt.datetime.now(dt.UTC)
+    assert await outbox.tidy(now + dt.timedelta(days=1)) == 0
+    assert await dialogue.handle(message) == []  # still known: a redelivery
+    assert await outbox.tidy(now + dt.timedelta(days=8)) >= 1
+    assert len(await dialogue.handle(message)) == 1  # forgotten, so treated as new
