@@ -51,6 +51,7 @@ PAYLOAD_MARK = "#"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 TIMESTAMP_HEADER = "X-ZEvent-Timestamp"  # one implementation signs this instead of the body's
 EVENT_MAX_SKEW = dt.timedelta(minutes=5)  # older (or later) signed events are replays
+CS_MESSAGES = 8  # free customer-service messages in a row without the citizen writing
 CS_WINDOW = dt.timedelta(hours=48)  # free customer-service messages after the citizen's last
 TOKEN_ERRORS = frozenset({-216, -124, -201})  # invalid or expired access token
 ACCESS, REFRESH = "access_token", "refresh_token"
@@ -95,6 +96,7 @@ class Delivery(enum.StrEnum):
 
     SENT = "sent"
     OUTSIDE_WINDOW = "outside_window"  # the citizen's last message is older than 48 hours
+    OVER_QUOTA = "over_quota"  # 8 messages already sent since the citizen last wrote
     REJECTED = "rejected"  # Zalo refused it (or the token cannot be renewed): do not retry
     FAILED = "failed"  # Zalo unreachable or answered garbage: worth retrying later
 
@@ -154,19 +156,32 @@ class ZaloClient:
 
     async def send(self, user_id: str, reply: Reply, *, now: dt.datetime | None = None
                    ) -> Delivery:
-        """Deliver one reply; nothing is sent outside the 48-hour customer-service window."""
+        """Deliver one reply, within Zalo's free customer-service quota: 48 hours after the
+        citizen's last message, and 8 messages until they write again."""
         now = now or dt.datetime.now(dt.UTC)
-        last_seen = await self._last_seen(user_id)
-        if last_seen is None or now - last_seen > CS_WINDOW:
+        contact = await self._contact(user_id)
+        if contact is None or now - contact[0] > CS_WINDOW:
             # Zalo would refuse (or bill) it; ZNS templates are the way beyond the window.
             log.info("Zalo: not sending to %s, last message at %s is outside the 48-hour "
-                     "window", user_id, last_seen)
+                     "window", user_id, contact and contact[0])
             return Delivery.OUTSIDE_WINDOW
-        for message in zalo_messages(reply):
+        messages = zalo_messages(reply)
+        if contact[1] + len(messages) > CS_MESSAGES:
+            log.info("Zalo: not sending to %s, %d messages already sent since their last "
+                     "message (Zalo allows %d)", user_id, contact[1], CS_MESSAGES)
+            return Delivery.OVER_QUOTA
+        delivery, sent = Delivery.SENT, 0
+        for message in messages:
             delivery = await self._post(user_id, message)
             if delivery is not Delivery.SENT:
-                return delivery  # the rest would arrive out of context
-        return Delivery.SENT
+                break  # the rest would arrive out of context
+            sent += 1
+        if sent:
+            async with session_scope(self.office.sessions) as session:
+                await conversations_repo.count_sent(session, commune_id=self.office.commune_id,
+                                                    channel=CHANNEL, user_id=user_id,
+                                                    messages=sent)
+        return delivery
 
     async def notify(self, recipient: str, text: str) -> bool:
         """The outbox's sender: False only when trying again later may help."""
@@ -174,9 +189,9 @@ class ZaloClient:
         # dropped (and logged); ZNS templates would be the way to reach such citizens.
         return await self.send(recipient, Reply(text)) is not Delivery.FAILED
 
-    async def _last_seen(self, user_id: str) -> dt.datetime | None:
+    async def _contact(self, user_id: str) -> tuple[dt.datetime, int] | None:
         async with self.office.sessions() as session:
-            return await conversations_repo.last_seen(
+            return await conversations_repo.last_contact(
                 session, commune_id=self.office.commune_id, channel=CHANNEL, user_id=user_id)
 
     async def _post(self, user_id: str, message: dict[str, Any]) -> Delivery:

@@ -200,7 +200,7 @@ class Dialogue:
             if message.lang is not None:
                 state.lang = message.lang
             answers.append(await self._dispatch(session, state, message, waiting.now))
-            state.last_seen_at = waiting.now
+            state.last_seen_at, state.sent_since_seen = waiting.now, 0
         return answers
 
     def _text(self, state: Conversation) -> Text:

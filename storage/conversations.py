@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, tuple_
+from sqlalchemy import delete, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
@@ -102,12 +102,25 @@ async def save_token(session: AsyncSession, *, commune_id: int, channel: str, na
     await session.flush()
 
 
-async def last_seen(session: AsyncSession, *, commune_id: int, channel: str,
-                    user_id: str) -> dt.datetime | None:
-    """When the citizen last wrote on this channel (without creating a conversation)."""
-    return (await session.exec(select(Conversation.last_seen_at).where(
-        col(Conversation.commune_id) == commune_id, col(Conversation.channel) == channel,
-        col(Conversation.user_id) == user_id))).first()
+async def last_contact(session: AsyncSession, *, commune_id: int, channel: str,
+                       user_id: str) -> tuple[dt.datetime, int] | None:
+    """When the citizen last wrote on this channel and how many messages they were sent
+    since; None if they never wrote (no conversation is created)."""
+    row = (await session.exec(select(Conversation.last_seen_at, Conversation.sent_since_seen)
+                              .where(col(Conversation.commune_id) == commune_id,
+                                     col(Conversation.channel) == channel,
+                                     col(Conversation.user_id) == user_id))).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def count_sent(session: AsyncSession, *, commune_id: int, channel: str, user_id: str,
+                     messages: int) -> None:
+    """Add ``messages`` to what the citizen was sent since they last wrote."""
+    await (await session.connection()).execute(
+        update(Conversation).where(col(Conversation.commune_id) == commune_id,
+                                   col(Conversation.channel) == channel,
+                                   col(Conversation.user_id) == user_id)
+        .values(sent_since_seen=col(Conversation.sent_since_seen) + messages))
 
 
 async def lock_tokens(session: AsyncSession, *, commune_id: int, channel: str) -> None:

@@ -149,6 +149,7 @@ class Conversation(SQLModel, table=True):
     misses: int = 0  # questions in a row the assistant could not answer
     with_staff_since: dt.datetime | None = None  # handed over to staff
     last_seen_at: dt.datetime = Field(default_factory=utcnow)
+    sent_since_seen: int = 0  # messages sent since the citizen last wrote (Zalo allows 8)
 
 
 class Unanswered(SQLModel, table=True):

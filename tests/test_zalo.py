@@ -363,6 +363,17 @@ async def test_nothing_is_sent_outside_the_48_hour_window(rig: Rig) -> None:
     assert rig.fake.sent() == [{"text": "Hồ sơ của bạn đã có kết quả."}]
 
 
+async def test_at_most_eight_messages_until_the_citizen_writes_again(rig: Rig) -> None:
+    await rig.dialogue.handle(IncomingMessage("zalo", "u8", text="/start"))
+    notice = Reply("Hồ sơ của bạn đã có kết quả.")
+    for _ in range(8):
+        assert await rig.client.send("u8", notice) is Delivery.SENT
+    assert await rig.client.send("u8", notice) is Delivery.OVER_QUOTA
+    assert len(rig.fake.sent()) == 8
+    await rig.dialogue.handle(IncomingMessage("zalo", "u8", text="cảm ơn"))
+    assert await rig.client.send("u8", notice) is Delivery.SENT
+
+
 async def test_followers_and_staff_replies_reach_zalo_through_the_outbox(rig: Rig) -> None:
     await rig.say("tra cứu")
     await rig.say(CODE)
