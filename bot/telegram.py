@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from telegram.ext import (
 
 from bot.outbox import Sender
 from bot.telegram_request import AiohttpRequest
-from handlers.conversation import Dialogue, IncomingMessage, Reply, split_text
+from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.telegram.org"
@@ -93,6 +94,25 @@ async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], c
     return True
 
 
+# Set by the webhook around one update: the ids the database could not take just now, so the
+# webhook answers 503 and Telegram delivers them again (PTB awaits handlers in the same task).
+UNSAVED: ContextVar[list[int] | None] = ContextVar("telegram_unsaved", default=None)
+
+
+async def _handle(dialogue: Dialogue, update: Update, message: IncomingMessage) -> list[Reply]:
+    """The core's replies; none, and the update marked for redelivery, if the database is
+    away for a moment."""
+    try:
+        return await dialogue.handle(message)
+    except Unavailable:
+        unsaved = UNSAVED.get()
+        if unsaved is None:  # polling: Telegram will not deliver it again
+            log.warning("telegram: database unavailable; update %s dropped", update.update_id)
+        else:
+            unsaved.append(update.update_id)
+        return []
+
+
 STAFF_TAG = re.compile(r"^\[(telegram|zalo|web):([^\]\s]{1,128})\]")
 
 
@@ -112,8 +132,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await dialogue.from_staff(channel=match.group(1), user_id=match.group(2),
                                       text=message.text, reply_id=f"{chat.id}:{message.id}")
         return  # the staff group is not a citizen
-    replies = await dialogue.handle(IncomingMessage("telegram", str(chat.id), text=message.text,
-                                                    event_id=str(update.update_id)))
+    replies = await _handle(dialogue, update, IncomingMessage(
+        "telegram", str(chat.id), text=message.text, event_id=str(update.update_id)))
     await send_replies(context.application, chat.id, replies)
 
 
@@ -125,7 +145,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await query.answer()
     dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
-    replies = await dialogue.handle(IncomingMessage(
+    replies = await _handle(dialogue, update, IncomingMessage(
         "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
     await send_replies(context.application, chat.id, replies)
 
@@ -170,7 +190,8 @@ TELEGRAM_CONFIG = web.AppKey("telegram_config", TelegramConfig)
 
 
 async def webhook(request: web.Request) -> web.Response:
-    """``POST /webhook/telegram``: secret first (403), then JSON (400); handled updates once."""
+    """``POST /webhook/telegram``: secret first (403), then JSON (400); handled updates once;
+    503 while the database is away, so that Telegram delivers the update again."""
     config = request.app[TELEGRAM_CONFIG]
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not config.webhook_secret or not hmac.compare_digest(given.encode(),
@@ -189,11 +210,17 @@ async def webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="not a Telegram update")
     if update.message is None and update.callback_query is None:
         return web.Response(status=200)  # an update type we do not handle
+    unsaved: list[int] = []
+    token = UNSAVED.set(unsaved)
     try:
         await application.process_update(update)  # the core ignores a redelivered update
     except TelegramError as exc:
         log.warning("telegram: could not answer update %s: %s", update.update_id,
                     type(exc).__name__)
+    finally:
+        UNSAVED.reset(token)
+    if unsaved:  # nothing was saved: Telegram sends the update again later
+        return web.Response(status=503, text="database unavailable, send again")
     return web.Response(status=200)
 
 

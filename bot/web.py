@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.api import OFFICE, add_routes
 from handlers.applications import Office
-from handlers.conversation import Dialogue, IncomingMessage
+from handlers.conversation import Dialogue, IncomingMessage, Unavailable
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
 from storage.applications import take_for_recipient
@@ -47,7 +47,10 @@ async def chat_api(request: web.Request) -> web.Response:
                                  status=400)
     message = IncomingMessage(channel="web", user_id=user[:128], text=text[:4000],
                               payload=payload[:200], lang=lang if lang in LANGUAGES else None)
-    replies = await request.app[DIALOGUE].handle(message)
+    try:
+        replies = await request.app[DIALOGUE].handle(message)
+    except Unavailable:  # nothing was saved; the page keeps the text to send again
+        return web.json_response({"error": "database unavailable, try again"}, status=503)
     return web.json_response({"replies": [asdict(r) for r in replies]})
 
 

@@ -22,7 +22,7 @@ from knowledge.i18n import LANGUAGES, Lang, Text, language
 from knowledge.text import fold
 from storage import applications as repo
 from storage import conversations as conversations_repo
-from storage.db import session_scope
+from storage.db import session_scope, unavailable
 from storage.domain import normalize_receipt_code
 from storage.models import Conversation, Notification
 
@@ -118,6 +118,10 @@ def split_text(text: str, limit: int) -> list[str]:
     return [p.strip("\n") for p in parts if p.strip()]
 
 
+class Unavailable(Exception):
+    """The database is away for a moment: nothing was saved, the message can come again."""
+
+
 @dataclass(frozen=True)
 class _Waiting:
     """A message waiting for its batch, and where its replies go."""
@@ -150,7 +154,8 @@ class Dialogue:
         Messages that arrive while a batch is being answered wait, then go together in one
         transaction (a group commit): the database work of a busy webhook is shared instead
         of paid per message (``bench/webhook.py``). Replies are released only after the
-        commit. A batch that fails is retried message by message, so a bad message fails alone.
+        commit. A batch that fails is retried message by message, so a bad message fails alone;
+        ``Unavailable`` when the database is away (the channel should ask for the message again).
         """
         waiting = _Waiting(message, now or dt.datetime.now(dt.UTC),
                            asyncio.get_running_loop().create_future())
@@ -169,6 +174,10 @@ class Dialogue:
                     answers = await self._answer_batch(session, batch)
             except Exception as exc:
                 if len(batch) == 1:
+                    if unavailable(exc):
+                        error = Unavailable(type(exc).__name__)
+                        error.__cause__ = exc
+                        exc = error
                     batch[0].replies.set_exception(exc)
                     return
                 for waiting in batch:

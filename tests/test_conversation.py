@@ -15,12 +15,14 @@ from handlers.conversation import (
     Dialogue,
     IncomingMessage,
     Reply,
+    Unavailable,
     lookup_deep_link,
     procedure_deep_link,
     read_deep_link,
     split_text,
 )
 from knowledge.answer import Assistant
+from storage.db import make_engine, make_sessions
 from storage.models import Notification, Subscription, Unanswered
 from tests.samples import CODE
 
@@ -196,3 +198,16 @@ async def test_handled_events_are_forgotten_after_a_week(dialogue: Dialogue,
     assert await dialogue.handle(message) == []  # still known: a redelivery
     assert await outbox.tidy(now + dt.timedelta(days=8)) >= 1
     assert len(await dialogue.handle(message)) == 1  # forgotten, so treated as new
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/motcua",
+                                 "sqlite:////nonexistent-dir/motcua.sqlite3"])
+async def test_a_database_away_says_unavailable(url: str, office: Office,
+                                                assistant: Assistant) -> None:
+    engine = make_engine(url)
+    away = Office(make_sessions(engine), office.commune_id, office.kb, office.calendar)
+    try:
+        with pytest.raises(Unavailable):
+            await Dialogue(assistant, away).handle(IncomingMessage("web", "42", text="gks"))
+    finally:
+        await engine.dispose()

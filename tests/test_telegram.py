@@ -3,16 +3,19 @@
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import OperationalError
 
 from bot.outbox import Dispatcher
 from bot.telegram import TelegramConfig, add_telegram_routes, build_application, senders
 from handlers.applications import Office, set_status
 from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
+from storage import conversations as conversations_repo
 from storage.domain import ApplicationStatus
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.samples import CODE, T0
@@ -213,3 +216,20 @@ async def test_polling_without_a_public_url(office: Office, assistant: Assistant
     [card] = fake.sent(4242)
     assert card["text"].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
     assert not any(method == "setWebhook" for method, _ in fake.calls)
+
+
+async def test_database_away_asks_telegram_to_deliver_again(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    first_times = conversations_repo.first_times
+
+    async def away_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(conversations_repo, "first_times", first_times)
+        raise OperationalError("INSERT INTO seenevent", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(conversations_repo, "first_times", away_once)
+    update = text_update(7001, 4343, "gks")
+    assert await rig.post(update) == 503  # nothing saved, nothing sent
+    assert rig.fake.sent(4343) == []
+    assert await rig.post(update) == 200  # Telegram's redelivery is answered, once
+    [card] = rig.fake.sent(4343)
+    assert card["text"].startswith("Thủ tục đăng ký khai sinh")

@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import OperationalError
 
 from bot.web import MAX_BODY, create_app
 from handlers.applications import Office
 from handlers.conversation import Dialogue
 from knowledge.answer import Assistant
+from storage import conversations as conversations_repo
 from tests.script import Received, scripted_conversation
 
 
@@ -66,6 +68,17 @@ async def test_bad_requests_are_refused_clearly(
     response = await client.post("/api/chat", data=body,
                                  headers={"Content-Type": "application/json"})
     assert response.status == status
+
+
+async def test_database_away_is_a_503_the_page_can_retry(
+        client: TestClient[object, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    async def away(*args: object, **kwargs: object) -> object:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(conversations_repo, "conversations", away)
+    response = await client.post("/api/chat", json={"user": "u1", "text": "gks"})
+    assert response.status == 503
+    assert (await response.json())["error"] == "database unavailable, try again"
 
 
 async def test_health(client: TestClient[object, object]) -> None:

@@ -17,6 +17,7 @@
       placeholder: "Ví dụ: làm giấy khai sinh cần gì", me: "Bạn: ", bot: "Trợ lý: ",
       choices: "Lựa chọn", wait: "Đang trả lời…", other: "English", otherLang: "en",
       error: "Không kết nối được máy chủ. Vui lòng kiểm tra mạng và thử lại.",
+      busy: "Hệ thống đang bận. Vui lòng gửi lại sau ít phút.",
     },
     en: {
       title: "Administrative procedures assistant",
@@ -25,6 +26,7 @@
       placeholder: "E.g. how to register a birth", me: "You: ", bot: "Assistant: ",
       choices: "Choices", wait: "Answering…", other: "Tiếng Việt", otherLang: "vi",
       error: "Cannot reach the server. Please check your connection and try again.",
+      busy: "The system is busy. Please send your message again in a few minutes.",
     },
   };
 
@@ -137,7 +139,7 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(Object.assign({ user: user }, body)),
       });
-      if (!res.ok) throw new Error("HTTP " + res.status);
+      if (!res.ok) throw new Error(res.status === 503 ? "busy" : "HTTP " + res.status);
       const data = await res.json();
       wait.remove();
       error.hidden = true;
@@ -151,7 +153,7 @@
       return true;
     } catch (e) {
       wait.remove();
-      error.textContent = TEXTS[lang].error;
+      error.textContent = e.message === "busy" ? TEXTS[lang].busy : TEXTS[lang].error;
       error.hidden = false;
       if (body.text && !input.value) input.value = body.text;  // ready to send again
       return false;
