@@ -167,17 +167,20 @@ class Dialogue:
         return waiting.replies.result()
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        """Answer a batch in one transaction; retry one by one if it fails."""
+        """Answer a batch in one transaction; if it fails, retry one by one (unless the
+        database is away)."""
         try:
             try:
                 async with session_scope(self.office.sessions) as session:
                     answers = await self._answer_batch(session, batch)
             except Exception as exc:
-                if len(batch) == 1:
-                    if unavailable(exc):
+                if unavailable(exc):  # the same for every message: no point retrying now
+                    for waiting in batch:
                         error = Unavailable(type(exc).__name__)
                         error.__cause__ = exc
-                        exc = error
+                        waiting.replies.set_exception(error)
+                    return
+                if len(batch) == 1:
                     batch[0].replies.set_exception(exc)
                     return
                 for waiting in batch:

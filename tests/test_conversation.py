@@ -5,6 +5,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,7 @@ from handlers.conversation import (
     split_text,
 )
 from knowledge.answer import Assistant
+from storage import conversations as conversations_repo
 from storage.db import make_engine, make_sessions
 from storage.models import Notification, Subscription, Unanswered
 from tests.samples import CODE
@@ -211,3 +213,19 @@ async def test_a_database_away_says_unavailable(url: str, office: Office,
             await Dialogue(assistant, away).handle(IncomingMessage("web", "42", text="gks"))
     finally:
         await engine.dispose()
+
+
+async def test_a_database_away_fails_a_batch_at_once(dialogue: Dialogue,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+
+    async def away(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        raise OperationalError("INSERT INTO seenevent", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(conversations_repo, "first_times", away)
+    results = await asyncio.gather(*(say(dialogue, "gks", user=str(u)) for u in range(5)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, Unavailable) for r in results)
+    assert calls <= 2  # the first message, then one batch of the others: no retry one by one
