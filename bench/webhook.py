@@ -59,8 +59,15 @@ async def count(request):
 app.router.add_get("/count", count)
 web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
 """
+# The end of both baseline servers: serve ``hook`` and a health check, with ``client`` around.
+SERVE_BASELINE = """
+app = web.Application()
+app.cleanup_ctx.append(client)
+app.router.add_post("/webhook/telegram", hook)
+app.router.add_get("/healthz", lambda request: web.Response())
+web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
+"""
 BASELINE = """
-import os
 from aiohttp import ClientSession, web
 api = {api!r}
 async def client(app):
@@ -73,13 +80,7 @@ async def hook(request):
     async with request.app["http"].post(api, json=body) as response:
         await response.read()
     return web.Response()
-app = web.Application()
-app.cleanup_ctx.append(client)
-app.router.add_post("/webhook/telegram", hook)
-app.router.add_get("/healthz", lambda request: web.Response())
-web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
-"""
-
+""" + SERVE_BASELINE
 PTB_BASELINE = """
 import sys
 sys.path.insert(0, {root!r})
@@ -94,12 +95,7 @@ async def hook(request):
     update = Update.de_json(await request.json(), bot)
     await bot.send_message(update.effective_chat.id, "ok")
     return web.Response()
-app = web.Application()
-app.cleanup_ctx.append(client)
-app.router.add_post("/webhook/telegram", hook)
-app.router.add_get("/healthz", lambda request: web.Response())
-web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
-"""
+""" + SERVE_BASELINE
 
 
 def free_port() -> int:
