@@ -53,7 +53,11 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: object = BaseRequest.DEFAULT_NONE,
         pool_timeout: object = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        """Send one Bot API call; (HTTP status, body). PTB interprets both."""
+        """Send one Bot API call; (HTTP status, body). PTB interprets both.
+
+        Connect and read timeouts apply; aiohttp has no separate write or pool timeout, so
+        those two are not used.
+        """
         if self._session is None or self._session.closed:
             raise RuntimeError("AiohttpRequest is not initialized")
         timeout = aiohttp.ClientTimeout(
