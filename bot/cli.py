@@ -73,9 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         async with open_office(settings, kb) as office:
             assistant = Assistant(kb)
-            app = create_app(assistant, office)
-            outbox_senders: dict[str, Sender] = {}
             telegram = TelegramConfig.from_env(environment())
+            app = create_app(assistant, office,
+                             staff_channel=bool(telegram and telegram.staff_chat_id))
+            outbox_senders: dict[str, Sender] = {}
             if telegram is None:
                 log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
             else:
@@ -159,11 +160,27 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
 
 def cmd_kb_evaluate(args: argparse.Namespace) -> int:
     """Print the evaluation report over our question sets."""
+    from bot.dialogues import read_dialogues, run_dialogues
+    from bot.dialogues import render as render_dialogues
     from knowledge.evaluate import evaluate_files, render
 
     _, kb = _settings_and_kb(args)
-    report = evaluate_files(Assistant(kb), [Path(p) for p in args.questions])
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else render(report))
+    data = Path("tests/data")
+    questions = args.questions or sorted(
+        [*data.glob("questions_*.jsonl"), *(data.glob("catalog_*.jsonl")
+                                            if len(kb.procedures) > len(kb.bundled_codes)
+                                            else [])])
+    assistant = Assistant(kb)
+    report = evaluate_files(assistant, [Path(p) for p in questions])
+    dialogues = {Path(p).name: asyncio.run(run_dialogues(assistant, read_dialogues(Path(p))))
+                 for p in args.dialogues or sorted(data.glob("dialogues_*.jsonl"))}
+    if args.json:
+        print(json.dumps({"questions": report, "dialogues": dialogues}, ensure_ascii=False,
+                         indent=2))
+    else:
+        print(render(report))
+        for name, result in dialogues.items():
+            print(render_dialogues(name, result))
     return 0
 
 
@@ -327,10 +344,13 @@ def parser() -> argparse.ArgumentParser:
     apikey.add_argument("name")
     apikey.set_defaults(func=cmd_apikey, portal=[])
 
-    default_sets = sorted(str(p) for p in Path("tests/data").glob("questions_*.jsonl"))
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")
-    ev.add_argument("questions", nargs="*", default=default_sets)
+    ev.add_argument("--dialogues", action="append", default=[], metavar="FILE",
+                    help="dialogue set (default: tests/data/dialogues_*.jsonl)")
+    ev.add_argument("questions", nargs="*",
+                    help="question sets (default: tests/data/questions_*.jsonl, and "
+                         "catalog_*.jsonl when a portal catalog is loaded)")
     ev.set_defaults(func=cmd_kb_evaluate)
     return top
 

@@ -32,6 +32,9 @@ from telegram.ext import (
 from bot.outbox import Sender
 from bot.telegram_request import AiohttpRequest
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
+from handlers.messages import read_relay_tag, relay_tag
+from handlers.turn import LOOKUP_CODE, PROCEDURE
+from knowledge.intents import Intent
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.telegram.org"
@@ -113,7 +116,36 @@ async def _handle(dialogue: Dialogue, update: Update, message: IncomingMessage) 
         return []
 
 
-STAFF_TAG = re.compile(r"^\[(telegram|zalo|web):([^\]\s]{1,128})\]")
+# Telegram commands (the menu Telegram shows, and "/cmd@botname" in groups) as intents.
+COMMANDS = {"start": Intent.MENU, "help": Intent.MENU, "menu": Intent.MENU,
+            "thutuc": Intent.FIELDS, "tracuu": Intent.LOOKUP, "theodoi": Intent.FOLLOW,
+            "huytheodoi": Intent.UNFOLLOW, "lienhe": Intent.STAFF, "ngonngu": Intent.LANGUAGE}
+
+
+def procedure_deep_link(code: str) -> str:
+    """``/start`` payload that opens a procedure (QR code on the notice board):
+    "1.001193" → "p_1_001193"."""
+    return "p_" + code.replace(".", "_")
+
+
+def lookup_deep_link(receipt_code: str) -> str:
+    """``/start`` payload that starts a lookup ("000.00.19.H26-…" → "s_000_00_19_H26-…")."""
+    return "s_" + receipt_code.replace(".", "_")
+
+
+def command_payload(text: str) -> str | None:
+    """The payload of a Telegram command ("/start p_1_001193", "/tracuu@motcua_bot"), or None
+    for ordinary text. An unknown command opens the menu."""
+    match = re.fullmatch(r"/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?", text.strip(), re.S)
+    if not match:
+        return None
+    command, argument = match.group(1).lower(), (match.group(2) or "").strip()
+    link = re.fullmatch(r"([ps])_([A-Za-z0-9_\-]{1,62})", argument) if command == "start" \
+        else None
+    if link:
+        value = link.group(2).replace("_", ".")
+        return (PROCEDURE if link.group(1) == "p" else LOOKUP_CODE) + value
+    return COMMANDS.get(command, Intent.MENU).value
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -127,13 +159,15 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     config: TelegramConfig = context.application.bot_data[CONFIG_KEY]
     if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
         quoted = message.reply_to_message.text if message.reply_to_message else None
-        match = STAFF_TAG.match(quoted or "")
-        if match:
-            await dialogue.from_staff(channel=match.group(1), user_id=match.group(2),
+        citizen = read_relay_tag(quoted or "")
+        if citizen:
+            await dialogue.from_staff(channel=citizen[0], user_id=citizen[1],
                                       text=message.text, reply_id=f"{chat.id}:{message.id}")
         return  # the staff group is not a citizen
+    payload = command_payload(message.text)
     replies = await _handle(dialogue, update, IncomingMessage(
-        "telegram", str(chat.id), text=message.text, event_id=str(update.update_id)))
+        "telegram", str(chat.id), text="" if payload else message.text, payload=payload or "",
+        event_id=str(update.update_id)))
     await send_replies(context.application, chat.id, replies)
 
 
@@ -176,7 +210,8 @@ def senders(application: Application[Any, Any, Any, Any, Any, Any], config: Tele
     async def staff(recipient: str, text: str) -> bool:
         # The tag lets a staff member's reply find its way back to the citizen.
         try:
-            for part in split_text(f"[{recipient}] {text}", MessageLimit.MAX_TEXT_LENGTH):
+            for part in split_text(f"{relay_tag(recipient)} {text}",
+                                   MessageLimit.MAX_TEXT_LENGTH):
                 await application.bot.send_message(int(config.staff_chat_id), part)
         except RetryAfter:
             return False

@@ -79,12 +79,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({**body, "status": "ok"})
 
 
-def create_app(assistant: Assistant, office: Office) -> web.Application:
-    """Build the application around a loaded assistant and a commune's office."""
+def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = False
+               ) -> web.Application:
+    """Build the application around a loaded assistant and a commune's office;
+    ``staff_channel`` says whether hand-overs reach staff (the Telegram staff group)."""
     app = web.Application(client_max_size=MAX_BODY)
     app[ASSISTANT] = assistant
     app[OFFICE] = office
-    app[DIALOGUE] = Dialogue(assistant, office)
+    app[DIALOGUE] = Dialogue(assistant, office, staff_channel=staff_channel)
     add_routes(app)
     app.router.add_get("/", chat_page)
     app.router.add_post("/api/chat", chat_api)

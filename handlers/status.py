@@ -55,10 +55,34 @@ class StatusAnswer:
     text: str
     application_id: int | None = None
     refused: bool = False  # too many failures: not even checked
+    detail: str = ""  # "overdue", "supplement", "ready", "processing", "closed"
 
 
-def status_text(app: Application, t: Text) -> str:
-    """Procedure, status, due date and next step of an application (no personal data)."""
+def overdue(app: Application, now: dt.datetime) -> bool:
+    """Still open after its due date."""
+    status = ApplicationStatus(app.status)
+    return not status.closed and not status.settled and app.due_at is not None \
+        and app.due_at < now
+
+
+def status_detail(app: Application, now: dt.datetime) -> str:
+    """The kind of situation a citizen is in, for reports and evaluation."""
+    status = ApplicationStatus(app.status)
+    if status is ApplicationStatus.SUPPLEMENT_REQUIRED:
+        return "supplement"
+    if overdue(app, now):
+        return "overdue"
+    if status is ApplicationStatus.RESULT_READY:
+        return "ready"
+    return "closed" if status.closed or status.settled else "processing"
+
+
+def status_text(app: Application, t: Text, *, now: dt.datetime | None = None,
+                request: str = "") -> str:
+    """Procedure, status, due date and next step of an application (no personal data).
+
+    ``request`` is what staff wrote when asking for more documents (what, and by when).
+    """
     status = ApplicationStatus(app.status)
     lines = [
         t("Application {code}: {procedure}", code=app.receipt_code,
@@ -69,9 +93,18 @@ def status_text(app: Application, t: Text) -> str:
         lines.append(t("Result produced on {date}.", date=t.date(app.completed_at.astimezone(TZ))))
     elif app.due_at and not status.closed:
         due = t.date(app.due_at.astimezone(TZ))
-        lines.append(t("Due on {date} (estimate: please confirm with the one-stop desk).",
-                       date=due) if app.due_estimated else t("Due on {date}.", date=due))
-    lines.append(t(NEXT_STEPS[status]))
+        if now is not None and overdue(app, now):
+            lines.append(t("It was due on {date} and is now overdue. Ask the one-stop desk why "
+                           "and for the new date; the office must tell you both.", date=due))
+        else:
+            lines.append(t("Due on {date} (estimate: please confirm with the one-stop desk).",
+                           date=due) if app.due_estimated else t("Due on {date}.", date=due))
+    if status is ApplicationStatus.SUPPLEMENT_REQUIRED and request:
+        lines.append(t("The office asks for: {request}", request=request))
+        lines.append(t("Bring or send it to the one-stop desk; ask there if anything is "
+                       "unclear."))
+    elif not (now is not None and overdue(app, now)):
+        lines.append(t(NEXT_STEPS[status]))
     return "\n".join(lines)
 
 
@@ -106,7 +139,12 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
         return StatusAnswer(t("No application matches code {code} and these phone digits. "
                               "Check the code on your receipt slip and the last 4 digits of the "
                               "phone number you gave when applying.", code=code))
-    return StatusAnswer(status_text(app, t), application_id=app.id)
+    request = ""
+    if app.status == ApplicationStatus.SUPPLEMENT_REQUIRED and app.id is not None:
+        changes = await repo.history(session, app.id)
+        request = changes[-1].note if changes else ""
+    return StatusAnswer(status_text(app, t, now=now, request=request), application_id=app.id,
+                        detail=status_detail(app, now))
 
 
 def change_message(app: Application, status: ApplicationStatus, lang: Lang) -> str:

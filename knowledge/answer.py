@@ -10,16 +10,19 @@ tuning question sets under tests/data (see ``python -m bot kb evaluate``).
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
-from knowledge.match import FAQ, OUTSIDE, Aspect, Candidate, Matcher
+from knowledge.match import CUE_WORDS, FAQ, OUTSIDE, Analysis, Aspect, Candidate, Matcher
 from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Procedure, TimeUnit
+from knowledge.text import fold, tokenize
 
 Kind = Literal["procedure", "clarify", "none"]
 
@@ -38,7 +41,6 @@ TIME_UNITS = {
     TimeUnit.WORKING_DAYS: N_("{value} working days"),
     TimeUnit.DAYS: N_("{value} days"),
     TimeUnit.HOURS: N_("{value} hours"),
-    TimeUnit.UNSPECIFIED: N_("{value} (the portal gives no unit)"),
 }
 FEE_TEXTS = {
     FeeStatus.FREE: N_("Free of charge"),
@@ -56,6 +58,12 @@ class Match:
     score: float
 
 
+FULL = "full"  # offered beside the aspects: the whole card
+SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
+CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
+NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
+
+
 @dataclass(frozen=True)
 class Answer:
     """The reply to one question."""
@@ -67,6 +75,9 @@ class Answer:
     lang: Lang = DEFAULT_LANG
     aspects: list[Aspect] = field(default_factory=list)
     faq: str | None = None
+    code: str = ""  # the procedure the reply is about ("" when asking back or declining)
+    offer: list[str] = field(default_factory=list)  # aspects (and FULL) to offer as buttons
+    case: bool = False  # a follow-up about a case of the procedure under discussion
 
     def contract(self) -> dict[str, object]:
         """The stable JSON object of ``python -m bot ask --json``."""
@@ -95,11 +106,17 @@ class Assistant:
         self.faqs = {f"{FAQ}{f.id}": f for f in kb.faqs}
         self.outside = {f"{OUTSIDE}{o.id}": o for o in kb.outside}
         self.direct, self.floor, self.ratio = direct, floor, ratio
-        # Cards only depend on the (unchanging) knowledge base: compose each once per language.
+        # Replies only depend on the (unchanging) knowledge base: compose each once.
         self._card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
+        self._notes = CaseNotes(kb)
 
-    def ask(self, question: str, *, top: int = 3, lang: Lang | None = None) -> Answer:
-        """Answer ``question``; ``lang`` forces the reply language (default: the question's)."""
+    def ask(self, question: str, *, top: int = 3, lang: Lang | None = None,
+            context: str = "") -> Answer:
+        """Answer ``question``; ``lang`` forces the reply language (default: the question's).
+
+        ``context`` is the procedure under discussion: a follow-up that names no other
+        procedure ("còn phí?", "mẹ tôi nộp thay được không") is answered about it.
+        """
         text = clean_question(question)
         analysis = self.matcher.analyse(text, limit=max(top, 3))
         lang = lang or ("en" if analysis.english else "vi")
@@ -108,6 +125,10 @@ class Assistant:
             return Answer(question, "none", [], self._empty(t), lang)
         ranked = analysis.candidates
         kind = self._decide(ranked)
+        if context in self.kb.procedures:
+            follow_up = self._in_context(question, analysis, kind, context, t)
+            if follow_up is not None:
+                return follow_up
         if kind == "none" or ranked[0].outside:
             topic = self.outside.get(ranked[0].key) if kind != "none" else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
@@ -118,11 +139,62 @@ class Assistant:
                           analysis.aspects)
         best = ranked[0]
         faq = self.faqs.get(best.key)
-        procedure = self.kb.procedures[best.code]
-        body = self.faq_text(faq, procedure, t) if faq else self.card(
-            procedure, t, analysis.aspects)
-        return Answer(question, kind, matches, body, lang, analysis.aspects,
-                      faq.id if faq else None)
+        if faq is not None:
+            return Answer(question, kind, matches,
+                          self.faq_text(faq, self.kb.procedures[best.code], t), lang,
+                          analysis.aspects, faq.id, best.code, self._offer(best.code, []))
+        return self.about(best.code, analysis.aspects, t, question=question, matches=matches)
+
+    def _in_context(self, question: str, analysis: Analysis, kind: Kind, code: str,
+                    t: Text) -> Answer | None:
+        """The answer about ``code`` when the question follows up on it; None for a new topic."""
+        ranked = analysis.candidates
+        offered = {c.code for c in ranked[:3]}
+        residual = [w for w in analysis.content if w not in CUE_WORDS]
+        if analysis.aspects and len(residual) <= 1:
+            return self.about(code, analysis.aspects, t, question=question)  # "còn phí?"
+        if kind == "procedure" and not ranked[0].outside and ranked[0].code != code:
+            return None  # the question names a procedure of its own
+        note = None if analysis.aspects else self._notes.best(code, question)
+        if kind == "clarify" and code not in offered and (
+                note is None or ranked[0].score >= NEW_TOPIC):
+            return None  # a new, vague topic: ask back about it
+        if analysis.aspects:
+            return self.about(code, analysis.aspects, t, question=question)
+        if note is None and (kind != "none" or len(analysis.content) > 4
+                             or not any(w in self.matcher.vocabulary for w in analysis.tokens)):
+            return None  # not about the procedure under discussion, or not words at all
+        if note is None:
+            lines = [t("I have no information about this particular case for {name}.",
+                       name=self.short_name(code, t)),
+                     t("Please check with {contact}.", contact=self.contact(t))]
+        else:
+            lines = [note.en if t.lang == "en" else note.vi,
+                     self._faq_source(note.faq, t) if note.faq else self._source_line(
+                         self.kb.procedures[code], t)]
+        return Answer(question, "procedure", [self._match_code(code)], "\n".join(lines), t.lang,
+                      [], None, code, self._offer(code, []), case=True)
+
+    def about(self, code: str, aspects: Sequence[Aspect], t: Text, *, question: str = "",
+              matches: list[Match] | None = None) -> Answer:
+        """The short reply about a procedure: the asked aspects first, else an overview."""
+        proc = self.kb.procedures[code]
+        asked = list(dict.fromkeys(aspects))
+        text = self._aspects_text(proc, asked, t) if asked else self._overview(proc, t)
+        return Answer(question, "procedure", matches or [self._match_code(code)], text, t.lang,
+                      asked, None, code, self._offer(code, asked))
+
+    def _offer(self, code: str, shown: Sequence[Aspect]) -> list[str]:
+        """The other aspects worth a button, and the whole card."""
+        proc = self.kb.procedures[code]
+        wanted = [Aspect.DOCUMENTS, Aspect.FEE, Aspect.TIME, Aspect.WHERE]
+        if proc.online_url:
+            wanted.append(Aspect.ONLINE)
+        return [*[a.value for a in wanted if a not in shown][:4], FULL]
+
+    def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
+        """The label a reply puts before an aspect ("Lệ phí")."""
+        return self._card_parts(code, lang)[1][aspect][0]
 
     def _decide(self, ranked: Sequence[Candidate]) -> Kind:
         if not ranked or ranked[0].score < self.floor:
@@ -134,6 +206,9 @@ class Assistant:
 
     def _match(self, candidate: Candidate) -> Match:
         return Match(candidate.code, self.kb.procedures[candidate.code].name, candidate.score)
+
+    def _match_code(self, code: str) -> Match:
+        return Match(code, self.kb.procedures[code].name, 1.0)
 
     # --- composition -------------------------------------------------------------------
 
@@ -148,6 +223,10 @@ class Assistant:
         hours = commune.hours_en if t.lang == "en" and commune.hours_en else commune.hours
         if hours:
             parts.append(t("opening hours: {hours}", hours=hours))
+        if commune.support_line and not commune.hotline:
+            support = (commune.support_line_en if t.lang == "en" and commune.support_line_en
+                       else commune.support_line)
+            parts.append(t("or {support}", support=support))
         return ", ".join(parts)
 
     def _empty(self, t: Text) -> str:
@@ -173,51 +252,116 @@ class Assistant:
         return "\n".join(lines)
 
     def name(self, code: str, t: Text) -> str:
-        """A procedure's name in the reply language."""
+        """A procedure's official name in the reply language."""
         proc = self.kb.procedures[code]
         return proc.name_en if t.lang == "en" and proc.code in self.kb.bundled_codes else proc.name
 
-    def faq_text(self, faq: Faq, procedure: Procedure, t: Text) -> str:
-        """A FAQ answer with its sources and the procedure it belongs to."""
+    def short_name(self, code: str, t: Text) -> str:
+        """The everyday name of a procedure (the official one where it has none)."""
+        proc = self.kb.procedures[code]
+        short = _english(proc, "short_name", t) if proc.short_name else ""
+        return short or self.name(code, t)
+
+    def _faq_source(self, faq: Faq, t: Text) -> str:
         sources = "; ".join(
             " ".join(x for x in (s.article, s.title, s.number) if x) for s in faq.sources)
+        return t("Source: {sources} (as of {date}).", sources=sources,
+                 date=t.date(faq.facts_date))
+
+    def faq_text(self, faq: Faq, procedure: Procedure, t: Text) -> str:
+        """A FAQ answer with its sources and the procedure it belongs to."""
         return "\n".join([
             faq.answer_en if t.lang == "en" else faq.answer,
             "",
-            t("Source: {sources} (as of {date}).", sources=sources, date=t.date(faq.facts_date)),
-            t("Related procedure: {name} (code {code}).", name=self.name(procedure.code, t),
+            self._faq_source(faq, t),
+            t("Related procedure: {name} (code {code}).", name=self.short_name(procedure.code, t),
               code=procedure.code),
         ])
 
-    def card(self, proc: Procedure, t: Text, aspects: Sequence[Aspect] = ()) -> str:
-        """The full answer about a procedure, leading with the aspects asked about."""
+    def _title(self, proc: Procedure, t: Text) -> str:
+        """"Everyday name (code …)" for a short reply."""
+        return t("{name} (code {code})", name=self.short_name(proc.code, t), code=proc.code)
+
+    def _source_line(self, proc: Procedure, t: Text) -> str:
+        return t("Source: national public service portal (as of {date}).",
+                 date=t.date(proc.facts_date))
+
+    def _aspects_text(self, proc: Procedure, aspects: Sequence[Aspect], t: Text) -> str:
+        """The asked aspects, the first one leading the first line with the procedure's name."""
+        _, sections, _ = self._card_parts(proc.code, t.lang)
+        blocks: list[str] = []
+        for i, aspect in enumerate(aspects):
+            label, body = sections[aspect]
+            if aspect is Aspect.DOCUMENTS:
+                body = _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
+            head = t("{aspect} — {title}", aspect=label, title=self._title(proc, t)) if i == 0 \
+                else label
+            blocks.append(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
+        if proc.has_unconfirmed and any(a in (Aspect.FEE, Aspect.TIME) for a in aspects):
+            blocks.append(t("Please check with {contact} before you go.",
+                            contact=self.desk(proc, t)))
+        blocks.append(self._source_line(proc, t))
+        return "\n".join(blocks)
+
+    def _overview(self, proc: Procedure, t: Text) -> str:
+        """What the procedure is, and its documents, fee, time and place in one line each."""
+        _, sections, _ = self._card_parts(proc.code, t.lang)
+        summary = _english(proc, "summary", t)
+        first = re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0]
+        lines = [self._title(proc, t)]
+        if self.short_name(proc.code, t) != self.name(proc.code, t):
+            lines.append(t("Official name: {name}", name=self.name(proc.code, t)))
+        lines.append(first)
+        always = sum(1 for d in proc.documents if not d.when)
+        sometimes = len(proc.documents) - always
+        if proc.documents:
+            lines.append("• " + (t("Documents: {n} always, {m} in particular cases",
+                                   n=always, m=sometimes) if sometimes
+                                 else t("Documents: {n}", n=always)))
+        for aspect in (Aspect.FEE, Aspect.TIME, Aspect.WHERE):
+            label, body = sections[aspect]
+            if aspect is Aspect.WHERE:
+                body = self._where(proc, t, links=False)
+            if "\n" not in body:
+                lines.append(f"• {label}: {body}")
+            else:
+                lines.append("• " + t("{aspect}: depends on how you submit", aspect=label))
+        if proc.has_unconfirmed:
+            lines.append(t("Please check with {contact} before you go.",
+                           contact=self.desk(proc, t)))
+        lines.append(self._source_line(proc, t))
+        return "\n".join(lines)
+
+    def card(self, proc: Procedure, t: Text) -> str:
+        """The full answer about a procedure (every section, notes and source)."""
         head, sections, tail = self._card_parts(proc.code, t.lang)
         blocks = [head]
-        for aspect in [*aspects, *sections]:
-            block = sections[aspect]
-            if block and block not in blocks:
+        for label, body in sections.values():
+            block = f"{label}:\n{body}" if "\n" in body else f"{label}: {body}"
+            if body and block not in blocks:
                 blocks.append(block)
         return "\n\n".join([*blocks, *tail])
 
     def _compose_card_parts(self, code: str, lang: Lang
-                            ) -> tuple[str, dict[Aspect, str], list[str]]:
-        """A card's title and summary, its sections by aspect, and its closing notes."""
+                            ) -> tuple[str, dict[Aspect, tuple[str, str]], list[str]]:
+        """A card's title and summary, its sections by aspect (label, body), and its notes."""
         proc, t = self.kb.procedures[code], Text(lang)
         sections = {
-            Aspect.DOCUMENTS: self._documents(proc, t),
-            Aspect.FEE: self._per_method(t("Fees:"), proc, self.fee_text, t),
-            Aspect.TIME: self._per_method(t("Processing time:"), proc, self.time_text, t),
-            Aspect.WHERE: self._where(proc, t),
-            Aspect.ONLINE: self._where(proc, t),
-            Aspect.ELIGIBILITY: self._eligibility(proc, t),
-            Aspect.STEPS: self._steps(proc, t),
-            Aspect.LEGAL: self._legal(proc, t),
+            Aspect.DOCUMENTS: (t("Documents to prepare"), self._documents(proc, t)),
+            Aspect.FEE: (t("Fee"), self._per_method(proc, self.fee_text, t)),
+            Aspect.TIME: (t("Processing time"), self._per_method(proc, self.time_text, t)),
+            Aspect.WHERE: (t("Where to submit"), self._where(proc, t)),
+            Aspect.ONLINE: (t("Online submission"), self._online(proc, t)),
+            Aspect.ELIGIBILITY: (t("Who may apply"), self._eligibility(proc, t)),
+            Aspect.STEPS: (t("Steps"), self._steps(proc, t)),
+            Aspect.LEGAL: (t("Legal basis"), self._legal(proc, t)),
         }
-        summary = proc.summary_en if t.lang == "en" else proc.summary
+        summary = _english(proc, "summary", t)
         title = t("{name} (code {code})", name=self.name(proc.code, t), code=proc.code)
         tail = []
-        if proc.notes:
-            tail.append(t("Note: {note}", note=proc.notes))
+        notes = _english(proc, "notes", t)
+        if notes:
+            tail.append(t("Note: {note}", note=notes))
         if proc.has_unconfirmed:
             tail.append(t("Some details above are not confirmed by the source; please check "
                           "with {contact} before you go.", contact=self.contact(t)))
@@ -227,8 +371,8 @@ class Assistant:
 
     def _documents(self, proc: Procedure, t: Text) -> str:
         if not proc.documents:
-            return t("Documents: the source lists none; please ask the one-stop desk.")
-        lines = [t("Documents to prepare:")]
+            return t("the source lists none; please ask the one-stop desk.")
+        lines = []
         for i, doc in enumerate(proc.documents, 1):
             counts = []
             if doc.originals:
@@ -237,76 +381,177 @@ class Assistant:
                 counts.append(t("copies: {n}", n=doc.copies))
             if doc.present_only:
                 counts.append(t("show only"))
-            line = f"{i}. {doc.name}" + (f" ({', '.join(counts)})" if counts else "")
-            if doc.when:
-                line += f" — {doc.when}"
+            name = doc.name_en if t.lang == "en" and doc.name_en else doc.name
+            line = f"{i}. {name}" + (f" ({', '.join(counts)})" if counts else "")
+            when = doc.when_en if t.lang == "en" and doc.when_en else doc.when
+            if when:
+                line += f" — {when}"
             lines.append(line)
         return "\n".join(lines)
 
-    @staticmethod
-    def _annotate(text: str, note: str, confirmed: bool, t: Text) -> str:
-        """Add the source's note and, where the source does not confirm the value, a warning."""
-        if note:
-            text += f" ({note})"
-        return text if confirmed else text + " " + t("[not confirmed]")
-
-    def fee_text(self, method: Method, t: Text) -> str:
-        """One method's fee exactly as the source states it."""
+    def fee_text(self, method: Method, t: Text) -> tuple[str, str]:
+        """One method's fee exactly as the source states it, and the source's note on it."""
         if method.fee_status is FeeStatus.AMOUNT and method.fee_vnd is not None:
             text = t.money(method.fee_vnd)
         else:
             text = t(FEE_TEXTS[method.fee_status])
-        return self._annotate(text, method.fee_note, method.fee_confirmed, t)
+        if not method.fee_confirmed:
+            text += " " + t("[not confirmed]")
+        return text, method.fee_note_en if t.lang == "en" and method.fee_note_en \
+            else method.fee_note
 
-    def time_text(self, method: Method, t: Text) -> str:
-        """One method's processing time exactly as the source states it."""
-        if method.time_value is None or method.time_unit is None:
-            text = t("not published")
-        else:
-            text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
-        return self._annotate(text, method.time_note, method.time_confirmed, t)
+    def time_text(self, method: Method, t: Text) -> tuple[str, str]:
+        """One method's processing time, and the source's note on it; plainly unknown where
+        the source gives no usable value (a bare number without a unit is not shown)."""
+        note = method.time_note_en if t.lang == "en" and method.time_note_en else method.time_note
+        if (method.time_value is None or method.time_unit is None
+                or method.time_unit is TimeUnit.UNSPECIFIED):
+            return t("the source does not state it clearly"), note
+        text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
+        if not method.time_confirmed:
+            text += " " + t("[not confirmed]")
+        return text, note
 
     @staticmethod
-    def _per_method(title: str, proc: Procedure, describe: Callable[[Method, Text], str],
+    def _per_method(proc: Procedure, describe: Callable[[Method, Text], tuple[str, str]],
                     t: Text) -> str:
-        """A titled list with one line per submission method."""
-        lines = [title] + [f"- {t(CHANNEL_LABELS[m.channel])}: {describe(m, t)}"
-                           for m in proc.methods]
-        return "\n".join(lines)
+        """One line when every submission method has the same value, else one per method;
+        the source's notes once each."""
+        described = [describe(m, t) for m in proc.methods]
+        notes = list(dict.fromkeys(note for _, note in described if note))
+        if len({value for value, _ in described}) == 1:
+            return described[0][0] + (f" ({' '.join(notes)})" if notes else "")
+        return "\n".join(f"- {t(CHANNEL_LABELS[m.channel])}: {value}"
+                         + (f" ({note})" if note else "")
+                         for m, (value, note) in zip(proc.methods, described, strict=True))
 
-    def _where(self, proc: Procedure, t: Text) -> str:
-        lines = [t("Where and how to submit: {agency}", agency=proc.agency)]
-        for method in proc.methods:
-            if method.channel is Channel.ONLINE:
-                lines.append(t("- Online: {url}", url=proc.online_url))
-            elif method.channel is Channel.POST:
-                lines.append(t("- By post to the one-stop desk of {commune}",
-                               commune=self.kb.commune.name))
-            else:
-                lines.append(t("- In person at the one-stop desk of {commune}",
-                               commune=self.kb.commune.name))
-        if proc.decides:
-            lines.append(t("Decided by: {who}", who=proc.decides))
-        return "\n".join(lines)
+    def desk(self, proc: Procedure, t: Text) -> str:
+        """Where papers are handed in: the commune police for its procedures, else the
+        one-stop desk."""
+        if "cong an" in fold(proc.agency):
+            return t("the commune police (Công an xã) of {commune}",
+                     commune=self.kb.commune.name)
+        return t("the one-stop desk of {commune}", commune=self.kb.commune.name)
+
+    def _where(self, proc: Procedure, t: Text, *, links: bool = True) -> str:
+        channels = [m.channel for m in proc.methods]
+        ways = []
+        if Channel.IN_PERSON in channels:
+            ways.append(t("in person at {desk}", desk=self.desk(proc, t)))
+        if Channel.POST in channels:
+            ways.append(t("by post to {desk}", desk=self.desk(proc, t)))
+        if Channel.ONLINE in channels:
+            ways.append(t("online at {url}", url=proc.online_url) if links else t("online"))
+        return "; ".join(ways)
+
+    def _online(self, proc: Procedure, t: Text) -> str:
+        if proc.online_url and any(m.channel is Channel.ONLINE for m in proc.methods):
+            return t("yes, at {url}", url=proc.online_url)
+        return t("not available for this procedure; submit {where}", where=self._where(proc, t))
 
     def _eligibility(self, proc: Procedure, t: Text) -> str:
         lines = []
-        if proc.applicants:
-            lines.append(t("Who may apply: {who}", who=proc.applicants))
-        if proc.eligibility:
-            lines.append(t("Conditions: {conditions}", conditions=proc.eligibility))
-        return "\n".join(lines)
+        applicants = _english(proc, "applicants", t)
+        if applicants:
+            lines.append(applicants)
+        eligibility = _english(proc, "eligibility", t)
+        if eligibility:
+            lines.append(t("Conditions: {conditions}", conditions=eligibility))
+        return "\n".join(lines) or t("the source states no particular condition.")
 
     def _steps(self, proc: Procedure, t: Text) -> str:
-        if not proc.steps:
-            return ""
-        lines = [t("Steps:")] + [f"{i}. {s}" for i, s in enumerate(proc.steps, 1)]
-        if proc.result:
-            lines.append(t("Result: {result}", result=proc.result))
+        steps = proc.steps_en if t.lang == "en" and proc.steps_en else proc.steps
+        if not steps:
+            return t("the source lists no steps; please ask the one-stop desk.")
+        lines = [f"{i}. {s}" for i, s in enumerate(steps, 1)]
+        result = _english(proc, "result", t)
+        if result:
+            lines.append(t("Result: {result}", result=result))
         return "\n".join(lines)
 
     def _legal(self, proc: Procedure, t: Text) -> str:
         if not proc.legal_basis:
-            return ""
-        items = [f"{d.title} {d.number}".strip() for d in proc.legal_basis]
-        return t("Legal basis: {documents}", documents="; ".join(items))
+            return t("the source lists none.")
+        return "\n".join(f"- {d.title} {d.number}".replace("-  ", "- ")
+                         for d in proc.legal_basis)
+
+
+def _english(proc: Procedure, name: str, t: Text) -> str:
+    """A free-text field in the reply language (its ``_en`` twin in English, where filled)."""
+    value: str = getattr(proc, name)
+    if t.lang == "en":
+        return str(getattr(proc, f"{name}_en", "") or value)
+    return value
+
+
+def _cut_list(body: str, limit: int, t: Text) -> str:
+    """A numbered list cut to ``limit`` characters at an item's end, saying how many are left."""
+    if len(body) <= limit:
+        return body
+    items = body.split("\n")
+    kept: list[str] = []
+    for item in items:
+        if len("\n".join([*kept, item])) > limit - 60:
+            break
+        kept.append(item)
+    kept.append(t("… and {n} more (tap \"Full details\")", n=len(items) - len(kept)))
+    return "\n".join(kept)
+
+
+@dataclass(frozen=True)
+class CaseNote:
+    """One statement of an entry about a particular case, with its words for matching."""
+
+    words: frozenset[str]
+    vi: str
+    en: str
+    faq: Faq | None = None
+
+
+class CaseNotes:
+    """What a procedure's entry says about particular cases (its notes, the conditions of its
+    documents, who may apply, its FAQ entries), to answer "what if…" follow-ups."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self._kb = kb
+        self._by_code = {code: self._notes(kb.procedures[code],
+                                           [f for f in kb.faqs if f.procedure == code])
+                         for code in kb.bundled_codes}
+        documents: Counter[str] = Counter()
+        for notes in self._by_code.values():
+            for note in notes:
+                documents.update(note.words)
+        total = max(sum(len(v) for v in self._by_code.values()), 1)
+        self._idf = {w: math.log(total / n) for w, n in documents.items()}
+
+    @staticmethod
+    def _notes(proc: Procedure, faqs: list[Faq]) -> list[CaseNote]:
+        """The case statements of one procedure."""
+        out = [CaseNote(frozenset(tokenize(" ".join([f.answer, *f.questions]))), f.answer,
+                        f.answer_en, f) for f in faqs]
+        texts = [(proc.notes, proc.notes_en)]
+        texts += [(f"{d.when}: {d.name}.", f"{d.when_en or d.when}: {d.name_en or d.name}.")
+                  for d in proc.documents if d.when]
+        texts += [(proc.applicants, proc.applicants_en), (proc.eligibility, proc.eligibility_en)]
+        texts += [(m.time_note, m.time_note_en) for m in proc.methods]
+        texts += [(m.fee_note, m.fee_note_en) for m in proc.methods]
+        seen: set[str] = set()
+        for vi, en in texts:
+            if vi and vi not in seen:
+                seen.add(vi)
+                out.append(CaseNote(frozenset(tokenize(vi)), vi, en or vi))
+        return out
+
+    def best(self, code: str, question: str) -> CaseNote | None:
+        """The statement sharing the most telling words with the question, if telling enough.
+
+        Words of the procedure's own name are left out: every statement shares them."""
+        notes = self._by_code.get(code)
+        if not notes:
+            return None
+        proc = self._kb.procedures[code]
+        named = frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
+        asked = frozenset(tokenize(question)) - named
+        scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
+        weight, note = max(scored, key=lambda pair: pair[0])
+        return note if weight >= CONTEXT_CASE_MIN else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,13 @@ def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, A
         confused[label] = confused.get(label, 0) + 1
         failures.append({"q": q.q, "expected": list(q.codes), "kind": answer.kind, "got": got})
     declined = sum(answers[id(q)].kind == "none" for q in out_scope)
+    shapes: dict[str, list[tuple[int, int]]] = defaultdict(list)  # aspect → (length, position)
+    for q in in_scope:
+        answer = answers[id(q)]
+        if answer.kind == "procedure" and answer.aspects and not answer.faq and answer.code:
+            label = assistant.aspect_label(answer.code, answer.aspects[0], answer.lang)
+            shapes[answer.aspects[0].value].append((len(answer.answer),
+                                                    answer.answer.find(label)))
     return {
         "questions": len(questions),
         "in_scope": len(in_scope),
@@ -129,6 +137,12 @@ def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, A
         "out_of_scope_declined": _pct(declined, len(out_scope)),
         "by_style": {style: _pct(c["direct"], sum(c.values()))
                      for style, c in sorted(by_style.items())},
+        "aspect_replies": {aspect: {
+            "n": len(pairs),
+            "median_chars": statistics.median(n for n, _ in pairs),
+            "median_position": statistics.median(p for _, p in pairs),
+            "position_over_200": sum(p > 200 or p < 0 for _, p in pairs),
+        } for aspect, pairs in sorted(shapes.items())},
         "baselines": _baselines(assistant, in_scope),
         "per_procedure": dict(sorted(per_procedure.items())),
         "failures": failures,
@@ -164,6 +178,11 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"  {key:<24}{r[key]:>6} %")
         lines.append("  by style (direct correct %): " + ", ".join(
             f"{k} {v}" for k, v in r["by_style"].items()))
+        lines.append("  aspect replies (chars median, position of the aspect median, "
+                     "position > 200):")
+        for aspect, shape in r["aspect_replies"].items():
+            lines.append(f"    {aspect:<12} n={shape['n']:<4} {shape['median_chars']:>6} chars, "
+                         f"at {shape['median_position']}, {shape['position_over_200']} late")
         for base, figures in r["baselines"].items():
             lines.append(f"  baseline {base:<15} top1 {figures['top1']} %, "
                          f"top3 {figures['top3']} %, out of scope declined 0 %")

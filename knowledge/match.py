@@ -50,10 +50,10 @@ class Aspect(StrEnum):
 # Folded phrases that reveal the aspect asked ("có mất phí ko" → FEE).
 ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
-                       "can gi", "chuan bi", "thanh phan", "nhung gi", "document", "papers",
-                       "bring", "what do i need"),
-    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "fee", "cost", "how much",
-                 "pay", "charge", "free"),
+                       "can gi", "chuan bi", "thanh phan", "nhung gi", "document", "documents",
+                       "papers", "bring", "what do i need"),
+    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "fee", "cost",
+                 "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "where"),
@@ -61,9 +61,10 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                     "internet", "qua dien thoai", "website"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
                    "quy dinh o dau", "legal basis", "which law", "regulation"),
-    Aspect.ELIGIBILITY: ("ai duoc", "ai co the", "dieu kien", "doi tuong", "who can",
+    Aspect.ELIGIBILITY: ("ai duoc", "ai thi duoc", "ai co the", "dieu kien", "doi tuong", "who can",
                          "eligible", "ai phai"),
-    Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "steps", "process"),
+    Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
+                   "steps", "process"),
 }
 
 # How people ask, not what about: removed before matching, so that "mất bao lâu" in an example
@@ -184,6 +185,8 @@ _ENGLISH = frozenset(
     get register registration certificate birth death marriage card identity fee cost long
     take where submit online please want apply baby child married house land permit
     residence temporary permanent copy certify signature business household much
+    check status ready notify office address hours opening open human talk speak english
+    vietnamese switch documents papers cost tell hello thanks thank bye goodbye
     """.split()
 )
 _VIETNAMESE_ONLY = re.compile(
@@ -200,10 +203,27 @@ def is_english(text: str, tokens: list[str]) -> bool:
     return hits >= 2 and (hits + foreign) / len(tokens) >= 0.5
 
 
+def written_language(text: str) -> str | None:
+    """"en" or "vi" when a typed message clearly is one of them, else None ("6789", "ok")."""
+    if _VIETNAMESE_ONLY.search(text.lower()):
+        return "vi"
+    return "en" if is_english(text, tokenize(text)) else None
+
+
 def detect_aspects(folded: str) -> list[Aspect]:
-    """Aspects named in a folded question, in the order of ``Aspect``."""
+    """Aspects named in a folded question, in the order they are asked."""
     padded = f" {folded} "
-    return [a for a, cues in ASPECT_CUES.items() if any(f" {c} " in padded for c in cues)]
+    found = []
+    for aspect, cues in ASPECT_CUES.items():
+        positions = [padded.find(f" {c} ") for c in cues if f" {c} " in padded]
+        if positions:
+            found.append((min(positions), aspect))
+    return [aspect for _, aspect in sorted(found)]
+
+
+# Words that only say which aspect is asked ("online", "bao lâu"): a follow-up made of them
+# names no procedure of its own.
+CUE_WORDS = frozenset(w for cues in ASPECT_CUES.values() for cue in cues for w in cue.split())
 
 
 # Regional spellings: initial and final consonants that southern/central speakers swap.

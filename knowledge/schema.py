@@ -63,6 +63,8 @@ class Document(Strict):
     when: str = ""
     # Shown, not handed in (giấy tờ phải xuất trình).
     present_only: bool = False
+    name_en: str = ""  # English, for bundled entries
+    when_en: str = ""
 
 
 class Method(Strict):
@@ -79,6 +81,8 @@ class Method(Strict):
     fee_vnd: int | None = Field(default=None, ge=0)
     fee_note: str = ""
     fee_confirmed: bool = True
+    time_note_en: str = ""
+    fee_note_en: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Method:
@@ -106,6 +110,9 @@ class Procedure(Strict):
     code: NonEmpty  # national code (ma_thu_tuc), the entry's id
     name: NonEmpty  # official name on the portal
     name_en: NonEmpty
+    # The everyday name citizens use ("Làm giấy khai sinh"), shown beside the official one.
+    short_name: str = ""
+    short_name_en: str = ""
     field: NonEmpty  # lĩnh vực, e.g. "Hộ tịch"
     agency: NonEmpty  # who handles it, e.g. "UBND xã", "Công an xã"
     decides: str = ""  # who signs the result, e.g. "Chủ tịch UBND xã"
@@ -126,6 +133,14 @@ class Procedure(Strict):
     source_url: NonEmpty
     facts_date: dt.date  # when the facts were taken from the source
     notes: str = ""  # anything the answer must add (e.g. "mã thủ tục đổi năm 2026")
+    # English of the Vietnamese free-text fields above (bundled entries have them all).
+    agency_en: str = ""
+    decides_en: str = ""
+    applicants_en: str = ""
+    eligibility_en: str = ""
+    result_en: str = ""
+    steps_en: list[NonEmpty] = Field(default_factory=list)
+    notes_en: str = ""
 
     @field_validator("code")
     @classmethod
@@ -198,6 +213,22 @@ class Outside(Strict):
     topics: list[OutsideTopic] = Field(min_length=1)
 
 
+class OpeningHours(Strict):
+    """When the one-stop desk receives citizens on some weekdays (working days only)."""
+
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(min_length=1)  # ISO: 1 = Monday
+    start: dt.time
+    end: dt.time
+
+
+class ProfileSource(Strict):
+    """Where a fact of the commune profile was taken from."""
+
+    about: NonEmpty  # which fields, e.g. "address, hotline"
+    url: NonEmpty
+    checked: dt.date
+
+
 class Commune(Strict):
     """A commune's profile. Empty fields are unknown and are left out of answers."""
 
@@ -207,8 +238,19 @@ class Commune(Strict):
     address: str = ""
     hours: str = ""
     hours_en: str = ""
+    opening: list[OpeningHours] = Field(default_factory=list)  # for "are staff there now?"
     hotline: str = ""
+    # A wider help line (e.g. the province's public-service centre) while the commune's own
+    # hotline is unknown, said as such.
+    support_line: str = ""
+    support_line_en: str = ""
     email: str = ""
     website: str = ""
+    # A public list of the province's one-stop desks with their addresses and hotlines.
+    directory_url: str = ""
+    map_url: str = ""
     zalo_oa: str = ""
     telegram_bot: str = ""  # username without @
+    # Communes merged into this one on 1 July 2025, as citizens still name them.
+    former_communes: list[NonEmpty] = Field(default_factory=list)
+    sources: list[ProfileSource] = Field(default_factory=list)

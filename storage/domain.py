@@ -109,3 +109,18 @@ def normalize_phone(text: str) -> str | None:
     if digits.startswith("84") and len(digits) == 11:
         digits = "0" + digits[2:]
     return digits if 9 <= len(digits) <= 11 else None
+
+
+# A receipt code inside a sentence: letters and digits in dot/dash-separated groups, with at
+# least one letter (so dates and phone numbers are not taken for codes).
+_RECEIPT_IN_TEXT = re.compile(r"(?<![\w.])([A-Za-z0-9]+(?:[.\-/][A-Za-z0-9]+){2,})(?![\w])")
+
+
+def find_receipt_code(text: str) -> str | None:
+    """A receipt code written anywhere in a message ("hồ sơ 000.00.19.H26-251127-0001 sao rồi")."""
+    for match in _RECEIPT_IN_TEXT.finditer(text):
+        candidate = match.group(1)
+        digits = sum(c.isdigit() for c in candidate)
+        if digits >= 6 and any(c.isalpha() for c in candidate) and len(candidate) >= 10:
+            return normalize_receipt_code(candidate)
+    return None

@@ -142,10 +142,13 @@ class Conversation(SQLModel, table=True):
     channel: str = Field(max_length=16)
     user_id: str = Field(max_length=128)
     lang: str = Field(default="vi", max_length=8)
-    step: str = Field(default="", max_length=16)  # "", "code", "phone"
+    step: str = Field(default="", max_length=16)  # handlers.intents.Step
     pending_code: str = Field(default="", max_length=64)  # receipt code awaiting phone digits
     application_id: int | None = None  # last application looked up successfully
-    last_procedure: str = Field(default="", max_length=16)
+    last_procedure: str = Field(default="", max_length=16)  # the procedure under discussion
+    options: str = Field(default="", max_length=200)  # codes last offered, comma-separated
+    topic_at: dt.datetime | None = None  # when last_procedure/options were set (they expire)
+    staff_notice_at: dt.datetime | None = None  # last "passed to staff" notice to the citizen
     misses: int = 0  # questions in a row the assistant could not answer
     with_staff_since: dt.datetime | None = None  # handed over to staff
     last_seen_at: dt.datetime = Field(default_factory=utcnow)

@@ -35,16 +35,20 @@ async def scripted_conversation(send: Send) -> None:
     fields = await send(payload=greeting.payload("Thủ tục"))
     assert fields.texts[0] == "Chọn lĩnh vực:"
     procedures = await send(payload=fields.payload("Hộ tịch"))
-    card = await send(payload=procedures.payload("Thủ tục đăng ký khai sinh"))
-    assert card.texts[0].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    overview = await send(payload=procedures.payload("Làm giấy khai sinh"))
+    assert overview.texts[0].startswith("Làm giấy khai sinh (mã 1.001193)")
+    card = await send(payload=overview.payload("Xem đầy đủ"))
     assert "Giấy chứng sinh" in card.text
 
     typed = await send(text="đk kết hôn có mất phí ko")
-    assert typed.texts[0].startswith("Thủ tục đăng ký kết hôn (mã 1.000894)")
-    assert typed.text.index("Phí, lệ phí:") < typed.text.index("Giấy tờ cần chuẩn bị:")
+    assert typed.texts[0].startswith("Lệ phí — Đăng ký kết hôn (mã 1.000894): Miễn phí")
+    follow_up = await send(text="còn giấy tờ thì sao")  # about the same procedure
+    assert follow_up.texts[0].startswith("Giấy tờ cần chuẩn bị — Đăng ký kết hôn")
+    tapped = await send(payload=follow_up.payload("Thời gian giải quyết"))
+    assert tapped.texts[0].startswith("Thời gian giải quyết — Đăng ký kết hôn")
 
-    linked = await send(text="/start p_1_004222")  # the QR code on the notice board
-    assert linked.texts[0].startswith("Đăng ký thường trú (mã 1.004222)")
+    linked = await send(payload="p:1.004222")  # a procedure chosen by a link or a button
+    assert linked.texts[0].startswith("Đăng ký thường trú (nhập khẩu) (mã 1.004222)")
 
     assert (await send(payload="lookup")).texts == [
         "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."]
@@ -56,7 +60,7 @@ async def scripted_conversation(send: Send) -> None:
 
     handed = await send(text="gặp cán bộ")
     assert handed.texts[0].startswith("Tôi đã chuyển cuộc trò chuyện đến cán bộ Xã Hát Môn")
-    assert (await send(text="hồ sơ đất của tôi")).texts == []  # staff answer; the bot is silent
+    assert (await send(text="hồ sơ đất của tôi")).texts == ["✓ Đã chuyển cho cán bộ."]
     assert (await send(text="kết thúc")).texts[0] == "Bạn đã quay lại với trợ lý tự động."
 
     english = await send(payload="lang:en")

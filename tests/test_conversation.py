@@ -12,16 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.outbox import Dispatcher
 from handlers.applications import Office
-from handlers.conversation import (
-    Dialogue,
-    IncomingMessage,
-    Reply,
-    Unavailable,
-    lookup_deep_link,
-    procedure_deep_link,
-    read_deep_link,
-    split_text,
-)
+from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 from knowledge.answer import Assistant
 from storage import conversations as conversations_repo
 from storage.db import make_engine, make_sessions
@@ -31,7 +22,7 @@ from tests.samples import CODE
 
 @pytest.fixture
 def dialogue(office: Office, assistant: Assistant) -> Dialogue:
-    return Dialogue(assistant, office)
+    return Dialogue(assistant, office, staff_channel=True)
 
 
 async def say(dialogue: Dialogue, text: str = "", payload: str = "",
@@ -48,22 +39,101 @@ async def test_menu_walk_to_a_procedure_card(dialogue: Dialogue) -> None:
     assert fields.text == "Chọn lĩnh vực:"
     civil = next(b for b in fields.buttons if b.title == "Hộ tịch")
     [procedures] = await say(dialogue, payload=civil.payload)
-    birth = next(b for b in procedures.buttons if b.title == "Thủ tục đăng ký khai sinh")
-    [card] = await say(dialogue, payload=birth.payload)
+    birth = next(b for b in procedures.buttons if b.title == "Làm giấy khai sinh")
+    [overview] = await say(dialogue, payload=birth.payload)
+    assert overview.text.startswith("Làm giấy khai sinh (mã 1.001193)")
+    assert "Tên chính thức: Thủ tục đăng ký khai sinh" in overview.text
+    assert len(overview.text) <= 700
+    full = next(b for b in overview.buttons if b.title == "Xem đầy đủ")
+    [card] = await say(dialogue, payload=full.payload)
     assert card.text.startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert "Giấy chứng sinh" in card.text and "Căn cứ pháp lý" in card.text
 
 
-async def test_deep_links_from_the_notice_board(dialogue: Dialogue) -> None:
-    assert procedure_deep_link("1.001193") == "p_1_001193"
-    assert read_deep_link("p_1_001193") == ("p", "1.001193")
-    assert read_deep_link(lookup_deep_link(CODE)) == ("s", CODE)
-    assert len(lookup_deep_link(CODE)) <= 64
-    [card] = await say(dialogue, "/start p_1_004222")
-    assert card.text.startswith("Đăng ký thường trú (mã 1.004222)")
-    [ask] = await say(dialogue, f"/start {lookup_deep_link(CODE)}")
-    assert ask.text.startswith("Tiếp theo, nhập 4 số cuối")
-    [status] = await say(dialogue, "5678")
+async def test_an_aspect_question_leads_with_that_aspect_in_a_short_reply(
+        dialogue: Dialogue) -> None:
+    [fee] = await say(dialogue, "đk kết hôn có mất phí ko")
+    assert fee.text.startswith("Lệ phí — Đăng ký kết hôn (mã 1.000894): Miễn phí")
+    assert len(fee.text) <= 600
+    assert fee.intent == "procedure" and fee.code == "1.000894" and fee.aspects == ("fee",)
+    titles = [b.title for b in fee.buttons]
+    assert "Lệ phí" not in titles and {"Giấy tờ", "Thời gian giải quyết",
+                                        "Xem đầy đủ"} <= set(titles)
+    [documents] = await say(dialogue, payload=fee.buttons[titles.index("Giấy tờ")].payload)
+    assert documents.text.startswith("Giấy tờ cần chuẩn bị — Đăng ký kết hôn (mã 1.000894):")
+
+
+async def test_follow_ups_are_about_the_procedure_under_discussion(dialogue: Dialogue) -> None:
+    await say(dialogue, "làm giấy khai sinh cho bé cần gì")
+    [fee] = await say(dialogue, "còn phí?")
+    assert fee.text.startswith("Lệ phí — Làm giấy khai sinh (mã 1.001193)")
+    [time] = await say(dialogue, "bao lâu thì xong")
+    assert time.text.startswith("Thời gian giải quyết — Làm giấy khai sinh")
+    assert "1 (" not in time.text and "nguồn chưa ghi rõ" in time.text  # no raw "1"
+    [online] = await say(dialogue, "có nộp qua mạng được không")
+    assert online.text.startswith("Nộp trực tuyến — Làm giấy khai sinh")
+    [case] = await say(dialogue, "mẹ tôi nộp thay được không")
+    assert case.code == "1.001193" and "ủy quyền" in case.text
+    [late] = await say(dialogue, "để muộn có bị phạt không")
+    assert late.code == "1.001193" and "60 ngày" in late.text
+    [other] = await say(dialogue, "còn đăng ký kết hôn thì cần giấy tờ gì")
+    assert other.code == "1.000894"  # a new topic replaces the context
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    [expired] = await dialogue.handle(IncomingMessage("telegram", "42", text="còn phí?"),
+                                      now=later)
+    assert expired.code == ""  # the context has expired: no procedure assumed
+
+
+async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
+    [choices] = await say(dialogue, "căn cước")
+    assert choices.intent == "clarify"
+    second = choices.buttons[1].payload.removeprefix("p:")
+    [picked] = await say(dialogue, "2")
+    assert picked.code == second
+    [nothing] = await say(dialogue, "7", user="43")
+    assert nothing.intent == "ack"  # no list was offered: not matched from the digits
+
+
+async def test_police_procedures_are_submitted_to_the_commune_police(
+        dialogue: Dialogue) -> None:
+    [where] = await say(dialogue, "đăng ký tạm trú nộp ở đâu")
+    assert where.code == "1.004194"
+    assert "Công an xã" in where.text.split("\n")[0]
+    assert "bộ phận một cửa" not in where.text.split("\n")[0]
+
+
+async def test_pleasantries_are_answered_and_never_hand_over(
+        dialogue: Dialogue, sessions: async_sessionmaker[AsyncSession]) -> None:
+    replies = [r for text in ["chào ad", "cảm ơn nhiều ạ", "ok", "👍", "tạm biệt",
+                              "cam on ad nhe", "ạ"] for r in await say(dialogue, text, user="9")]
+    assert [r.intent for r in replies] == ["greeting", "thanks", "ack", "ack", "goodbye",
+                                           "thanks", "ack"]
+    assert all(r.text for r in replies)
+    async with sessions() as s:
+        assert (await s.exec(select(Unanswered).where(Unanswered.user_id == "9"))).all() == []
+        relayed = (await s.exec(select(Notification).where(Notification.recipient == "telegram:9")
+                                )).all()
+    assert relayed == []
+
+
+async def test_everyday_questions_about_the_office(dialogue: Dialogue) -> None:
+    [who] = await say(dialogue, "bạn là ai vậy")
+    assert who.intent == "about" and who.text.startswith("Tôi là trợ lý tự động")
+    [hours] = await say(dialogue, "ubnd xa lam viec may gio")
+    assert hours.intent == "contact"
+    assert "Trung tâm Phục vụ hành chính công TP Hà Nội: 024.1022" in hours.text
+    assert "ttpvhcc.hanoi.gov.vn" in hours.text  # where the desk's own details are listed
+
+
+async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) -> None:
+    [ask] = await say(dialogue, f"cho em hỏi hồ sơ {CODE} đến đâu rồi ạ")
+    assert ask.intent == "ask_phone"
+    [status] = await say(dialogue, "5678 ạ")
     assert "Trạng thái: đã tiếp nhận" in status.text
+    [start] = await say(dialogue, "hồ sơ của tôi đến đâu rồi", user="44")
+    assert start.intent == "ask_code"
+    [left] = await say(dialogue, "làm giấy khai sinh cần gì", user="44")
+    assert left.code == "1.001193"  # a new question leaves the lookup
 
 
 async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
@@ -72,8 +142,6 @@ async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
     assert follow_first.text.startswith("Hãy tra cứu hồ sơ trước")
     [ask_code] = await say(dialogue, "tra cứu")
     assert ask_code.text == "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."
-    [not_code] = await say(dialogue, "hồ sơ của tôi")
-    assert not_code.text.startswith("Mã này không giống mã hồ sơ")
     await say(dialogue, CODE.lower())
     [again] = await say(dialogue, "56 7")
     assert again.text.startswith("Vui lòng nhập đúng 4 số cuối")
@@ -103,7 +171,8 @@ async def test_handoff_round_trip(dialogue: Dialogue,
                                   sessions: async_sessionmaker[AsyncSession]) -> None:
     [handed] = await say(dialogue, "gặp cán bộ")
     assert handed.text.startswith("Tôi đã chuyển cuộc trò chuyện đến cán bộ Xã Hát Môn")
-    assert await say(dialogue, "cho tôi hỏi về hồ sơ đất") == []  # the bot stays silent
+    [receipt] = await say(dialogue, "cho tôi hỏi về hồ sơ đất")
+    assert receipt.text == "✓ Đã chuyển cho cán bộ."  # staff answer; the bot only confirms
     async with sessions() as s:
         relayed = (await s.exec(select(Notification).where(
             Notification.channel == "staff"))).all()
@@ -113,14 +182,24 @@ async def test_handoff_round_trip(dialogue: Dialogue,
     [back] = await say(dialogue, "kết thúc")
     assert back.text == "Bạn đã quay lại với trợ lý tự động."
     [answer] = await say(dialogue, "đk kết hôn có mất phí ko")
-    assert answer.text.startswith("Thủ tục đăng ký kết hôn")
+    assert answer.code == "1.000894"
+
+
+async def test_without_a_staff_channel_the_citizen_gets_the_contact_details(
+        office: Office, assistant: Assistant) -> None:
+    alone = Dialogue(assistant, office)  # no staff group configured
+    replies = [r for text in ["viết cho tôi bài thơ", "giá vàng hôm nay", "gks"]
+               for r in await alone.handle(IncomingMessage("web", "w1", text=text))]
+    assert [r.intent for r in replies] == ["decline", "decline", "staff", "procedure"]
+    assert "024.1022" in replies[2].text  # who to call instead
+    assert all(r.text for r in replies)
 
 
 async def test_staff_conversation_times_out(dialogue: Dialogue) -> None:
     await say(dialogue, "gặp cán bộ")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
     [answer] = await dialogue.handle(IncomingMessage("telegram", "42", text="gks"), now=later)
-    assert answer.text.startswith("Thủ tục đăng ký khai sinh")
+    assert answer.code == "1.001193"
 
 
 async def test_two_unanswered_questions_reach_staff(
@@ -143,6 +222,7 @@ async def test_language_switch_is_remembered(dialogue: Dialogue) -> None:
     assert switched.buttons[0].title == "Procedures"
     [card] = await say(dialogue, "gks")
     assert card.text.startswith("Birth registration (code 1.001193)")
+    assert "Documents: 2 always, 4 in particular cases" in card.text
     [back] = await say(dialogue, "tiếng việt")
     assert back.text == "Trợ lý đã chuyển sang tiếng Việt."
 
@@ -162,6 +242,7 @@ async def test_messages_arriving_together_are_answered_in_order(dialogue: Dialog
     answers = await asyncio.gather(*(say(dialogue, text) for text in texts))
     assert "Trạng thái: đã tiếp nhận" in answers[3][0].text
     assert answers[4][0].text == "Bạn sẽ nhận tin nhắn tại đây khi hồ sơ thay đổi trạng thái."
+
 
 
 async def test_a_failing_message_fails_alone(dialogue: Dialogue,

@@ -48,7 +48,7 @@ async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
         config = TelegramConfig(token=TOKEN, webhook_secret=SECRET,
                                 api_base_url=str(api.make_url("")).rstrip("/"),
                                 staff_chat_id=str(STAFF_CHAT))
-        application = build_application(config, Dialogue(assistant, office))
+        application = build_application(config, Dialogue(assistant, office, staff_channel=True))
         app = web.Application(client_max_size=64 * 1024)
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
@@ -74,10 +74,11 @@ async def test_scripted_conversation(rig: Rig) -> None:
 async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     assert await rig.post(text_update(1, 501, "lam giay khai sinh cho be can mang theo gi")) == 200
     [sent] = rig.fake.sent(501)
-    assert sent["text"].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert sent["text"].startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193)")
     assert "Giấy chứng sinh" in sent["text"]
     titles = [row[0]["text"] for row in sent["reply_markup"]["inline_keyboard"]]
-    assert titles == ["Thủ tục khác", "Liên hệ cán bộ"]
+    assert titles == ["Lệ phí", "Thời gian giải quyết", "Nơi nộp", "Nộp trực tuyến",
+                      "Xem đầy đủ"]
 
 
 async def test_menu_walk_with_buttons(rig: Rig) -> None:
@@ -93,7 +94,7 @@ async def test_menu_walk_with_buttons(rig: Rig) -> None:
                  if row[0]["text"] == "Hộ tịch")
     await rig.post(button_update(3, 502, civil["callback_data"]))
     before = len(rig.fake.sent(502))
-    await rig.post(button_update(4, 502, "p:1.000894"))
+    await rig.post(button_update(4, 502, "a:full:1.000894"))
     card = rig.fake.sent(502)[before:]
     # The marriage card is longer than one Telegram message: split between lines, in order.
     assert len(card) >= 2 and all(len(m["text"]) <= 4096 for m in card)
@@ -196,7 +197,7 @@ async def test_staff_group_relay_round_trip(rig: Rig) -> None:
     await rig.outbox.run_once()
     assert rig.fake.sent(508)[-1]["text"] == "Bạn đã quay lại với trợ lý tự động."
     await rig.post(text_update(5, 508, "gks"))
-    assert rig.fake.sent(508)[-1]["text"].startswith("Thủ tục đăng ký khai sinh")
+    assert "(mã 1.001193)" in rig.fake.sent(508)[-1]["text"].split("\n")[0]
 
 
 async def test_polling_without_a_public_url(office: Office, assistant: Assistant) -> None:
@@ -204,7 +205,8 @@ async def test_polling_without_a_public_url(office: Office, assistant: Assistant
     fake = FakeTelegram(TOKEN)
     async with TestServer(fake.app()) as api:
         config = TelegramConfig(token=TOKEN, api_base_url=str(api.make_url("")).rstrip("/"))
-        application = build_application(config, Dialogue(assistant, office), polling=True)
+        application = build_application(config, Dialogue(assistant, office, staff_channel=True),
+                                        polling=True)
         app = web.Application()
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)):
@@ -214,7 +216,7 @@ async def test_polling_without_a_public_url(office: Office, assistant: Assistant
                     break
                 await asyncio.sleep(0.05)
     [card] = fake.sent(4242)
-    assert card["text"].startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    assert "(mã 1.001193)" in card["text"].split("\n")[0]
     assert not any(method == "setWebhook" for method, _ in fake.calls)
 
 
@@ -232,4 +234,4 @@ async def test_database_away_asks_telegram_to_deliver_again(
     assert rig.fake.sent(4343) == []
     assert await rig.post(update) == 200  # Telegram's redelivery is answered, once
     [card] = rig.fake.sent(4343)
-    assert card["text"].startswith("Thủ tục đăng ký khai sinh")
+    assert "(mã 1.001193)" in card["text"].split("\n")[0]

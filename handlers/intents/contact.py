@@ -1,0 +1,57 @@
+"""The commune's contact details and what the assistant is, asked in everyday words."""
+
+from __future__ import annotations
+
+from handlers.messages import Reply
+from handlers.turn import Turn
+from knowledge.intents import CONTACTS, Intent
+
+# A question that names a procedure this clearly is about the procedure, not the office
+# ("nộp hồ sơ khai sinh ở đâu" asks where to submit, not the commune's address).
+PROCEDURE_WINS = 0.5
+
+
+async def contact(turn: Turn) -> list[Reply] | None:
+    """Address, hours, phone, website or map of the one-stop desk; or who the assistant is."""
+    asked = [i for i in turn.mentioned if i in CONTACTS or i is Intent.ABOUT]
+    if not asked:
+        return None
+    answer = turn.ask(context=False)
+    if answer.kind == "procedure" and answer.matches and answer.matches[0].score >= PROCEDURE_WINS:
+        return None
+    t = turn.t
+    if asked[0] is Intent.ABOUT:
+        return turn.reply(t("I am the automatic assistant of the one-stop desk of {commune}. I "
+                            "answer questions about administrative procedures (documents, fees, "
+                            "processing time, where and how to submit), look up your "
+                            "application by its receipt code, and pass you to staff when you "
+                            "need a person.", commune=turn.services.assistant.kb.commune.name),
+                          "about", turn.menu_buttons())
+    return turn.reply(details(turn, [i for i in asked if i in CONTACTS]), "contact",
+                      detail=asked[0].value.removeprefix("contact_"))
+
+
+def details(turn: Turn, asked: list[Intent]) -> str:
+    """The asked contact details that the profile has, then what it lacks said plainly."""
+    t, commune = turn.t, turn.services.assistant.kb.commune
+    known = {
+        Intent.CONTACT_ADDRESS: commune.address and t("Address: {address}",
+                                                      address=commune.address),
+        Intent.CONTACT_HOURS: (commune.hours_en if turn.lang == "en" and commune.hours_en
+                               else commune.hours) and t(
+            "Opening hours: {hours}", hours=commune.hours_en if turn.lang == "en"
+            and commune.hours_en else commune.hours),
+        Intent.CONTACT_PHONE: commune.hotline and t("Phone: {phone}", phone=commune.hotline),
+        Intent.CONTACT_WEBSITE: commune.website and t("Website: {url}", url=commune.website),
+        Intent.CONTACT_MAP: commune.map_url and t("Map: {url}", url=commune.map_url),
+    }
+    lines = [t("One-stop desk of {commune}:", commune=commune.name)]
+    lines += [known[i] for i in asked if known[i]]
+    if any(not known[i] for i in asked):
+        lines.append(t("I do not have that detail yet. Everything I know: {contact}.",
+                       contact=turn.contact()))
+        if commune.directory_url:
+            lines.append(t("The addresses and hotlines of all one-stop desks of {province} are "
+                           "listed at {url}.", province=commune.province,
+                           url=commune.directory_url))
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Status lookup: the receipt code, then the last 4 phone digits; then follow or unfollow.
+
+Any natural phrasing starts it, a receipt code anywhere in a message skips to the digits,
+and a citizen who asks something else in the middle simply leaves the lookup.
+"""
+
+from __future__ import annotations
+
+import re
+
+from handlers.messages import Button, Reply
+from handlers.status import lookup_status
+from handlers.turn import LOOKUP_CODE, Step, Turn
+from knowledge.intents import Intent
+from storage import applications as repo
+from storage.domain import find_receipt_code, normalize_receipt_code
+
+
+async def lookup(turn: Turn) -> list[Reply] | None:
+    """Every message that belongs to a status lookup, or None."""
+    state, t = turn.state, turn.t
+    mentioned = turn.mentioned if state.application_id is not None else []
+    if Intent.UNFOLLOW in (turn.intent, *mentioned):
+        return await follow(turn, False)
+    if Intent.FOLLOW in (turn.intent, *mentioned):
+        return await follow(turn, True)
+    if turn.payload.startswith(LOOKUP_CODE):
+        return got_code(turn, turn.payload.removeprefix(LOOKUP_CODE))
+    code = "" if turn.payload else find_receipt_code(turn.text)
+    if code:
+        return got_code(turn, code)
+    step = Step(state.step) if state.step in Step._value2member_map_ else Step.IDLE
+    words = turn.text.split()
+    if step is Step.PHONE_DIGITS and len(words) <= 6 and re.search(r"\d", turn.text):
+        return await got_phone(turn)
+    if step is Step.RECEIPT_CODE and len(words) <= 2 and re.search(r"\d", turn.text):
+        return got_code(turn, turn.text)
+    state.step, state.pending_code = Step.IDLE, ""  # anything else leaves the lookup
+    if turn.intent is Intent.LOOKUP or Intent.LOOKUP in turn.mentioned:
+        state.step = Step.RECEIPT_CODE
+        return turn.reply(t("Please type the receipt code (mã hồ sơ) printed on your receipt "
+                            "slip."), "ask_code")
+    return None
+
+
+def got_code(turn: Turn, text: str) -> list[Reply]:
+    """A receipt code: ask for the second factor (the code alone reveals nothing)."""
+    t, state = turn.t, turn.state
+    code = normalize_receipt_code(text)
+    if code is None:
+        state.step = Step.RECEIPT_CODE
+        return turn.reply(t("That does not look like a receipt code. It is printed on your "
+                            "receipt slip, e.g. 000.00.19.H26-251127-0001."), "ask_code")
+    state.step, state.pending_code = Step.PHONE_DIGITS, code
+    return turn.reply(t("Now type the last 4 digits of the phone number you gave when "
+                        "applying."), "ask_phone")
+
+
+async def got_phone(turn: Turn) -> list[Reply]:
+    """The last 4 phone digits: look the application up."""
+    t, state = turn.t, turn.state
+    groups = re.findall(r"\d+", turn.text)
+    digits = groups[-1] if len(groups) > 1 else "".join(groups)
+    if len(digits) != 4:
+        return turn.reply(t("Please type exactly the last 4 digits of your phone number."),
+                          "ask_phone")
+    answer = await lookup_status(turn.session, commune_id=turn.services.office.commune_id,
+                                 receipt_code=state.pending_code, phone_last4=digits,
+                                 user_key=f"{state.channel}:{state.user_id}", lang=turn.lang,
+                                 now=turn.now)
+    state.step, state.pending_code = Step.IDLE, ""
+    if answer.application_id is None:
+        return turn.reply(answer.text, "lookup_failed", [Button(t("Try again"), Intent.LOOKUP),
+                                                         Button(t("Contact staff"),
+                                                                Intent.STAFF)])
+    state.application_id = answer.application_id
+    return turn.reply(answer.text, "status", [Button(t("Follow this application"),
+                                                     Intent.FOLLOW),
+                                              Button(t("Menu"), Intent.MENU)],
+                      detail=answer.detail)
+
+
+async def follow(turn: Turn, on: bool) -> list[Reply]:
+    """Follow or stop following the application looked up last."""
+    t, state = turn.t, turn.state
+    intent = "follow" if on else "unfollow"
+    if state.application_id is None:
+        return turn.reply(t("Look up an application first; then you can follow it."), intent,
+                          [Button(t("Look up an application"), Intent.LOOKUP)])
+    if on:
+        added = await repo.subscribe(turn.session, commune_id=turn.services.office.commune_id,
+                                     application_id=state.application_id,
+                                     channel=state.channel, recipient=state.user_id,
+                                     lang=state.lang)
+        return turn.reply(t("You will get a message here when the status changes.") if added
+                          else t("You already follow this application."), intent,
+                          [Button(t("Stop following"), Intent.UNFOLLOW)])
+    removed = await repo.unsubscribe(turn.session, application_id=state.application_id,
+                                     channel=state.channel, recipient=state.user_id)
+    return turn.reply(t("You will no longer get messages about this application.") if removed
+                      else t("You were not following this application."), intent)

@@ -1,0 +1,76 @@
+"""Hand-over to staff: asked for, or after repeated unanswered questions; the citizen's
+messages then go to the staff channel until "kết thúc" or ``STAFF_TIMEOUT``.
+
+The citizen is never left without a reply: with no staff channel the contact details are
+given instead, and outside opening hours the hand-over says when staff will read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from handlers.messages import Button, Reply, relay_recipient
+from handlers.turn import Turn
+from knowledge.intents import Intent
+from storage import applications as repo
+from storage.models import Notification
+
+STAFF_TIMEOUT = dt.timedelta(hours=24)  # a conversation left with staff returns to the bot
+NOTICE_EVERY = dt.timedelta(minutes=10)  # how often the whole "passed to staff" is repeated
+
+
+async def with_staff(turn: Turn) -> list[Reply] | None:
+    """While staff have the conversation: relay the message, or give it back on "kết thúc"."""
+    state, t = turn.state, turn.t
+    if state.with_staff_since is None:
+        return None
+    if turn.now - state.with_staff_since > STAFF_TIMEOUT:
+        state.with_staff_since = None
+        return None
+    if turn.intent is Intent.END:
+        state.with_staff_since = None
+        state.misses = 0
+        return turn.reply(t("You are back with the assistant."), "menu", turn.menu_buttons())
+    await relay(turn, turn.text or turn.payload)
+    if state.staff_notice_at is not None and turn.now - state.staff_notice_at < NOTICE_EVERY:
+        return turn.reply("✓ " + t("Passed to staff."), "staff")  # a receipt, not a lecture
+    state.staff_notice_at = turn.now
+    return turn.reply(t("Your message has been passed to staff. Type \"kết thúc\" to go back "
+                        "to the assistant."), "staff")
+
+
+async def request(turn: Turn) -> list[Reply] | None:
+    """The citizen asks for a person ("gặp cán bộ", a button, /lienhe)."""
+    if turn.intent is Intent.STAFF or Intent.STAFF in turn.mentioned:
+        return await hand_over(turn)
+    return None
+
+
+async def hand_over(turn: Turn) -> list[Reply]:
+    """Pass the conversation to staff, or say how to reach them when no one can read it."""
+    t, services = turn.t, turn.services
+    commune = services.assistant.kb.commune.name
+    turn.state.misses = 0
+    if not services.staff_channel:
+        return turn.reply(t("Staff of {commune} cannot answer in this chat yet. Please contact "
+                            "{contact}.", commune=commune, contact=turn.contact()), "staff",
+                          [Button(t("Menu"), Intent.MENU)], detail="unavailable")
+    turn.state.with_staff_since = turn.state.staff_notice_at = turn.now
+    question = turn.text if turn.intent is None and Intent.STAFF not in turn.mentioned else ""
+    await relay(turn, question or t("The citizen asks to talk to staff."))
+    text = t("I have passed your conversation to the staff of {commune}. They will reply here. "
+             "Type \"kết thúc\" to go back to the assistant.", commune=commune)
+    if not services.staff_at_work(turn.now):
+        text += "\n" + t("The office is closed now: staff will reply when it opens. You can "
+                         "also contact {contact}.", contact=turn.contact())
+    return turn.reply(text, "staff")
+
+
+async def relay(turn: Turn, text: str) -> None:
+    """Queue a citizen's message for the staff channel."""
+    state = turn.state
+    key = f"staff:{state.channel}:{state.user_id}:{turn.now.timestamp():.6f}"
+    await repo.enqueue(turn.session, [Notification(
+        commune_id=turn.services.office.commune_id, channel="staff",
+        recipient=relay_recipient(state.channel, state.user_id), text=text,
+        idempotency_key=key)])

@@ -1,0 +1,83 @@
+"""What passes between a channel and the conversation core: a message in, replies out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from knowledge.i18n import Lang
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """What a citizen sent, whatever the channel."""
+
+    channel: str  # "web", "telegram", "zalo"
+    user_id: str
+    text: str = ""
+    payload: str = ""  # a button's payload (or a command the channel parsed), instead of text
+    lang: Lang | None = None  # forced language (web chat's switch), else the stored one
+    event_id: str = ""  # the channel's id of this event: a redelivered event is ignored
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice the citizen can tap; channels without buttons show it as numbered text."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message back to the citizen, with what it is (for reports and evaluation)."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+    intent: str = ""  # "procedure", "clarify", "decline", "greeting", "status", "staff", …
+    code: str = ""  # the procedure it is about
+    aspects: tuple[str, ...] = ()  # the aspects it leads with
+    detail: str = ""  # e.g. a status reply's state ("overdue", "supplement", …)
+
+
+def relay_recipient(channel: str, user_id: str) -> str:
+    """The outbox recipient of a message relayed to staff: the citizen it came from."""
+    return f"{channel}:{user_id}"
+
+
+def relay_tag(recipient: str) -> str:
+    """The tag a relayed message carries to the staff group, so a reply finds its way back."""
+    return f"[{recipient}]"
+
+
+_RELAY_TAG = re.compile(r"^\[(telegram|zalo|web):([^\]\s]{1,128})\]")
+
+
+def read_relay_tag(text: str) -> tuple[str, str] | None:
+    """(channel, user id) of a relayed message's tag, or None."""
+    match = _RELAY_TAG.match(text)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split a long answer at line ends (never inside a line or list item when avoidable)."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # one line longer than a message: cut at a space
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:cut])
+            line = line[cut:].lstrip()
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return [p.strip("\n") for p in parts if p.strip()]

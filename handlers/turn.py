@@ -1,0 +1,146 @@
+"""One turn of a conversation as the intent handlers see it: the message, the stored state,
+and the services they answer with. Also the conversation's named steps and button payloads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from handlers.applications import Office
+from handlers.messages import Button, IncomingMessage, Reply
+from knowledge.answer import Answer, Assistant
+from knowledge.i18n import Lang, Text, language
+from knowledge.intents import Intent, IntentWords
+from knowledge.workdays import TZ
+from storage.models import Conversation
+
+TOPIC_TTL = dt.timedelta(minutes=30)  # the procedure under discussion is forgotten after this
+
+
+class Step(StrEnum):
+    """Where a conversation stands between two messages (stored in ``Conversation.step``)."""
+
+    IDLE = ""
+    RECEIPT_CODE = "code"  # waiting for a receipt code
+    PHONE_DIGITS = "phone"  # waiting for the last 4 digits of the phone
+
+
+# Button payloads with a value after the prefix.
+PROCEDURE = "p:"  # p:<code> — a procedure's overview
+ASPECT = "a:"  # a:<aspect>:<code> — one aspect of a procedure ("a:full:<code>": everything)
+FIELD = "f:"  # f:<index> — the procedures of a field
+SET_LANG = "lang:"  # lang:<vi|en>
+LOOKUP_CODE = "lookup:"  # lookup:<receipt code> — a deep link to a lookup
+
+
+@dataclass
+class Services:
+    """What every turn may use: the commune's assistant and office, and the word lists."""
+
+    assistant: Assistant
+    office: Office
+    words: IntentWords
+    staff_channel: bool  # a staff channel is configured (hand-overs reach someone)
+    fields: list[tuple[str, list[str]]] = field(default_factory=list)  # (field, codes)
+
+    def staff_at_work(self, now: dt.datetime) -> bool:
+        """Whether the one-stop desk is open now (unknown hours count as open)."""
+        opening = self.assistant.kb.commune.opening
+        if not opening:
+            return True
+        local = now.astimezone(TZ)
+        if not self.office.calendar.is_working_day(local.date()):
+            return False
+        return any(local.isoweekday() in o.weekdays and o.start <= local.time() < o.end
+                   for o in opening)
+
+
+@dataclass
+class Turn:
+    """One message being answered."""
+
+    services: Services
+    session: AsyncSession
+    state: Conversation
+    message: IncomingMessage
+    now: dt.datetime
+
+    @property
+    def text(self) -> str:
+        """What the citizen typed, trimmed."""
+        return self.message.text.strip()
+
+    @property
+    def payload(self) -> str:
+        return self.message.payload
+
+    @property
+    def t(self) -> Text:
+        return Text(language(self.state.lang))
+
+    @property
+    def lang(self) -> Lang:
+        return language(self.state.lang)
+
+    @cached_property
+    def intent(self) -> Intent | None:
+        """The everyday intent of a button payload or of a whole message ("cảm ơn ạ")."""
+        if self.payload:
+            try:
+                return Intent(self.payload)
+            except ValueError:
+                return None
+        return self.services.words.whole_intent(self.text)
+
+    @cached_property
+    def mentioned(self) -> list[Intent]:
+        """Intents named somewhere in a typed message ("cho hỏi giờ làm việc của xã")."""
+        return [] if self.payload else self.services.words.contained(self.text)
+
+    @property
+    def topic(self) -> str:
+        """The procedure under discussion, unless it has expired."""
+        at = self.state.topic_at
+        if not self.state.last_procedure or at is None or self.now - at > TOPIC_TTL:
+            return ""
+        return self.state.last_procedure
+
+    @property
+    def options(self) -> list[str]:
+        """The procedures last offered as a numbered list (while the topic is fresh)."""
+        at = self.state.topic_at
+        if not self.state.options or at is None or self.now - at > TOPIC_TTL:
+            return []
+        return self.state.options.split(",")
+
+    def set_topic(self, code: str = "", options: list[str] | None = None) -> None:
+        """Remember the procedure under discussion and the options offered."""
+        self.state.last_procedure = code or self.state.last_procedure
+        self.state.options = ",".join(options or [])
+        self.state.topic_at = self.now
+
+    def ask(self, *, context: bool = True) -> Answer:
+        """The assistant's answer to the typed text, in the conversation's language."""
+        lang: Lang | None = "en" if self.state.lang == "en" else None
+        return self.services.assistant.ask(self.text, lang=lang,
+                                           context=self.topic if context else "")
+
+    def contact(self) -> str:
+        """The commune's contact details, as one sentence."""
+        return self.services.assistant.contact(self.t)
+
+    def menu_buttons(self) -> list[Button]:
+        t = self.t
+        return [Button(t("Procedures"), Intent.FIELDS), Button(t("Look up an application"),
+                                                               Intent.LOOKUP),
+                Button(t("Contact staff"), Intent.STAFF), Button(t("Language"), Intent.LANGUAGE)]
+
+    def reply(self, text: str, intent: str, buttons: list[Button] | None = None, *,
+              code: str = "", aspects: tuple[str, ...] = (), detail: str = "") -> list[Reply]:
+        """A one-message reply."""
+        return [Reply(text, buttons or [], intent, code, aspects, detail)]

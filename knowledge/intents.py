@@ -1,0 +1,116 @@
+"""Everyday intents (greeting, thanks, contact details, status lookup…) recognised from the
+word lists in ``intents.toml``: data a non-programmer can extend, folded like questions.
+
+Two kinds of phrase: a *whole* phrase is the entire message, give or take filler words and
+punctuation ("cảm ơn ad nhiều ạ!"); a *contains* phrase may stand anywhere in it ("cho hỏi
+giờ làm việc của xã"). A message of only emoji or punctuation is an acknowledgement.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+from knowledge.text import fold
+
+INTENTS_FILE = Path(__file__).resolve().parent / "intents.toml"
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class Intent(StrEnum):
+    """What a message asks for, other than a procedure question. Order = priority when a
+    message strings several together ("ok cảm ơn" is thanks, "chào, tra cứu hồ sơ" a lookup)."""
+
+    LOOKUP = "lookup"
+    STAFF = "staff"
+    FOLLOW = "follow"
+    UNFOLLOW = "unfollow"
+    MENU = "menu"
+    FIELDS = "fields"
+    LANGUAGE = "language"
+    ENGLISH = "english"
+    VIETNAMESE = "vietnamese"
+    END = "end"
+    ABOUT = "about"
+    CONTACT_MAP = "contact_map"
+    CONTACT_HOURS = "contact_hours"
+    CONTACT_PHONE = "contact_phone"
+    CONTACT_WEBSITE = "contact_website"
+    CONTACT_ADDRESS = "contact_address"
+    GOODBYE = "goodbye"
+    THANKS = "thanks"
+    GREETING = "greeting"
+    ACK = "ack"
+
+
+CONTACTS = (Intent.CONTACT_MAP, Intent.CONTACT_HOURS, Intent.CONTACT_PHONE,
+            Intent.CONTACT_WEBSITE, Intent.CONTACT_ADDRESS)
+PLEASANTRIES = (Intent.GOODBYE, Intent.THANKS, Intent.GREETING)
+_PRIORITY = {intent: i for i, intent in enumerate(Intent)}
+
+
+def words(text: str) -> list[str]:
+    """Folded words of ``text`` (no abbreviation expansion: phrases are matched as typed)."""
+    return _WORD.findall(fold(text))
+
+
+@dataclass(frozen=True)
+class IntentWords:
+    """The phrase lists of ``intents.toml``, folded."""
+
+    fillers: frozenset[str]
+    whole: dict[tuple[str, ...], Intent]
+    contains: tuple[tuple[str, Intent], ...]  # " phrase " padded, in file order
+    longest: int
+
+    @classmethod
+    def load(cls, path: Path = INTENTS_FILE) -> IntentWords:
+        """Read and fold the word lists."""
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        whole: dict[tuple[str, ...], Intent] = {}
+        contains: list[tuple[str, Intent]] = []
+        for intent in Intent:
+            entry = data.get(intent.value, {})
+            for phrase in entry.get("whole", []):
+                whole.setdefault(tuple(words(phrase)), intent)
+            contains += [(f" {' '.join(words(p))} ", intent) for p in entry.get("contains", [])]
+        return cls(frozenset(words(data.get("fillers", ""))), whole, tuple(contains),
+                   max((len(k) for k in whole), default=1))
+
+    def whole_intent(self, text: str) -> Intent | None:
+        """The intent of a message made only of whole phrases and fillers, else None."""
+        if not text.strip():
+            return None
+        tokens = words(text)
+        found: list[Intent] = []
+        i = 0
+        while i < len(tokens):
+            for size in range(min(self.longest, len(tokens) - i), 0, -1):
+                intent = self.whole.get(tuple(tokens[i : i + size]))
+                if intent is not None:
+                    found.append(intent)
+                    i += size
+                    break
+            else:
+                if tokens[i] not in self.fillers:
+                    return None
+                i += 1
+        if not found:  # emoji, punctuation or only fillers ("ạ", "👍")
+            return Intent.ACK if not tokens or len(tokens) <= 2 else None
+        return min(found, key=_PRIORITY.__getitem__)
+
+    def contained(self, text: str) -> list[Intent]:
+        """Intents whose phrase stands somewhere in the message, best first, each once."""
+        padded = f" {' '.join(words(text))} "
+        found = {intent for phrase, intent in self.contains if phrase in padded}
+        return sorted(found, key=_PRIORITY.__getitem__)
+
+
+@cache
+def intent_words() -> IntentWords:
+    """The bundled word lists, loaded once."""
+    return IntentWords.load()
