@@ -204,8 +204,9 @@ def is_english(text: str, tokens: list[str]) -> bool:
 
 
 def written_language(text: str) -> str | None:
-    """"en" or "vi" when a typed message clearly is one of them, else None ("6789", "ok")."""
-    if _VIETNAMESE_ONLY.search(text.lower()):
+    """"en" or "vi" when a typed message clearly is one of them, else None ("6789", "ok",
+    and a Vietnamese keyword such as "gặp cán bộ" typed by someone who chose English)."""
+    if sum(bool(_VIETNAMESE_ONLY.search(w)) for w in text.lower().split()) >= 4:
         return "vi"
     return "en" if is_english(text, tokenize(text)) else None
 

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from knowledge.answer import Assistant
+from knowledge.i18n import Text
 from knowledge.loader import load_knowledge
 from knowledge.schema import Commune
 
@@ -14,18 +15,33 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     assert answer.kind == "procedure"
     assert answer.matches[0].code == "1.001193"
     body = answer.answer
-    assert body.startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
-    assert body.index("Giấy tờ cần chuẩn bị:") < body.index("Phí, lệ phí:")
-    assert "Giấy chứng sinh" in body
-    assert "Nguồn: Cổng Dịch vụ công quốc gia, https://dichvucong.gov.vn/" in body
+    assert body.startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193):\n1. ")
+    assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
+    assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia (cập nhật 17 tháng 7, 2026).")
+    assert answer.offer == ["fee", "time", "where", "online", "full"]
 
 
 def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:
     answer = assistant.ask("đk kết hôn có mất phí ko")
     assert answer.matches[0].code == "1.000894"
-    first_section = answer.answer.split("\n\n")[1]
-    assert first_section.startswith("Phí, lệ phí:")
-    assert "Miễn phí" in first_section
+    assert answer.answer.startswith("Lệ phí — Đăng ký kết hôn (mã 1.000894): Miễn phí")
+    assert len(answer.answer) <= 500
+
+
+def test_several_aspects_are_answered_in_the_order_asked(assistant: Assistant) -> None:
+    answer = assistant.ask("đăng ký thường trú bao lâu, bao nhiêu tiền")
+    assert answer.code == "1.004222"
+    lines = answer.answer.split("\n")
+    assert lines[0].startswith("Thời gian giải quyết — Đăng ký thường trú (nhập khẩu)")
+    assert any(line.startswith("Lệ phí:") for line in lines)
+
+
+def test_full_card_has_every_section(assistant: Assistant) -> None:
+    card = assistant.card(assistant.kb.procedures["1.001193"], Text("vi"))
+    assert card.startswith("Thủ tục đăng ký khai sinh (mã 1.001193)")
+    for label in ("Giấy tờ cần chuẩn bị", "Lệ phí", "Thời gian giải quyết", "Nơi nộp",
+                  "Căn cứ pháp lý", "Nguồn: Cổng Dịch vụ công quốc gia, https://"):
+        assert label in card
 
 
 def test_amounts_are_formatted_for_the_locale(assistant: Assistant) -> None:
@@ -41,11 +57,19 @@ def test_fee_set_by_the_province_is_said_so(assistant: Assistant) -> None:
     assert "Do Hội đồng nhân dân tỉnh quy định; mức thu tùy từng tỉnh" in answer.answer
 
 
-def test_unconfirmed_time_asks_to_check_with_the_centre(assistant: Assistant) -> None:
+def test_a_time_without_a_unit_is_said_plainly_as_unknown(assistant: Assistant) -> None:
     answer = assistant.ask("khai sinh mất bao lâu")
-    assert "1 (cổng dịch vụ công không ghi đơn vị)" in answer.answer
-    assert "[chưa xác nhận]" in answer.answer
-    assert "vui lòng hỏi lại bộ phận một cửa Xã Hát Môn" in answer.answer
+    first = answer.answer.split("\n")[0]
+    assert first.startswith("Thời gian giải quyết — Làm giấy khai sinh (mã 1.001193): "
+                            "nguồn chưa ghi rõ")
+    assert "1 (" not in answer.answer and "[chưa xác nhận]" not in first  # no raw value
+    assert "Vui lòng hỏi lại bộ phận một cửa Xã Hát Môn trước khi đi." in answer.answer
+
+
+def test_identical_values_are_said_once_not_per_method(assistant: Assistant) -> None:
+    answer = assistant.ask("làm giấy khai sinh có mất phí không")
+    assert answer.answer.startswith("Lệ phí — Làm giấy khai sinh (mã 1.001193): Miễn phí")
+    assert "Trực tiếp:" not in answer.answer  # all three methods are free: one line
 
 
 def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
@@ -53,7 +77,15 @@ def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
     assert answer.lang == "en"
     assert answer.matches[0].code == "1.001193"
     assert answer.answer.startswith("Birth registration (code 1.001193)")
-    assert "Fees:" in answer.answer and "Free of charge" in answer.answer
+    assert "• Fee: Free of charge" in answer.answer
+    assert "Documents: 2 always, 4 in particular cases" in answer.answer
+
+
+def test_english_documents_are_english(assistant: Assistant) -> None:
+    answer = assistant.ask("what documents do I need to register a birth")
+    assert answer.answer.startswith("Documents to prepare — Birth registration (code 1.001193)")
+    assert "Birth certificate" in answer.answer or "birth" in answer.answer.lower()
+    assert "Tờ khai" not in answer.answer.split("(")[0]
 
 
 def test_ambiguous_question_offers_choices(assistant: Assistant) -> None:

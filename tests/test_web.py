@@ -17,7 +17,8 @@ from tests.script import Received, scripted_conversation
 @pytest.fixture
 async def client(assistant: Assistant, office: Office
                  ) -> AsyncIterator[TestClient[object, object]]:
-    async with TestClient(TestServer(create_app(assistant, office))) as test_client:
+    app = create_app(assistant, office, staff_channel=True)
+    async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
 

@@ -148,18 +148,31 @@ def test_phone_conversation(page: Page, server: str, tmp_path: Path) -> None:
 
     page.get_by_label("Câu hỏi của bạn").fill("làm giấy khai sinh cần gì")
     page.keyboard.press("Enter")
-    answer = page.locator(".msg.bot", has_text="Thủ tục đăng ký khai sinh (mã 1.001193)")
+    answer = page.locator(".msg.bot", has_text="Giấy tờ cần chuẩn bị — Làm giấy khai sinh")
     expect(answer).to_be_visible()
-    link = answer.locator("a[href^='https://']").first
+
+    # A short follow-up is about the same procedure.
+    page.get_by_label("Câu hỏi của bạn").fill("còn phí thì sao")
+    page.keyboard.press("Enter")
+    fee = page.locator(".msg.bot", has_text="Lệ phí — Làm giấy khai sinh (mã 1.001193)")
+    expect(fee).to_be_visible()
+    # A button under the answer opens another aspect, then the whole card.
+    fee.get_by_role("button", name="Nộp trực tuyến", exact=True).tap()
+    online = page.locator(".msg.bot", has_text="Nộp trực tuyến — Làm giấy khai sinh")
+    expect(online).to_be_visible()
+    link = online.locator("a[href^='https://']").first
     expect(link).to_have_attribute("rel", "noopener noreferrer")
     assert link.get_attribute("href") == link.inner_text()
+    online.get_by_role("button", name="Xem đầy đủ", exact=True).tap()
+    expect(page.locator(".msg.bot", has_text="Thủ tục đăng ký khai sinh (mã 1.001193)")
+           ).to_be_visible()
 
     greeting.get_by_role("button", name="Thủ tục", exact=True).tap()
     expect(page.locator("#q")).to_be_focused()
     fields = page.locator(".msg.bot", has_text="Chọn lĩnh vực")
     fields.get_by_role("button", name="Hộ tịch", exact=True).tap()
     procedures = page.locator(".msg.bot", has_text="Chọn thủ tục")
-    expect(procedures.get_by_role("button", name="Thủ tục đăng ký khai sinh", exact=True)
+    expect(procedures.get_by_role("button", name="Làm giấy khai sinh", exact=True)
            ).to_be_visible()
     assert procedures.get_by_role("button").count() >= 5
     expect(page.locator("#error")).to_be_hidden()

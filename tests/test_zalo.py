@@ -199,7 +199,7 @@ async def test_a_redelivered_event_is_handled_once(rig: Rig) -> None:
     no_id = text_event("menu")
     del no_id["message"]["msg_id"]
     assert [await rig.post(no_id) for _ in range(2)] == [200, 200]
-    assert len(rig.fake.sent()) == 4
+    assert len(rig.fake.sent()) == 3  # "gks" once, "menu" under two ids once, no id twice
 
 
 async def test_stale_or_future_events_are_refused(rig: Rig) -> None:
@@ -254,7 +254,7 @@ async def test_expired_token_is_renewed_once_and_both_tokens_kept(rig: Rig) -> N
     assert refresh.body == {"app_id": APP_ID, "refresh_token": "rt-1",
                             "grant_type": "refresh_token"}
     sends = [r.headers["access_token"] for r in rig.fake.requests if r.path.endswith("/cs")]
-    assert sends == ["at-1", "at-2", "at-2"]  # refused once, then both parts with the new one
+    assert sends == ["at-1", "at-2"]  # refused once, then sent with the new one
     stored = await rig.stored_tokens()
     assert (stored["access_token"].value, stored["refresh_token"].value) == ("at-2", "rt-2")
     expires_at = stored["access_token"].expires_at

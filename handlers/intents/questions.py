@@ -11,7 +11,7 @@ from handlers.messages import Button, Reply
 from handlers.turn import ASPECT, PROCEDURE, Turn
 from knowledge.answer import FULL, Answer
 from knowledge.i18n import N_, Text
-from knowledge.intents import PLEASANTRIES
+from knowledge.intents import PLEASANTRIES, Intent
 from knowledge.match import Aspect
 from knowledge.text import fold
 from storage import conversations as conversations_repo
@@ -58,8 +58,11 @@ async def buttons(turn: Turn) -> list[Reply] | None:
         aspect, _, code = turn.payload.removeprefix(ASPECT).partition(":")
         if code in assistant.kb.procedures and aspect == FULL:
             turn.set_topic(code)
-            return turn.reply(assistant.card(assistant.kb.procedures[code], turn.t),
-                              "procedure", code=code, aspects=(FULL,))
+            t = turn.t
+            return turn.reply(assistant.card(assistant.kb.procedures[code], t), "procedure",
+                              [Button(t("Procedures"), Intent.FIELDS),
+                               Button(t("Contact staff"), Intent.STAFF)],
+                              code=code, aspects=(FULL,))
         if code in assistant.kb.procedures and aspect in Aspect._value2member_map_:
             return procedure_replies(turn, assistant.about(code, [Aspect(aspect)], turn.t))
     else:
