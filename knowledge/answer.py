@@ -61,6 +61,7 @@ class Match:
 FULL = "full"  # offered beside the aspects: the whole card
 SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
+MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
 
 
@@ -202,7 +203,10 @@ class Assistant:
         runner_up = ranked[1].score if len(ranked) > 1 else 0.0
         if ranked[0].score >= self.direct and runner_up <= self.ratio * ranked[0].score:
             return "procedure"
-        return "clarify"
+        # Asking back is only worth it when the candidates explain most of the question:
+        # otherwise it merely shares a word or two with them ("cài chế độ giám hộ trên điện
+        # thoại") and is declined.
+        return "clarify" if ranked[0].coverage >= MIN_COVERAGE else "none"
 
     def _match(self, candidate: Candidate) -> Match:
         return Match(candidate.code, self.kb.procedures[candidate.code].name, candidate.score)

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import math
 import re
+import tomllib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from knowledge.loader import KnowledgeBase
-from knowledge.text import bigrams, is_syllable, tokenize, translate_english, typing_variants
+from knowledge.text import bigrams, fold, is_syllable, tokenize, translate_english, typing_variants
 
 
 class Aspect(StrEnum):
@@ -131,6 +133,8 @@ NEVER_CORRECTED = frozenset(
 # "the" (thế / thẻ), "bao" (bao nhiêu / bảo trợ). Their bigrams ("can_cuoc", "the_can",
 # "bao_tro") still score, so meaning survives where it matters.
 
+MATCHING_FILE = Path(__file__).resolve().parent / "matching.toml"
+VARIANT_FACTOR = 0.85  # a special-case procedure whose case the question does not name
 UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 QUERY_EXPONENT = 0.3  # how much unexplained words in the question cost
 PHRASE_EXPONENT = 0.7  # how much words of the phrase missing from the question cost
@@ -251,11 +255,51 @@ def regional_variants(token: str) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class MatchingWords:
+    """The word lists of ``matching.toml``, folded."""
+
+    negation: re.Pattern[str]
+    variants: tuple[tuple[str, tuple[str, ...]], ...]  # (marker in a name, how it is named)
+
+    @classmethod
+    def load(cls, path: Path = MATCHING_FILE) -> MatchingWords:
+        """Read and fold the lists."""
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        negations = sorted((" ".join(_words(n)) for n in data["negations"]), key=len,
+                           reverse=True)
+        negation = re.compile(r"\b(?:" + "|".join(map(re.escape, negations))
+                              + r")\b[^,.;:!?\n]*?(?=[,.;:!?\n]|\bma\b|\bbut\b|$)")
+        variants = tuple((" ".join(_words(v["name"])),
+                          tuple(f" {' '.join(_words(n))} " for n in v["named_by"]))
+                         for v in data["variants"])
+        return cls(negation, variants)
+
+    def without_negated(self, text: str) -> str:
+        """The question less what it says it is not about (folded); also "không X mà Y"."""
+        return _NOT_BUT.sub(" ma ", self.negation.sub(" ", fold(text)))
+
+
+_NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", fold(text))
+
+
 class Matcher:
     """An index over the procedures and FAQ entries of one knowledge base."""
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
+        self.words = MatchingWords.load()
+        # The special cases each procedure is for, by the words that name them.
+        self._cases: dict[str, list[tuple[str, ...]]] = {}
+        for proc in kb.procedures.values():
+            name = f" {' '.join(_words(proc.name))} "
+            cases = [named for marker, named in self.words.variants if f" {marker} " in name]
+            if cases:
+                self._cases[proc.code] = cases
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
@@ -376,6 +420,10 @@ class Matcher:
         english = is_english(question, raw_tokens)
         tokens = self.correct(translate_english(raw_tokens) if english else raw_tokens)
         aspects = detect_aspects(" ".join(tokens))
+        meant = self.words.without_negated(question)
+        if meant != fold(question):  # "… chứ không phải …": match what is meant only
+            meant_tokens = tokenize(meant)
+            tokens = self.correct(translate_english(meant_tokens) if english else meant_tokens)
         content = [t for t in strip_question_phrasing(tokens) if t not in STOP_WORDS]
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
@@ -404,10 +452,15 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
+        asked = f" {' '.join(_words(question))} "
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
             score = float(best[index]) ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
+            for named in self._cases.get(key, ()):
+                if not any(n in asked for n in named):
+                    score *= VARIANT_FACTOR  # the common variant fits a question that
+                                             # does not name the special case
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
         scored.sort(key=lambda c: (-c.score, c.key))
