@@ -191,7 +191,7 @@ class Assistant:
         wanted = [Aspect.DOCUMENTS, Aspect.FEE, Aspect.TIME, Aspect.WHERE]
         if proc.online_url:
             wanted.append(Aspect.ONLINE)
-        return [*[a.value for a in wanted if a not in shown][:4], FULL]
+        return [*[a.value for a in wanted if a not in shown][:3], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
         """The label a reply puts before an aspect ("Lệ phí")."""

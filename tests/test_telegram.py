@@ -77,8 +77,8 @@ async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     assert sent["text"].startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193)")
     assert "Giấy chứng sinh" in sent["text"]
     titles = [row[0]["text"] for row in sent["reply_markup"]["inline_keyboard"]]
-    assert titles == ["Lệ phí", "Thời gian giải quyết", "Nơi nộp", "Nộp trực tuyến",
-                      "Xem đầy đủ"]
+    assert titles == ["Lệ phí", "Thời gian giải quyết", "Nơi nộp", "Xem đầy đủ",
+                      "Liên hệ cán bộ"]
 
 
 async def test_menu_walk_with_buttons(rig: Rig) -> None:

@@ -157,8 +157,8 @@ def test_phone_conversation(page: Page, server: str, tmp_path: Path) -> None:
     fee = page.locator(".msg.bot", has_text="Lệ phí — Làm giấy khai sinh (mã 1.001193)")
     expect(fee).to_be_visible()
     # A button under the answer opens another aspect, then the whole card.
-    fee.get_by_role("button", name="Nộp trực tuyến", exact=True).tap()
-    online = page.locator(".msg.bot", has_text="Nộp trực tuyến — Làm giấy khai sinh")
+    fee.get_by_role("button", name="Nơi nộp", exact=True).tap()
+    online = page.locator(".msg.bot", has_text="Nơi nộp — Làm giấy khai sinh")
     expect(online).to_be_visible()
     link = online.locator("a[href^='https://']").first
     expect(link).to_have_attribute("rel", "noopener noreferrer")

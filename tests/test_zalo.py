@@ -128,8 +128,8 @@ async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     assert overview["text"].startswith("Làm giấy khai sinh (mã 1.001193)")
     assert len(overview["text"]) <= 2000
     assert [b["payload"] for b in buttons(overview)] == [
-        "#a:documents:1.001193", "#a:fee:1.001193", "#a:time:1.001193", "#a:where:1.001193",
-        "#a:full:1.001193"]
+        "#a:documents:1.001193", "#a:fee:1.001193", "#a:time:1.001193", "#a:full:1.001193",
+        "#staff"]
     card = await rig.say("#a:full:1.001193")
     # The full card is longer than a Zalo message: split between lines.
     assert len(card) == 2 and all(len(m["text"]) <= 2000 for m in card)

@@ -33,8 +33,10 @@ _PICK = re.compile(r"^(?:so|cai|thu|loai|muc|phuong an|#|\s)*(\d{1,2})\W*$")
 
 
 def aspect_buttons(code: str, offer: list[str], t: Text) -> list[Button]:
-    """Buttons for the other aspects of a procedure, and its full card."""
-    return [Button(t(BUTTON_TITLES[a]), f"{ASPECT}{a}:{code}") for a in offer]
+    """Buttons for the other aspects of a procedure, its full card, and staff (five at most:
+    Zalo shows five under one message)."""
+    return [*(Button(t(BUTTON_TITLES[a]), f"{ASPECT}{a}:{code}") for a in offer),
+            Button(t("Contact staff"), Intent.STAFF)]
 
 
 def procedure_replies(turn: Turn, answer: Answer) -> list[Reply]:
