@@ -145,3 +145,14 @@ def test_faq_answer_cites_its_source(assistant: Assistant) -> None:
     assert "60 ngày" in answer.answer
     assert "60/2014/QH13" in answer.answer
     assert answer.matches[0].code == "1.001193"
+
+
+def test_what_the_citizen_says_they_do_not_mean_is_left_out(assistant: Assistant) -> None:
+    assert assistant.ask("tôi muốn cấp đổi thẻ căn cước chứ không phải cấp lại").code \
+        == "1.014063"
+    assert assistant.ask("không phải xóa thường trú, tôi muốn xóa tạm trú").code == "1.010028"
+
+
+def test_the_common_variant_unless_the_special_case_is_named(assistant: Assistant) -> None:
+    assert assistant.ask("hai vợ chồng muốn đăng ký kết hôn cần giấy tờ gì").code == "1.000894"
+    assert assistant.ask("đăng ký kết hôn với chồng người Hàn Quốc cần gì").code == "2.000806"

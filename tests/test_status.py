@@ -84,3 +84,21 @@ async def test_followers_get_a_message_per_change(office: Office) -> None:
     assert "Mang giấy biên nhận" in queued[0].text
     assert await set_status(office, receipt_code="NO-SUCH-CODE", status=ApplicationStatus.RETURNED,
                             actor="staff:lan", now=T0) is None
+
+
+async def test_an_overdue_application_says_so_and_what_to_do(office: Office) -> None:
+    late = T0 + dt.timedelta(days=10)  # due the day after T0, still being received
+    text = await lookup(office, CODE, "5678", user="web:late", now=late)
+    assert "nay đã quá hạn" in text
+    assert "hỏi bộ phận một cửa lý do và ngày hẹn trả mới" in text
+    assert "Bạn chưa cần làm gì" not in text
+
+
+async def test_a_supplement_request_says_what_is_asked_for(office: Office) -> None:
+    await set_status(office, receipt_code=CODE, status=ApplicationStatus.SUPPLEMENT_REQUIRED,
+                     actor="staff:lan", now=T0,
+                     note="Bổ sung bản sao Giấy chứng nhận kết hôn trước ngày 10/11/2026.")
+    text = await lookup(office, CODE, "5678", user="web:supplement")
+    assert "Trạng thái: cần bổ sung giấy tờ" in text or "bổ sung" in text
+    assert "Cơ quan yêu cầu: Bổ sung bản sao Giấy chứng nhận kết hôn trước ngày 10/11/2026." \
+        in text

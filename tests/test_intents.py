@@ -1,0 +1,56 @@
+"""Everyday intents from the word lists: whole messages, phrases inside a sentence, receipt
+codes inside a sentence, Telegram commands."""
+
+import pytest
+
+from bot.telegram import command_payload, lookup_deep_link, procedure_deep_link
+from knowledge.intents import Intent, intent_words
+from storage.domain import find_receipt_code
+
+CODE = "000.00.19.H26-251127-0001"
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("cảm ơn ad nhiều ạ!", Intent.THANKS), ("cam on", Intent.THANKS),
+    ("ok cảm ơn", Intent.THANKS), ("chào bạn", Intent.GREETING), ("alo", Intent.GREETING),
+    ("👍", Intent.ACK), ("vâng ạ", Intent.ACK), ("tạm biệt nhé", Intent.GOODBYE),
+    ("tra cứu hồ sơ", Intent.LOOKUP), ("tiếng anh", Intent.ENGLISH),
+    ("hủy theo dõi", Intent.UNFOLLOW), ("kết thúc", Intent.END),
+])
+def test_a_whole_message_is_an_intent(text: str, intent: Intent) -> None:
+    assert intent_words().whole_intent(text) is intent
+
+
+@pytest.mark.parametrize("text", ["cảm ơn, cho hỏi làm khai sinh cần gì", "chào thủ tục ly hôn",
+                                  "làm giấy khai sinh"])
+def test_a_question_is_not_a_pleasantry(text: str) -> None:
+    assert intent_words().whole_intent(text) is None
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("cho hỏi giờ làm việc của xã", Intent.CONTACT_HOURS),
+    ("số điện thoại của ubnd xã là gì", Intent.CONTACT_PHONE),
+    ("gửi mình bản đồ đường đến ủy ban", Intent.CONTACT_MAP),
+    ("hồ sơ của tôi đến đâu rồi", Intent.LOOKUP),
+    ("bạn là người thật hay máy vậy", Intent.ABOUT),
+    ("cho tôi nói chuyện trực tiếp với cán bộ", Intent.STAFF),
+])
+def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
+    assert intent_words().contained(text)[0] is intent
+
+
+def test_a_receipt_code_is_found_anywhere_but_dates_and_phones_are_not_codes() -> None:
+    assert find_receipt_code(f"cho em hỏi hồ sơ {CODE.lower()} sao rồi") == CODE
+    assert find_receipt_code("nộp ngày 12/10/2026, sđt 0912.345.678") is None
+    assert find_receipt_code("làm giấy khai sinh cần gì") is None
+
+
+def test_telegram_commands_and_deep_links_become_payloads() -> None:
+    assert procedure_deep_link("1.001193") == "p_1_001193"
+    assert command_payload("/start p_1_001193") == "p:1.001193"
+    assert command_payload(f"/start {lookup_deep_link(CODE)}") == f"lookup:{CODE}"
+    assert len(lookup_deep_link(CODE)) <= 64
+    assert command_payload("/start") == "menu"
+    assert command_payload("/tracuu@motcua_bot") == "lookup"
+    assert command_payload("/unknown") == "menu"
+    assert command_payload("làm giấy khai sinh") is None
