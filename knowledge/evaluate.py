@@ -142,7 +142,8 @@ def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, A
             "median_chars": statistics.median(n for n, _ in pairs),
             "median_position": statistics.median(p for _, p in pairs),
             "position_over_200": sum(p > 200 or p < 0 for _, p in pairs),
-        } for aspect, pairs in sorted(shapes.items())},
+        } for aspect, pairs in sorted({**shapes, "all": [p for ps in shapes.values() for p in ps]}
+                                      .items()) if pairs},
         "baselines": _baselines(assistant, in_scope),
         "per_procedure": dict(sorted(per_procedure.items())),
         "failures": failures,

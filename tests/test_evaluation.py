@@ -6,12 +6,16 @@ writer and never studied. The levels are asserted on all of them together and on
 part alone; ``python -m bot kb evaluate`` reports each part.
 """
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.dialogues import read_dialogues, run_dialogues
 from knowledge.answer import Assistant
 from knowledge.evaluate import Question, evaluate, read_questions
+from tests.conftest import SHARED_DATA
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -72,3 +76,61 @@ def test_report_has_a_confused_with_table(report: dict[str, object]) -> None:
     per_procedure = report["per_procedure"]
     assert isinstance(per_procedure, dict)
     assert all({"n", "direct"} <= set(stats) for stats in per_procedure.values())
+
+
+# --- whole conversations and the commune catalog ------------------------------------------
+# dialogues_dev and catalog_tune were studied while tuning; dialogues_heldout and
+# catalog_heldout were written blind and measured once (2026-12-05: 76.4 % of held-out
+# dialogues passed; the catalog held-out 85.3 % direct, 4.7 % wrong, 76.7 % declined). The
+# levels below guard what was reached; the issue's own levels (95 % / 90 % dialogues, 92 % with
+# the catalog) are not met yet and are named in the README.
+
+
+@pytest.fixture(scope="module")
+def dialogue_reports(assistant: Assistant) -> dict[str, dict[str, Any]]:
+    return {f.stem: asyncio.run(run_dialogues(assistant, read_dialogues(f)))
+            for f in sorted(DATA.glob("dialogues_*.jsonl"))}
+
+
+def test_the_dialogue_set_is_large_and_covers_every_intent(
+        dialogue_reports: dict[str, dict[str, Any]]) -> None:
+    assert sum(r["dialogues"] for r in dialogue_reports.values()) >= 250
+    for report in dialogue_reports.values():
+        assert {"greeting", "thanks", "followup", "case_followup", "status_in_sentence",
+                "contact", "staff", "offtopic_shared"} <= set(report["by_intent"])
+
+
+def test_no_reply_is_ever_empty(dialogue_reports: dict[str, dict[str, Any]]) -> None:
+    assert all(r["empty_replies"] == 0 for r in dialogue_reports.values())
+
+
+def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
+    assert dialogue_reports["dialogues_dev"]["passed"] >= 88.0
+    assert dialogue_reports["dialogues_heldout"]["passed"] >= 75.0
+    for name in ("dialogues_dev", "dialogues_heldout"):
+        by_intent = dialogue_reports[name]["by_intent"]
+        assert by_intent["followup"] == 100.0 and by_intent["aspect"] == 100.0, name
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Assistant:
+    from bot.cli import build_knowledge
+
+    return Assistant(build_knowledge([SHARED_DATA / "procedures-cap-xa.jsonl"], "hat-mon"))
+
+
+def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Assistant) -> None:
+    assert len(catalog.kb.procedures) >= 588  # the 588 commune-level records, bundled ones win
+    held_out = evaluate(catalog, read_questions(DATA / "questions_heldout.jsonl"))
+    assert held_out["direct_correct"] >= 92.0
+    assert held_out["wrong_confident"] <= 2.0
+    assert held_out["out_of_scope_declined"] >= 95.0
+
+
+def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
+    for name, direct, wrong, declined in (("catalog_tune", 80.0, 7.5, 75.0),
+                                          ("catalog_heldout", 84.0, 5.0, 75.0)):
+        report = evaluate(catalog, read_questions(DATA / f"{name}.jsonl"))
+        assert report["direct_correct"] >= direct, name
+        assert report["wrong_confident"] <= wrong, name
+        assert report["out_of_scope_declined"] >= declined, name
