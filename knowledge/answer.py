@@ -300,7 +300,7 @@ class Assistant:
                 body = _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
             head = t("{aspect} — {title}", aspect=label, title=self._title(proc, t)) if i == 0 \
                 else label
-            blocks.append(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
+            blocks.append(_block(head, body))
         if proc.has_unconfirmed and any(a in (Aspect.FEE, Aspect.TIME) for a in aspects):
             blocks.append(t("Please check with {contact} before you go.",
                             contact=self.desk(proc, t)))
@@ -341,7 +341,7 @@ class Assistant:
         head, sections, tail = self._card_parts(proc.code, t.lang)
         blocks = [head]
         for label, body in sections.values():
-            block = f"{label}:\n{body}" if "\n" in body else f"{label}: {body}"
+            block = _block(label, body)
             if body and block not in blocks:
                 blocks.append(block)
         return "\n\n".join([*blocks, *tail])
@@ -478,6 +478,11 @@ class Assistant:
             return t("the source lists none.")
         return "\n".join(f"- {d.title} {d.number}".replace("-  ", "- ")
                          for d in proc.legal_basis)
+
+
+def _block(label: str, body: str) -> str:
+    """"Label: value" on one line, or the label over a list."""
+    return f"{label}:\n{body}" if "\n" in body else f"{label}: {body}"
 
 
 def _english(proc: Procedure, name: str, t: Text) -> str:

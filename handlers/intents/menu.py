@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.messages import Button, Reply
-from handlers.turn import FIELD, PROCEDURE, SET_LANG, Turn
+from handlers.turn import FIELD, PROCEDURE, SET_LANG, Step, Turn
 from knowledge.i18n import LANGUAGES, Text
 from knowledge.intents import Intent
 
@@ -12,7 +12,7 @@ async def menu(turn: Turn) -> list[Reply] | None:
     """Menu, fields and language choices (buttons, commands or the same words typed)."""
     t, services = turn.t, turn.services
     if turn.intent is Intent.MENU or Intent.MENU in turn.mentioned:
-        turn.state.step, turn.state.pending_code = "", ""
+        turn.state.step, turn.state.pending_code = Step.IDLE, ""
         return turn.reply(t("Hello! I am the assistant of the one-stop desk of {commune}. Ask me "
                             "about a procedure (documents, fees, processing time), or choose "
                             "below.", commune=services.assistant.kb.commune.name), "menu",

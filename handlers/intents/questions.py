@@ -113,5 +113,5 @@ async def answer(turn: Turn) -> list[Reply]:
         user_id=turn.state.user_id, text=turn.text)
     if turn.state.misses >= MISSES_BEFORE_STAFF:
         return [Reply(result.answer, intent="decline"), *await hand_over(turn)]
-    return turn.reply(result.answer, "decline", [Button(t("Menu"), "menu"),
-                                                 Button(t("Contact staff"), "staff")])
+    return turn.reply(result.answer, "decline", [Button(t("Menu"), Intent.MENU),
+                                                 Button(t("Contact staff"), Intent.STAFF)])
