@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -114,8 +115,10 @@ def _last4(text: str) -> str:
 
 async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
                         phone_last4: str, user_key: str, lang: Lang,
-                        now: dt.datetime) -> StatusAnswer:
-    """Look an application up by receipt code and the last four digits of the phone."""
+                        now: dt.datetime, names: Mapping[str, str] | None = None
+                        ) -> StatusAnswer:
+    """Look an application up by receipt code and the last four digits of the phone;
+    ``names`` gives procedure names in the reply's language by code."""
     t = Text(lang)
     code = normalize_receipt_code(receipt_code) or re.sub(r"\s+", "", receipt_code)[:64].upper()
     failures, app = await repo.lookup_snapshot(session, commune_id=commune_id,
@@ -143,6 +146,9 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
     if app.status == ApplicationStatus.SUPPLEMENT_REQUIRED and app.id is not None:
         changes = await repo.history(session, app.id)
         request = changes[-1].note if changes else ""
+    name = (names or {}).get(app.procedure_code or "")
+    if name:
+        app = app.model_copy(update={"procedure_name": name})
     return StatusAnswer(status_text(app, t, now=now, request=request), application_id=app.id,
                         detail=status_detail(app, now))
 

@@ -190,6 +190,7 @@ _ENGLISH = frozenset(
     take where submit online please want apply baby child married house land permit
     residence temporary permanent copy certify signature business household much
     check status ready notify office address hours opening open human talk speak english
+    application
     vietnamese switch documents papers cost tell hello thanks thank bye goodbye
     """.split()
 )

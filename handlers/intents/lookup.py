@@ -67,7 +67,7 @@ async def got_phone(turn: Turn) -> list[Reply]:
     answer = await lookup_status(turn.session, commune_id=turn.services.office.commune_id,
                                  receipt_code=state.pending_code, phone_last4=digits,
                                  user_key=f"{state.channel}:{state.user_id}", lang=turn.lang,
-                                 now=turn.now)
+                                 now=turn.now, names=english_names(turn))
     state.step, state.pending_code = Step.IDLE, ""
     if answer.application_id is None:
         return turn.reply(answer.text, "lookup_failed", [Button(t("Try again"), Intent.LOOKUP),
@@ -78,6 +78,13 @@ async def got_phone(turn: Turn) -> list[Reply]:
                                                      Intent.FOLLOW),
                                               Button(t("Menu"), Intent.MENU)],
                       detail=answer.detail)
+
+
+def english_names(turn: Turn) -> dict[str, str] | None:
+    """The bundled procedures' English names, for a reply in English."""
+    assistant = turn.services.assistant
+    return {code: assistant.name(code, turn.t) for code in assistant.kb.bundled_codes} \
+        if turn.lang == "en" else None
 
 
 async def follow(turn: Turn, on: bool) -> list[Reply]:
