@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from knowledge.i18n import Lang
 
 
+def storable(text: str) -> str:
+    """Text any database takes: lone surrogates replaced, NUL characters dropped."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
 @dataclass(frozen=True)
 class IncomingMessage:
     """What a citizen sent, whatever the channel."""
@@ -18,6 +23,11 @@ class IncomingMessage:
     payload: str = ""  # a button's payload (or a command the channel parsed), instead of text
     lang: Lang | None = None  # forced language (web chat's switch), else the stored one
     event_id: str = ""  # the channel's id of this event: a redelivered event is ignored
+
+    def __post_init__(self) -> None:
+        # Whatever a channel lets through (a lone surrogate, a NUL) must not fail the batch.
+        for name in ("user_id", "text", "payload", "event_id"):
+            object.__setattr__(self, name, storable(getattr(self, name)))
 
 
 @dataclass(frozen=True)

@@ -310,3 +310,9 @@ async def test_a_database_away_fails_a_batch_at_once(dialogue: Dialogue,
                                    return_exceptions=True)
     assert all(isinstance(r, Unavailable) for r in results)
     assert calls <= 2  # the first message, then one batch of the others: no retry one by one
+
+
+async def test_odd_characters_are_answered_not_failed(dialogue: Dialogue) -> None:
+    for text in ["\ud800 khai sinh", "gks\x00", "😀😀", "x" * 5000, "\x00"]:
+        replies = await say(dialogue, text, user="odd\ud800")
+        assert replies and all(r.text for r in replies), repr(text)
