@@ -79,9 +79,10 @@ def test_report_has_a_confused_with_table(report: dict[str, object]) -> None:
 
 
 # --- whole conversations and the commune catalog ------------------------------------------
-# dialogues_dev and catalog_tune were studied while tuning; dialogues_heldout and
-# catalog_heldout were written blind and measured once (2026-12-05: 76.4 % of held-out
-# dialogues passed; the catalog held-out 85.3 % direct, 4.7 % wrong, 76.7 % declined). The
+# dialogues_dev and catalog_tune were studied while tuning; dialogues_heldout(2) and
+# catalog_heldout(2) were written blind by separate writers and each measured once on
+# 2026-12-05 (dialogues 76.4 % and 75.5 % passed; catalog 85.3 % / 84.3 % direct, 4.7 % / 3.9 %
+# wrong, 76.7 % / 78.3 % declined). The
 # levels below guard what was reached; the issue's own levels (95 % / 90 % dialogues, 92 % with
 # the catalog) are not met yet and are named in the README.
 
@@ -105,9 +106,10 @@ def test_no_reply_is_ever_empty(dialogue_reports: dict[str, dict[str, Any]]) -> 
 
 
 def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
-    assert dialogue_reports["dialogues_dev"]["passed"] >= 88.0
+    assert dialogue_reports["dialogues_dev"]["passed"] >= 90.0
     assert dialogue_reports["dialogues_heldout"]["passed"] >= 75.0
-    for name in ("dialogues_dev", "dialogues_heldout"):
+    assert dialogue_reports["dialogues_heldout2"]["passed"] >= 74.0
+    for name in ("dialogues_dev", "dialogues_heldout", "dialogues_heldout2"):
         by_intent = dialogue_reports[name]["by_intent"]
         assert by_intent["followup"] == 100.0 and by_intent["aspect"] == 100.0, name
 
@@ -129,7 +131,8 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
 
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
     for name, direct, wrong, declined in (("catalog_tune", 80.0, 7.5, 75.0),
-                                          ("catalog_heldout", 84.0, 5.0, 75.0)):
+                                          ("catalog_heldout", 84.0, 5.0, 75.0),
+                                          ("catalog_heldout2", 83.0, 4.5, 75.0)):
         report = evaluate(catalog, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
