@@ -154,12 +154,10 @@ class Assistant:
         residual = [w for w in analysis.content if w not in CUE_WORDS]
         if analysis.aspects and len(residual) <= 1:
             return self.about(code, analysis.aspects, t, question=question)  # "còn phí?"
-        if kind == "procedure" and not ranked[0].outside and ranked[0].code != code:
-            return None  # the question names a procedure of its own
         note = None if analysis.aspects else self._notes.best(code, question)
-        if kind == "clarify" and code not in offered and (
-                note is None or ranked[0].score >= NEW_TOPIC):
-            return None  # a new, vague topic: ask back about it
+        elsewhere = ranked[0].code != code if kind == "procedure" else code not in offered
+        if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
+            return None  # a procedure (or a few) of its own, not a case of the one at hand
         if analysis.aspects:
             return self.about(code, analysis.aspects, t, question=question)
         if note is None and (kind != "none" or len(analysis.content) > 4
