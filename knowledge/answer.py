@@ -288,6 +288,12 @@ class Assistant:
         return t("Source: national public service portal (as of {date}).",
                  date=t.date(proc.facts_date))
 
+    def _closing(self, proc: Procedure, t: Text, *, unsure: bool) -> list[str]:
+        """The last lines of a short reply: check with the desk where a shown time or fee is
+        unconfirmed (``unsure``: the reply shows one), and the source."""
+        check = [t("Please check with {contact} before you go.", contact=self.desk(proc, t))]
+        return [*(check if unsure and proc.has_unconfirmed else []), self._source_line(proc, t)]
+
     def _aspects_text(self, proc: Procedure, aspects: Sequence[Aspect], t: Text) -> str:
         """The asked aspects, the first one leading the first line with the procedure's name."""
         _, sections, _ = self._card_parts(proc.code, t.lang)
@@ -299,11 +305,8 @@ class Assistant:
             head = t("{aspect} — {title}", aspect=label, title=self._title(proc, t)) if i == 0 \
                 else label
             blocks.append(_block(head, body))
-        if proc.has_unconfirmed and any(a in (Aspect.FEE, Aspect.TIME) for a in aspects):
-            blocks.append(t("Please check with {contact} before you go.",
-                            contact=self.desk(proc, t)))
-        blocks.append(self._source_line(proc, t))
-        return "\n".join(blocks)
+        unsure = any(a in (Aspect.FEE, Aspect.TIME) for a in aspects)
+        return "\n".join([*blocks, *self._closing(proc, t, unsure=unsure)])
 
     def _overview(self, proc: Procedure, t: Text) -> str:
         """What the procedure is, and its documents, fee, time and place in one line each."""
@@ -328,11 +331,7 @@ class Assistant:
                 lines.append(f"• {label}: {body}")
             else:
                 lines.append("• " + t("{aspect}: depends on how you submit", aspect=label))
-        if proc.has_unconfirmed:
-            lines.append(t("Please check with {contact} before you go.",
-                           contact=self.desk(proc, t)))
-        lines.append(self._source_line(proc, t))
-        return "\n".join(lines)
+        return "\n".join([*lines, *self._closing(proc, t, unsure=True)])
 
     def card(self, proc: Procedure, t: Text) -> str:
         """The full answer about a procedure (every section, notes and source)."""
