@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -56,8 +57,11 @@ class Dialogue:
         for code in sorted(kb.bundled_codes, key=lambda c: fold(
                 assistant.short_name(c, Text("vi")))):
             fields.setdefault(kb.procedures[code].field, []).append(code)
+        commune = kb.commune
+        places = [commune.name, re.sub(r"^(xã|phường|thị trấn)\s+", "", commune.name, flags=re.I),
+                  commune.province, *commune.former_communes]
         self.services = Services(
-            assistant, office, intent_words(), staff_channel,
+            assistant, office, intent_words().with_places(places), staff_channel,
             sorted(fields.items(), key=lambda item: (-len(item[1]), item[0])))
         self._waiting: list[_Waiting] = []  # messages for the next batch
         self._turn = asyncio.Lock()  # one batch at a time

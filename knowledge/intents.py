@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -34,16 +35,16 @@ class Intent(StrEnum):
     LANGUAGE = "language"
     ENGLISH = "english"
     VIETNAMESE = "vietnamese"
-    END = "end"
     ABOUT = "about"
     CONTACT_MAP = "contact_map"
     CONTACT_HOURS = "contact_hours"
     CONTACT_PHONE = "contact_phone"
     CONTACT_WEBSITE = "contact_website"
     CONTACT_ADDRESS = "contact_address"
-    GOODBYE = "goodbye"
     THANKS = "thanks"
+    GOODBYE = "goodbye"
     GREETING = "greeting"
+    END = "end"
     ACK = "ack"
 
 
@@ -66,6 +67,19 @@ class IntentWords:
     whole: dict[tuple[str, ...], Intent]
     contains: tuple[tuple[str, Intent], ...]  # " phrase " padded, in file order
     longest: int
+    places: tuple[str, ...] = ()  # " place name " padded, longest first: read as fillers
+
+    def with_places(self, names: Iterable[str]) -> IntentWords:
+        """These lists, reading the commune's own names as fillers ("ủy ban xã Hát Môn ở đâu")."""
+        padded = {f" {' '.join(words(n))} " for n in names if words(n)}
+        return replace(self, places=tuple(sorted(padded, key=len, reverse=True)))
+
+    def _padded(self, text: str) -> str:
+        """The folded words of ``text``, space-padded, the place names taken out."""
+        padded = f" {' '.join(words(text))} "
+        for place in self.places:
+            padded = padded.replace(place, " ")
+        return padded
 
     @classmethod
     def load(cls, path: Path = INTENTS_FILE) -> IntentWords:
@@ -85,7 +99,7 @@ class IntentWords:
         """The intent of a message made only of whole phrases and fillers, else None."""
         if not text.strip():
             return None
-        tokens = words(text)
+        tokens = self._padded(text).split()
         found: list[Intent] = []
         i = 0
         while i < len(tokens):
@@ -105,7 +119,7 @@ class IntentWords:
 
     def contained(self, text: str) -> list[Intent]:
         """Intents whose phrase stands somewhere in the message, best first, each once."""
-        padded = f" {' '.join(words(text))} "
+        padded = self._padded(text)
         found = {intent for phrase, intent in self.contains if phrase in padded}
         return sorted(found, key=_PRIORITY.__getitem__)
 

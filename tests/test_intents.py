@@ -5,6 +5,7 @@ import pytest
 
 from bot.telegram import command_payload, lookup_deep_link, procedure_deep_link
 from knowledge.intents import Intent, intent_words
+from knowledge.match import written_language
 from storage.domain import find_receipt_code
 
 CODE = "000.00.19.H26-251127-0001"
@@ -16,6 +17,9 @@ CODE = "000.00.19.H26-251127-0001"
     ("👍", Intent.ACK), ("vâng ạ", Intent.ACK), ("tạm biệt nhé", Intent.GOODBYE),
     ("tra cứu hồ sơ", Intent.LOOKUP), ("tiếng anh", Intent.ENGLISH),
     ("hủy theo dõi", Intent.UNFOLLOW), ("kết thúc", Intent.END),
+    ("cam on, tam biet", Intent.THANKS), ("vâng chào bạn nhé", Intent.GOODBYE),
+    ("thôi bác đi đây, chào cháu nhé", Intent.GOODBYE), ("dc r", Intent.ACK),
+    ("Chào cháu, chúc cháu buổi sáng tốt lành", Intent.GREETING),
 ])
 def test_a_whole_message_is_an_intent(text: str, intent: Intent) -> None:
     assert intent_words().whole_intent(text) is intent
@@ -37,6 +41,22 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent
+
+
+def test_the_communes_own_name_reads_as_filler() -> None:
+    words = intent_words().with_places(["Xã Hát Môn", "Hát Môn"])
+    assert words.contained("uy ban xa hat mon o dau vay")[0] is Intent.CONTACT_ADDRESS
+    assert intent_words().contained("uy ban xa hat mon o dau vay") == []
+    assert words.whole_intent("chào ủy ban xã Hát Môn") is Intent.GREETING
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("I'm British and want to marry my Vietnamese fiancée here, what documents do I need?", "en"),
+    ("track application 000.00.19.H26-261120-0001", "en"), ("Đăng Ký Khai Sinh", None),
+    ("lam giay khai sinh o dau", None), ("làm giấy khai sinh cho con cần những gì ạ", "vi"),
+])
+def test_the_language_a_message_is_written_in(text: str, lang: str | None) -> None:
+    assert written_language(text) == lang
 
 
 def test_a_receipt_code_is_found_anywhere_but_dates_and_phones_are_not_codes() -> None:
