@@ -20,6 +20,7 @@ from knowledge.workdays import TZ
 from storage.models import Conversation
 
 TOPIC_TTL = dt.timedelta(minutes=30)  # the procedure under discussion is forgotten after this
+CHOICES = 4  # procedures offered at most when asking back (a family such as ID cards)
 
 
 class Step(StrEnum):
@@ -127,7 +128,7 @@ class Turn:
     def ask(self, *, context: bool = True) -> Answer:
         """The assistant's answer to the typed text, in the conversation's language."""
         lang: Lang | None = "en" if self.state.lang == "en" else None
-        return self.services.assistant.ask(self.text, lang=lang,
+        return self.services.assistant.ask(self.text, lang=lang, top=CHOICES,
                                            context=self.topic if context else "")
 
     def contact(self) -> str:

@@ -20,7 +20,16 @@ from typing import Literal
 
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
-from knowledge.match import CUE_WORDS, FAQ, OUTSIDE, Analysis, Aspect, Candidate, Matcher
+from knowledge.match import (
+    CUE_WORDS,
+    FAQ,
+    OUTSIDE,
+    STOP_WORDS,
+    Analysis,
+    Aspect,
+    Candidate,
+    Matcher,
+)
 from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Procedure, TimeUnit
 from knowledge.text import fold, tokenize
 
@@ -62,6 +71,7 @@ FULL = "full"  # offered beside the aspects: the whole card
 SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
+NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
 
 
@@ -124,7 +134,12 @@ class Assistant:
         t = Text(lang)
         if not analysis.tokens:
             return Answer(question, "none", [], self._empty(t), lang)
+        if analysis.elsewhere:
+            return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
         ranked = analysis.candidates
+        if analysis.family:  # only the name several procedures share: ask which one
+            matches = [self._match_code(c) for c in analysis.family[:top]]
+            return Answer(question, "clarify", matches, self._clarify(matches, t), lang)
         kind = self._decide(ranked)
         if context in self.kb.procedures:
             follow_up = self._in_context(question, analysis, kind, context, t)
@@ -152,8 +167,12 @@ class Assistant:
         ranked = analysis.candidates
         offered = {c.code for c in ranked[:3]}
         residual = [w for w in analysis.content if w not in CUE_WORDS]
-        if analysis.aspects and len(residual) <= 1:
+        named_other = kind == "procedure" and ranked[0].code != code and (
+            ranked[0].score >= NAMED_TOPIC)  # "còn làm sổ đỏ lần đầu thì nộp ở đâu"
+        if analysis.aspects and len(residual) <= 1 and not named_other:
             return self.about(code, analysis.aspects, t, question=question)  # "còn phí?"
+        if ranked and ranked[0].outside and ranked[0].score >= self.floor:
+            return None  # a matter of another office ("làm visa"), declined as such
         note = None if analysis.aspects else self._notes.best(code, question)
         elsewhere = ranked[0].code != code if kind == "procedure" else code not in offered
         if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
@@ -514,6 +533,14 @@ class CaseNote:
     faq: Faq | None = None
 
 
+# Words too common in a question to tie it to a note ("thế … thì sao", "xã có … không").
+_FUNCTION_WORDS = frozenset("thi sao the nay xa thang nhu nao vay roi luon ma la va voi o nua "
+                            "khi neu hay khong co bi".split())
+# Who is meant, and "muộn" (late, folded like "muốn"), matter in a case question ("mẹ tôi nộp
+# thay được không", "để muộn có bị phạt không"), though not in matching.
+_KEPT = frozenset("me bo ong ba con chau vo chong anh chi em muon".split())
+
+
 class CaseNotes:
     """What a procedure's entry says about particular cases (its notes, the conditions of its
     documents, who may apply, its FAQ entries), to answer "what if…" follow-ups."""
@@ -557,7 +584,7 @@ class CaseNotes:
             return None
         proc = self._kb.procedures[code]
         named = frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
-        asked = frozenset(tokenize(question)) - named
+        asked = frozenset(tokenize(question)) - named - (STOP_WORDS - _KEPT) - _FUNCTION_WORDS
         scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
         weight, note = max(scored, key=lambda pair: pair[0])
         return note if weight >= CONTEXT_CASE_MIN else None

@@ -54,8 +54,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
                        "can gi", "chuan bi", "thanh phan", "nhung gi", "document", "documents",
                        "papers", "bring", "what do i need"),
-    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "fee", "cost",
-                 "how much", "pay", "charge", "free"),
+    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "mat bao nhieu", "fee",
+                 "cost", "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "where"),
@@ -181,6 +181,8 @@ class Analysis:
     aspects: list[Aspect]
     english: bool
     candidates: list[Candidate] = field(default_factory=list)
+    family: tuple[str, ...] = ()  # procedures to ask back among ("giấy phép xây dựng")
+    elsewhere: bool = False  # about something else that shares a word ("bài hát Giấy khai sinh")
 
 
 _ENGLISH = frozenset(
@@ -192,6 +194,11 @@ _ENGLISH = frozenset(
     check status ready notify office address hours opening open human talk speak english
     application
     vietnamese switch documents papers cost tell hello thanks thank bye goodbye
+    and or with in on at from about here there this that it you your we our they have has had
+    be am was were will would should could may might not no yes if so but than then also just
+    any some all many more only still yet now today tomorrow person staff member bot real
+    track follow marry wife husband son daughter mother father parents id papers lost new
+    renew replace change old year years day days money pay paid free send bring form
     """.split()
 )
 _VIETNAMESE_ONLY = re.compile(
@@ -201,7 +208,12 @@ _VIETNAMESE_ONLY = re.compile(
 def is_english(text: str, tokens: list[str]) -> bool:
     """Heuristic: no Vietnamese letters, some common English words, and mostly words that
     are English or cannot be Vietnamese syllables ("father", "citizen")."""
-    if _VIETNAMESE_ONLY.search(text.lower()) or not tokens:
+    if not tokens:
+        return False
+    # Vietnamese letters only in a name ("Hát Môn") or a borrowed word ("fiancée") allowed.
+    marked = sum(bool(_VIETNAMESE_ONLY.search(w)) and not w[:1].isupper() for w in text.split())
+    if marked > len(tokens) // 8 or sum(bool(_VIETNAMESE_ONLY.search(w.lower()))
+                                         for w in text.split()) > len(tokens) // 3:
         return False
     hits = sum(t in _ENGLISH for t in tokens)
     foreign = sum(t not in _ENGLISH and not is_syllable(t) for t in tokens)
@@ -216,9 +228,13 @@ def written_language(text: str) -> str | None:
     return "en" if is_english(text, tokenize(text)) else None
 
 
+# "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money.
+_SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )")
+
+
 def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects named in a folded question, in the order they are asked."""
-    padded = f" {folded} "
+    padded = _SPENT_TIME.sub(" ", f" {folded} ")
     found = []
     for aspect, cues in ASPECT_CUES.items():
         positions = [padded.find(f" {c} ") for c in cues if f" {c} " in padded]
@@ -261,7 +277,10 @@ class MatchingWords:
     """The word lists of ``matching.toml``, folded."""
 
     negation: re.Pattern[str]
-    variants: tuple[tuple[str, tuple[str, ...]], ...]  # (marker in a name, how it is named)
+    # (marker in a name, how it is named, whether naming it puts the special case first)
+    variants: tuple[tuple[str, tuple[str, ...], bool], ...]
+    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
+    off_topic: tuple[str, ...]  # " words " padded
 
     @classmethod
     def load(cls, path: Path = MATCHING_FILE) -> MatchingWords:
@@ -271,16 +290,36 @@ class MatchingWords:
                            reverse=True)
         negation = re.compile(r"\b(?:" + "|".join(map(re.escape, negations))
                               + r")\b[^,.;:!?\n]*?(?=[,.;:!?\n]|\bma\b|\bbut\b|$)")
-        variants = tuple((" ".join(_words(v["name"])),
-                          tuple(f" {' '.join(_words(n))} " for n in v["named_by"]))
-                         for v in data["variants"])
-        return cls(negation, variants)
+        variants = tuple((" ".join(_words(v["name"])), tuple(map(_pattern, v["named_by"])),
+                          bool(v.get("named_first", True))) for v in data["variants"])
+        ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
+        off_topic = tuple(map(_pattern, data.get("off_topic", [])))
+        return cls(negation, variants, ask_back, off_topic)
+
+    def elsewhere(self, question: str) -> bool:
+        """True when the question is about something else (a song, a honeymoon, a hotel)."""
+        return any(w in padded for padded in _forms(question) for w in self.off_topic)
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
         return _NOT_BUT.sub(" ma ", self.negation.sub(" ", fold(text)))
 
 
+_WRITTEN = re.compile(r"\w+")
+
+
+def _pattern(phrase: str) -> str:
+    """A listed phrase, space-padded, to find in :func:`_forms` of a question: folded, except
+    one syllable with its marks, which folding would confuse ("đổi" / "đợi", "bỏ" / "bố")."""
+    if len(phrase.split()) == 1 and fold(phrase) != phrase.lower():
+        return f" {phrase.lower()} "
+    return f" {' '.join(_words(phrase))} "
+
+
+def _forms(question: str) -> tuple[str, str]:
+    """The question's words folded and as written (lower case), space-padded."""
+    return (f" {' '.join(_words(question))} ",
+            f" {' '.join(_WRITTEN.findall(question.lower()))} ")
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 
 
@@ -295,10 +334,11 @@ class Matcher:
         self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
         self.words = MatchingWords.load()
         # The special cases each procedure is for, by the words that name them.
-        self._cases: dict[str, list[tuple[str, ...]]] = {}
+        self._cases: dict[str, list[tuple[tuple[str, ...], bool]]] = {}
         for proc in kb.procedures.values():
             name = f" {' '.join(_words(proc.name))} "
-            cases = [named for marker, named in self.words.variants if f" {marker} " in name]
+            cases = [(named, first) for marker, named, first in self.words.variants
+                     if f" {marker} " in name]
             if cases:
                 self._cases[proc.code] = cases
         raw: list[tuple[str, list[str], float]] = []
@@ -325,6 +365,12 @@ class Matcher:
         for word in sorted(self.vocabulary):
             self._by_initial[word[0]].append(word)
         self._unknown = max(self._weights.values(), default=1.0) * UNKNOWN_WEIGHT_FACTOR
+        # Family names asked back, keyed by what matching keeps of them.
+        self._ask_back: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for phrasings, codes in self.words.ask_back:
+            known = tuple(c for c in codes if c in kb.procedures)
+            for wording in phrasings if len(known) > 1 else ():
+                self._ask_back[tuple(self._content(self.correct(tokenize(wording))))] = known
         self.phrases: list[Phrase] = []
         seen: set[tuple[str, frozenset[str]]] = set()
         for key, tokens, factor in raw:
@@ -415,6 +461,10 @@ class Matcher:
                                   score_cutoff=limit)
         return str(best[0]) if best and len(best[0]) >= 4 else token
 
+    def _content(self, tokens: list[str]) -> list[str]:
+        """The words that count for matching: question phrasing and stop words left out."""
+        return [t for t in strip_question_phrasing(tokens) if t not in STOP_WORDS]
+
     def analyse(self, question: str, *, limit: int = 5) -> Analysis:
         """Tokenise, correct and score ``question`` against every phrase."""
         raw_tokens = tokenize(question)
@@ -425,10 +475,12 @@ class Matcher:
         if meant != fold(question):  # "… chứ không phải …": match what is meant only
             meant_tokens = tokenize(meant)
             tokens = self.correct(translate_english(meant_tokens) if english else meant_tokens)
-        content = [t for t in strip_question_phrasing(tokens) if t not in STOP_WORDS]
+        content = self._content(tokens)
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
-        analysis = Analysis(tokens, content, aspects, english)
+        analysis = Analysis(tokens, content, aspects, english,
+                            family=self._ask_back.get(tuple(content), ()),
+                            elsewhere=self.words.elsewhere(question))
         if not content:
             return analysis
         weight = {t: self._weights.get(t, self._unknown) for t in query}
@@ -453,15 +505,21 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
-        asked = f" {' '.join(_words(question))} "
+        asked = _forms(question)
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
             score = float(best[index]) ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
-            for named in self._cases.get(key, ()):
-                if not any(n in asked for n in named):
-                    score *= VARIANT_FACTOR  # the common variant fits a question that
-                                             # does not name the special case
+            cases = self._cases.get(key)
+            if cases:
+                # The common variant fits a question that does not name the special case;
+                # the special case fits one that does.
+                said = [first for named, first in cases
+                        if any(n in form for n in named for form in asked)]
+                if any(said):
+                    score /= VARIANT_FACTOR
+                elif not said:
+                    score *= VARIANT_FACTOR
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
         scored.sort(key=lambda c: (-c.score, c.key))
