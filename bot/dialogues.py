@@ -22,6 +22,7 @@ from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Reply
 from handlers.turn import ASPECT, PROCEDURE
 from knowledge.answer import Assistant
+from knowledge.intents import Intent
 from knowledge.text import fold
 from knowledge.workdays import TZ, WorkCalendar
 from storage import applications as repo
@@ -85,6 +86,9 @@ def _tap(want: str, last: list[Reply], topic: str) -> tuple[str, bool]:
         prefix = f"{ASPECT}{want.removeprefix('aspect:')}:"
         found = next((p for p in payloads if p.startswith(prefix)), None)
         return found or f"{prefix}{topic}", found is not None
+    if want == "menu":  # the menu of procedures: the menu itself, or its list of fields
+        found = next((p for p in payloads if p in (Intent.MENU, Intent.FIELDS)), None)
+        return found or want, found is not None
     return want, want in payloads
 
 
@@ -169,11 +173,12 @@ async def run_dialogues(assistant: Assistant, dialogues: Sequence[dict[str, Any]
 
 async def _run_one(dialogue: Dialogue, index: int, script: dict[str, Any]) -> dict[str, Any]:
     user = f"eval-{index}-{script.get('id', '')}"
-    last: list[Reply] = []
     topic = ""
     failures: list[str] = []
     turns: list[tuple[str, bool]] = []
     empty = 0
+    # The web chat opens with the menu: a first-turn tap chooses one of its buttons.
+    last = await dialogue.handle(IncomingMessage("web", user, payload=Intent.MENU), now=NOW)
     for number, turn in enumerate(script["turns"], 1):
         expect = turn.get("expect", {})
         text, payload, said = "", "", ""

@@ -114,7 +114,10 @@ def _buttons(buttons: list[Button]) -> dict[str, Any]:
 def zalo_messages(reply: Reply) -> list[dict[str, Any]]:
     """The ``message`` objects that carry one reply: long text split, 5 buttons a message."""
     messages: list[dict[str, Any]] = [{"text": part} for part in split_text(reply.text, MAX_TEXT)]
-    groups = [reply.buttons[i:i + MAX_BUTTONS] for i in range(0, len(reply.buttons), MAX_BUTTONS)]
+    buttons = reply.buttons
+    if len(buttons) > MAX_BUTTONS:  # shortcuts give way before a choice list is split
+        buttons = [b for b in buttons if not b.spare]
+    groups = [buttons[i:i + MAX_BUTTONS] for i in range(0, len(buttons), MAX_BUTTONS)]
     if groups and not messages:
         messages.append({"text": "…"})  # Zalo needs text above buttons
     for number, group in enumerate(groups, start=1):

@@ -36,6 +36,7 @@ class Button:
 
     title: str
     payload: str
+    spare: bool = False  # a shortcut a channel that shows few buttons may leave out
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     assert "Giấy chứng sinh" in sent["text"]
     titles = [row[0]["text"] for row in sent["reply_markup"]["inline_keyboard"]]
     assert titles == ["Lệ phí", "Thời gian giải quyết", "Nơi nộp", "Xem đầy đủ",
-                      "Liên hệ cán bộ"]
+                      "Liên hệ cán bộ", "Menu"]
 
 
 async def test_menu_walk_with_buttons(rig: Rig) -> None:

@@ -8,7 +8,7 @@ from knowledge.intents import CONTACTS, Intent
 
 # A question that names a procedure this clearly is about the procedure, not the office
 # ("nộp hồ sơ khai sinh ở đâu" asks where to submit, not the commune's address).
-PROCEDURE_WINS = 0.5
+PROCEDURE_WINS = 0.6
 
 
 async def contact(turn: Turn) -> list[Reply] | None:

@@ -33,10 +33,13 @@ _PICK = re.compile(r"^(?:so|cai|thu|loai|muc|phuong an|#|\s)*(\d{1,2})\W*$")
 
 
 def aspect_buttons(code: str, offer: list[str], t: Text) -> list[Button]:
-    """Buttons for the other aspects of a procedure, its full card, and staff (five at most:
-    Zalo shows five under one message)."""
-    return [*(Button(t(BUTTON_TITLES[a]), f"{ASPECT}{a}:{code}") for a in offer),
-            Button(t("Contact staff"), Intent.STAFF)]
+    """Buttons for the other aspects of a procedure, its full card, staff and the menu; past
+    the first three aspects they are spare (Zalo shows five under one message)."""
+    aspects = [a for a in offer if a != FULL]
+    return [*(Button(t(BUTTON_TITLES[a]), f"{ASPECT}{a}:{code}", spare=i >= 3)
+              for i, a in enumerate(aspects)),
+            *(Button(t(BUTTON_TITLES[FULL]), f"{ASPECT}{FULL}:{code}") for a in offer if a == FULL),
+            Button(t("Contact staff"), Intent.STAFF), Button(t("Menu"), Intent.MENU, spare=True)]
 
 
 def procedure_replies(turn: Turn, answer: Answer) -> list[Reply]:
