@@ -70,6 +70,7 @@ class Turn:
     state: Conversation
     message: IncomingMessage
     now: dt.datetime
+    follow_up: bool = True  # read a question as a follow-up of the procedure under discussion
 
     @property
     def text(self) -> str:
@@ -128,8 +129,9 @@ class Turn:
     def ask(self, *, context: bool = True) -> Answer:
         """The assistant's answer to the typed text, in the conversation's language."""
         lang: Lang | None = "en" if self.state.lang == "en" else None
+        follow_up = context and self.follow_up
         return self.services.assistant.ask(self.text, lang=lang, top=CHOICES,
-                                           context=self.topic if context else "")
+                                           context=self.topic if follow_up else "")
 
     def contact(self) -> str:
         """The commune's contact details, as one sentence."""

@@ -52,13 +52,15 @@ class Aspect(StrEnum):
 # Folded phrases that reveal the aspect asked ("có mất phí ko" → FEE).
 ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
-                       "can gi", "chuan bi", "thanh phan", "nhung gi", "document", "documents",
+                       "can gi", "chuan bi", "thanh phan", "nhung gi", "giay gi", "can giay",
+                       "giay nao", "them gi", "nop them", "document", "documents",
                        "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "mat bao nhieu", "fee",
                  "cost", "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "how long", "how many days", "when will"),
-    Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "where"),
+    Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
+                   "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
@@ -77,7 +79,7 @@ QUESTION_PHRASES = sorted(
     le phi|mat phi|mat le phi|bao nhieu tien|het bao nhieu|mat tien|ton tien|mat bao nhieu
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
-    nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao
+    nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
     uy ban nhan dan|uy ban
     how much|how long|what do i need|where do i|where can i|how do i|how can i
     """.replace("\n", "|").split("|") if p.strip()),
@@ -199,6 +201,7 @@ _ENGLISH = frozenset(
     any some all many more only still yet now today tomorrow person staff member bot real
     track follow marry wife husband son daughter mother father parents id papers lost new
     renew replace change old year years day days money pay paid free send bring form
+    good morning afternoon evening hi hey
     """.split()
 )
 _VIETNAMESE_ONLY = re.compile(
@@ -479,7 +482,7 @@ class Matcher:
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         analysis = Analysis(tokens, content, aspects, english,
-                            family=self._ask_back.get(tuple(content), ()),
+                            family=() if aspects else self._ask_back.get(tuple(content), ()),
                             elsewhere=self.words.elsewhere(question))
         if not content:
             return analysis

@@ -167,6 +167,13 @@ async def test_wrong_digits_offer_a_retry_and_staff(dialogue: Dialogue) -> None:
     assert [b.payload for b in wrong.buttons] == ["lookup", "staff"]
 
 
+async def test_the_whole_phone_number_is_read_for_its_last_digits(dialogue: Dialogue) -> None:
+    await say(dialogue, payload="lookup")
+    await say(dialogue, CODE)
+    [status] = await say(dialogue, "sdt em 0912 345 678")  # the sample phone ends in 5678
+    assert status.intent == "status"
+
+
 async def test_handoff_round_trip(dialogue: Dialogue,
                                   sessions: async_sessionmaker[AsyncSession]) -> None:
     [handed] = await say(dialogue, "gặp cán bộ")
@@ -183,6 +190,22 @@ async def test_handoff_round_trip(dialogue: Dialogue,
     assert back.text == "Bạn đã quay lại với trợ lý tự động."
     [answer] = await say(dialogue, "đk kết hôn có mất phí ko")
     assert answer.code == "1.000894"
+
+
+async def test_with_staff_the_assistant_still_answers_what_it_clearly_can(
+        dialogue: Dialogue, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await say(dialogue, "gặp cán bộ")
+    [fee] = await say(dialogue, "thôi cho hỏi lệ phí đăng ký kết hôn")
+    assert fee.code == "1.000894" and fee.aspects == ("fee",)
+    [phone] = await say(dialogue, "sđt của xã là gì")
+    assert phone.intent == "contact"
+    [receipt] = await say(dialogue, "hôm qua tôi đã nộp rồi")  # for staff to answer
+    assert receipt.intent == "staff"
+    async with sessions() as s:
+        relayed = (await s.exec(select(Notification).where(
+            Notification.channel == "staff"))).all()
+    assert [n.text for n in relayed][1:] == ["thôi cho hỏi lệ phí đăng ký kết hôn",
+                                             "sđt của xã là gì", "hôm qua tôi đã nộp rồi"]
 
 
 async def test_without_a_staff_channel_the_citizen_gets_the_contact_details(

@@ -16,6 +16,8 @@ async def contact(turn: Turn) -> list[Reply] | None:
     asked = [i for i in turn.mentioned if i in CONTACTS or i is Intent.ABOUT]
     if not asked:
         return None
+    if turn.services.assistant.matcher.words.elsewhere(turn.text):
+        return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
     answer = turn.ask(context=False)
     if answer.kind == "procedure" and answer.matches and answer.matches[0].score >= PROCEDURE_WINS:
         return None

@@ -61,6 +61,8 @@ async def got_phone(turn: Turn) -> list[Reply]:
     t, state = turn.t, turn.state
     groups = re.findall(r"\d+", turn.text)
     digits = groups[-1] if len(groups) > 1 else "".join(groups)
+    if 9 <= len(whole := "".join(groups)) <= 11:  # the whole number typed: "sdt e 0904 324 321"
+        digits = whole[-4:]
     if len(digits) != 4:
         return turn.reply(t("Please type exactly the last 4 digits of your phone number."),
                           "ask_phone")

@@ -1,5 +1,6 @@
 """Hand-over to staff: asked for, or after repeated unanswered questions; the citizen's
-messages then go to the staff channel until "kết thúc" or ``STAFF_TIMEOUT``.
+messages then go to the staff channel until "kết thúc" or ``STAFF_TIMEOUT``. Meanwhile the
+assistant still answers what it clearly can (a procedure, the office's phone number, "ok").
 
 The citizen is never left without a reply: with no staff channel the contact details are
 given instead, and outside opening hours the hand-over says when staff will read it.
@@ -16,6 +17,7 @@ from storage import applications as repo
 from storage.models import Notification
 
 STAFF_TIMEOUT = dt.timedelta(hours=24)  # a conversation left with staff returns to the bot
+CLEARLY_NAMED = 0.6  # a question naming a procedure this clearly is answered while with staff
 NOTICE_EVERY = dt.timedelta(minutes=10)  # how often the whole "passed to staff" is repeated
 
 
@@ -31,12 +33,26 @@ async def with_staff(turn: Turn) -> list[Reply] | None:
         state.with_staff_since = None
         state.misses = 0
         return turn.reply(t("You are back with the assistant."), "menu", turn.menu_buttons())
-    await relay(turn, turn.text or turn.payload)
+    if turn.payload:
+        return None  # a button of the assistant's: the assistant answers it
+    await relay(turn, turn.text)
+    if _answerable(turn):
+        return None  # the assistant answers too; staff have the message all the same
     if state.staff_notice_at is not None and turn.now - state.staff_notice_at < NOTICE_EVERY:
         return turn.reply("✓ " + t("Passed to staff."), "staff")  # a receipt, not a lecture
     state.staff_notice_at = turn.now
     return turn.reply(t("Your message has been passed to staff. Type \"kết thúc\" to go back "
                         "to the assistant."), "staff")
+
+
+def _answerable(turn: Turn) -> bool:
+    """A message the assistant can answer itself while staff have the conversation: an
+    everyday intent ("sđt của xã", "ok") or a question that clearly names a procedure."""
+    if turn.intent is not None or any(i is not Intent.STAFF for i in turn.mentioned):
+        return True
+    turn.follow_up = False  # what the citizen tells staff is no follow-up of the last answer
+    answer = turn.ask()
+    return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
 
 
 async def request(turn: Turn) -> list[Reply] | None:
