@@ -64,12 +64,22 @@ class TelegramConfig:
                    public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"))
 
 
+SHORT_TITLE = 20  # two buttons this short share a row; longer titles need the width
+
+
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Buttons as an inline keyboard, one per row (long Vietnamese titles need the width)."""
+    """Buttons as an inline keyboard: two short ones to a row, a long one alone."""
     if not reply.buttons:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(b.title[:64], callback_data=b.payload)]
-                                 for b in reply.buttons])
+    rows: list[list[InlineKeyboardButton]] = []
+    for b in reply.buttons:
+        button = InlineKeyboardButton(b.title[:64], callback_data=b.payload)
+        last = rows[-1] if rows else []
+        if len(last) == 1 and len(b.title) <= SHORT_TITLE and len(last[0].text) <= SHORT_TITLE:
+            last.append(button)
+        else:
+            rows.append([button])
+    return InlineKeyboardMarkup(rows)
 
 
 async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,

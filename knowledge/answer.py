@@ -208,7 +208,8 @@ class Assistant:
         wanted = [Aspect.DOCUMENTS, Aspect.FEE, Aspect.TIME, Aspect.WHERE]
         if proc.online_url:
             wanted.append(Aspect.ONLINE)
-        return [*[a.value for a in wanted if a not in shown][:3], FULL]
+        wanted.append(Aspect.STEPS)
+        return [*[a.value for a in wanted if a not in shown][:5], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
         """The label a reply puts before an aspect ("Lệ phí")."""

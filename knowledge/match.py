@@ -58,14 +58,18 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "mat bao nhieu", "fee",
                  "cost", "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
+                  "lau khong", "lau k", "cho lau", "doi lau",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
+                   "quy dinh nao", "theo quy dinh", "luat gi",
                    "quy dinh o dau", "legal basis", "which law", "regulation"),
     Aspect.ELIGIBILITY: ("ai duoc", "ai thi duoc", "ai co the", "dieu kien", "doi tuong", "who can",
+                         "nhu the nao thi duoc", "co duoc huong", "duoc huong khong",
+                         "nop thay", "lam thay", "di thay", "mot minh", "1 minh",
                          "eligible", "ai phai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),
@@ -122,7 +126,7 @@ STOP_WORDS = frozenset(
     from as if just also like procedure procedures apply application
     bo ong noi e v dc ok oke hom ah nhe anh ay ruot tui phuong xa
     s m commune office ward local vietnam vietnamese people committee now documents document
-    papers paper old time
+    papers paper old time lien quan
     """.split()
 )
 # Everyday words typed right far more often than they are slips for a neighbouring spelling
@@ -484,8 +488,8 @@ class Matcher:
         analysis = Analysis(tokens, content, aspects, english,
                             family=() if aspects else self._ask_back.get(tuple(content), ()),
                             elsewhere=self.words.elsewhere(question))
-        if not content:
-            return analysis
+        if not content and (aspects or not any("_" in t for t in query)):
+            return analysis  # only question words ("còn phí?"), unless a known pair ("báo tử")
         weight = {t: self._weights.get(t, self._unknown) for t in query}
         total = sum(weight.values())
         matched = np.zeros(len(self.phrases))

@@ -18,7 +18,7 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     assert body.startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193):\n1. ")
     assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
     assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia (cập nhật 17 tháng 7, 2026).")
-    assert answer.offer == ["fee", "time", "where", "full"]
+    assert answer.offer == ["fee", "time", "where", "online", "steps", "full"]
 
 
 def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:

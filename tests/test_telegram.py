@@ -76,22 +76,23 @@ async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     [sent] = rig.fake.sent(501)
     assert sent["text"].startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193)")
     assert "Giấy chứng sinh" in sent["text"]
-    titles = [row[0]["text"] for row in sent["reply_markup"]["inline_keyboard"]]
-    assert titles == ["Lệ phí", "Thời gian giải quyết", "Nơi nộp", "Xem đầy đủ",
-                      "Liên hệ cán bộ", "Menu"]
+    rows = [[b["text"] for b in row] for row in sent["reply_markup"]["inline_keyboard"]]
+    assert rows == [["Lệ phí", "Thời gian giải quyết"], ["Nơi nộp", "Nộp trực tuyến"],
+                    ["Các bước", "Xem đầy đủ"], ["Liên hệ cán bộ", "Menu"]]
 
 
 async def test_menu_walk_with_buttons(rig: Rig) -> None:
     await rig.post(text_update(1, 502, "/start"))
     [welcome] = rig.fake.sent(502)
-    payloads = [row[0]["callback_data"] for row in welcome["reply_markup"]["inline_keyboard"]]
+    payloads = [b["callback_data"] for row in welcome["reply_markup"]["inline_keyboard"]
+                for b in row]
     assert payloads == ["fields", "lookup", "staff", "language"]
     await rig.post(button_update(2, 502, "fields"))
     assert any(m == "answerCallbackQuery" for m, _ in rig.fake.calls)
     fields = rig.fake.sent(502)[-1]
     assert fields["text"] == "Chọn lĩnh vực:"
-    civil = next(row[0] for row in fields["reply_markup"]["inline_keyboard"]
-                 if row[0]["text"] == "Hộ tịch")
+    civil = next(b for row in fields["reply_markup"]["inline_keyboard"] for b in row
+                 if b["text"] == "Hộ tịch")
     await rig.post(button_update(3, 502, civil["callback_data"]))
     before = len(rig.fake.sent(502))
     await rig.post(button_update(4, 502, "a:full:1.000894"))
