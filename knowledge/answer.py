@@ -209,7 +209,7 @@ class Assistant:
         if proc.online_url:
             wanted.append(Aspect.ONLINE)
         wanted.append(Aspect.STEPS)
-        return [*[a.value for a in wanted if a not in shown][:5], FULL]
+        return [*[a.value for a in wanted if a not in shown], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
         """The label a reply puts before an aspect ("Lệ phí")."""

@@ -61,6 +61,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "lau khong", "lau k", "cho lau", "doi lau",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
+                   "nop o", "nop tai", "lam o xa", "lam tai",
                    "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website"),
@@ -324,9 +325,15 @@ def _pattern(phrase: str) -> str:
 
 
 def _forms(question: str) -> tuple[str, str]:
-    """The question's words folded and as written (lower case), space-padded."""
+    """The question's words folded and as written (lower case), space-padded; an age typed as
+    a number also said as the age group of the identity card ("10 tuổi": "dưới 14")."""
+    question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
+                        question)
     return (f" {' '.join(_words(question))} ",
             f" {' '.join(_WRITTEN.findall(question.lower()))} ")
+
+
+_AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 
 

@@ -258,6 +258,8 @@ ENGLISH_TERMS: dict[str, str] = {
     "permanent resident": "thuong tru",
     "temporary resident": "tam tru",
     "diploma": "bang",
+    "certified copies": "chung thuc ban sao",
+    "certified": "chung thuc",
     "degree": "bang",
     "worn out": "cap doi",
     "worn": "cap doi",
