@@ -115,6 +115,8 @@ class IntentWords:
                 i += 1
         if not found:  # emoji, punctuation or only fillers ("ạ", "👍")
             return Intent.ACK if not tokens or len(tokens) <= 2 else None
+        if Intent.GREETING in found and Intent.STAFF in found:
+            return Intent.GREETING  # "chào buổi sáng các cán bộ xã" greets, it asks for no one
         return min(found, key=_PRIORITY.__getitem__)
 
     def contained(self, text: str) -> list[Intent]:

@@ -53,7 +53,7 @@ class Aspect(StrEnum):
 ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
                        "can gi", "chuan bi", "thanh phan", "nhung gi", "giay gi", "can giay",
-                       "giay nao", "them gi", "nop them", "document", "documents",
+                       "giay nao", "them gi", "nop them", "photo", "document", "documents",
                        "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "mat bao nhieu", "fee",
                  "cost", "how much", "pay", "charge", "free"),
@@ -70,7 +70,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                    "quy dinh o dau", "legal basis", "which law", "regulation"),
     Aspect.ELIGIBILITY: ("ai duoc", "ai thi duoc", "ai co the", "dieu kien", "doi tuong", "who can",
                          "nhu the nao thi duoc", "co duoc huong", "duoc huong khong",
-                         "nop thay", "lam thay", "di thay", "mot minh", "1 minh",
+                         "nop thay", "lam thay", "di thay", "ky thay", "thay duoc khong",
+                         "thay co duoc", "thay dc", "mot minh", "1 minh",
                          "eligible", "ai phai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),

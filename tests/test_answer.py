@@ -190,3 +190,17 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
         == ["time"]
     assert [a.value for a in assistant.ask("bản sao giấy khai sinh mất bao nhiêu").aspects] \
         == ["fee"]
+
+
+def test_an_age_picks_the_identity_card_of_its_age_group(assistant: Assistant) -> None:
+    assert assistant.ask("lam the can cuoc cho con 10 tuoi can gi").code == "1.014062"
+    assert assistant.ask("con tôi 15 tuổi đi làm căn cước").code == "1.014061"
+
+
+def test_a_follow_up_about_something_else_is_not_answered_about_the_topic(
+        assistant: Assistant) -> None:
+    fee = assistant.ask("còn phí thì sao", context="1.004194")
+    assert fee.code == "1.004194" and [a.value for a in fee.aspects] == ["fee"]
+    other = assistant.ask("thế bao giờ thôn thu tiền đóng góp xây cổng làng quý 4",
+                          context="1.004194")
+    assert other.kind == "none"
