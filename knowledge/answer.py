@@ -72,10 +72,10 @@ SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the res
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
-NEW_TOPIC = 0.5
+NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
 # A declined question with more other words, none of them in a note of the procedure under
 # discussion, is about something else ("bao giờ thu tiền vệ sinh môi trường quý 4").
-ASPECT_RESIDUAL = 3  # an unsure match this strong still wins over a note of the topic at hand
+ASPECT_RESIDUAL = 3
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,8 @@ class Assistant:
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
                 not analysis.aspects):
             return None  # a matter of another office ("làm visa"), declined as such
-        note = None if analysis.aspects else self._notes.best(code, question)
+        related = self._notes.best(code, question)
+        note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
         elsewhere = kind != "none" and (ranked[0].code != code if kind == "procedure" else (
@@ -185,7 +186,7 @@ class Assistant:
         if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
             return None  # a procedure (or a few) of its own, not a case of the one at hand
         if analysis.aspects and (kind != "none" or len(residual) <= ASPECT_RESIDUAL
-                                 or self._notes.best(code, question) is not None):
+                                 or related is not None):
             return self.about(code, analysis.aspects, t, question=question)
         if note is None and (kind != "none" or len(analysis.content) > 4
                              or not any(w in self.matcher.vocabulary for w in analysis.tokens)):

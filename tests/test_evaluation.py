@@ -1,9 +1,10 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout was written blind by a separate
-writer and never studied. The levels are asserted on all of them together and on the held-out
-part alone; ``python -m bot kb evaluate`` reports each part.
+questions_tune3 were studied while tuning; questions_heldout, questions_heldout2 and
+questions_heldout3 were each written blind by a separate writer and measured once before their
+failures were studied (tests/data/README.md has the first figures). The levels are asserted on
+all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
 """
 
 import asyncio
@@ -62,6 +63,12 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
     assert held_out["top3_correct"] >= 98.0
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
+    for name, direct, wrong, declined in (("questions_heldout2", 92.0, 2.0, 95.0),
+                                          ("questions_heldout3", 92.0, 3.0, 85.0)):
+        report = evaluate(assistant, read_questions(DATA / f"{name}.jsonl"))
+        assert report["direct_correct"] >= direct, name
+        assert report["wrong_confident"] <= wrong, name
+        assert report["out_of_scope_declined"] >= declined, name
 
 
 def test_naive_baselines_are_beaten_by_a_wide_margin(report: dict[str, object]) -> None:
@@ -106,9 +113,10 @@ def test_no_reply_is_ever_empty(dialogue_reports: dict[str, dict[str, Any]]) -> 
 
 
 def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
-    assert dialogue_reports["dialogues_dev"]["passed"] >= 90.0
-    assert dialogue_reports["dialogues_heldout"]["passed"] >= 75.0
-    assert dialogue_reports["dialogues_heldout2"]["passed"] >= 74.0
+    assert dialogue_reports["dialogues_dev"]["passed"] >= 95.0
+    for name in ("dialogues_heldout", "dialogues_heldout2", "dialogues_heldout3",
+                 "dialogues_heldout4", "dialogues_heldout5"):
+        assert dialogue_reports[name]["passed"] >= 93.0, name
     for name in ("dialogues_dev", "dialogues_heldout", "dialogues_heldout2"):
         by_intent = dialogue_reports[name]["by_intent"]
         assert by_intent["followup"] == 100.0 and by_intent["aspect"] == 100.0, name
@@ -136,9 +144,9 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
 
 @needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
-    for name, direct, wrong, declined in (("catalog_tune", 80.0, 7.5, 75.0),
-                                          ("catalog_heldout", 84.0, 5.0, 75.0),
-                                          ("catalog_heldout2", 83.0, 4.5, 75.0)):
+    for name, direct, wrong, declined in (("catalog_tune", 80.5, 7.0, 80.0),
+                                          ("catalog_heldout", 84.5, 4.5, 85.0),
+                                          ("catalog_heldout2", 86.5, 4.5, 90.0)):
         report = evaluate(catalog, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
