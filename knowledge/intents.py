@@ -26,8 +26,8 @@ class Intent(StrEnum):
     """What a message asks for, other than a procedure question. Order = priority when a
     message strings several together ("ok cảm ơn" is thanks, "chào, tra cứu hồ sơ" a lookup)."""
 
-    LOOKUP = "lookup"
     STAFF = "staff"
+    LOOKUP = "lookup"
     FOLLOW = "follow"
     UNFOLLOW = "unfollow"
     MENU = "menu"
@@ -113,7 +113,9 @@ class IntentWords:
                 if tokens[i] not in self.fillers:
                     return None
                 i += 1
-        if not found:  # emoji, punctuation or only fillers ("ạ", "👍")
+        if not found:  # emoji, punctuation or only fillers ("ạ", "👍"); "cháu ơi" calls out
+            if "oi" in tokens:
+                return Intent.GREETING
             return Intent.ACK if not tokens or len(tokens) <= 2 else None
         if Intent.GREETING in found and Intent.STAFF in found:
             return Intent.GREETING  # "chào buổi sáng các cán bộ xã" greets, it asks for no one

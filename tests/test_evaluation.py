@@ -144,9 +144,9 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
 
 @needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
-    for name, direct, wrong, declined in (("catalog_tune", 80.5, 7.0, 80.0),
-                                          ("catalog_heldout", 84.5, 4.5, 85.0),
-                                          ("catalog_heldout2", 86.5, 4.5, 90.0)):
+    for name, direct, wrong, declined in (("catalog_tune", 81.0, 7.0, 85.0),
+                                          ("catalog_heldout", 84.5, 4.0, 85.0),
+                                          ("catalog_heldout2", 86.0, 5.0, 90.0)):
         report = evaluate(catalog, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name

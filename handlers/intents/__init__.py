@@ -19,8 +19,8 @@ HANDLERS: list[Handler] = [
     staff.with_staff,  # while staff have the conversation, messages go to them
     menu.menu,  # menu, fields, language
     questions.buttons,  # a procedure, an aspect or the full card tapped
+    staff.request,  # "gặp cán bộ", also in the middle of a lookup
     lookup.lookup,  # status lookup: start, receipt code, phone digits, follow, unfollow
-    staff.request,  # "gặp cán bộ"
     chat.small_talk,  # greeting, thanks, goodbye, "ok", emoji
     questions.pick,  # "2" after a numbered list
     contact.contact,  # address, hours, phone, website, map; "bạn là ai"
