@@ -239,8 +239,10 @@ def written_language(text: str) -> str | None:
     return "en" if is_english(text, tokenize(text)) else None
 
 
-# "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money.
-_SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )")
+# "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money; "tiện hỏi", "thuận tiện",
+# "tiến độ" fold to the same letters as "tiền" but are not money either.
+_SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
+                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:

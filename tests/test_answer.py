@@ -190,6 +190,8 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
         == ["time"]
     assert [a.value for a in assistant.ask("bản sao giấy khai sinh mất bao nhiêu").aspects] \
         == ["fee"]
+    assert [a.value for a in assistant.ask("tiện hỏi luôn, xin phép sửa nhà cần gì").aspects] \
+        == ["documents"]
 
 
 def test_an_age_picks_the_identity_card_of_its_age_group(assistant: Assistant) -> None:
