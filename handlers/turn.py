@@ -21,6 +21,9 @@ from storage.models import Conversation
 
 TOPIC_TTL = dt.timedelta(minutes=30)  # the procedure under discussion is forgotten after this
 CHOICES = 4  # procedures offered at most when asking back (a family such as ID cards)
+# A question that names a procedure this clearly is about it, whatever else its words suggest
+# ("nộp hồ sơ khai sinh ở đâu" is no question about the office's address).
+CLEARLY_NAMED = 0.6
 
 
 class Step(StrEnum):
@@ -132,6 +135,11 @@ class Turn:
         follow_up = context and self.follow_up
         return self.services.assistant.ask(self.text, lang=lang, top=CHOICES,
                                            context=self.topic if follow_up else "")
+
+    def names_procedure(self) -> bool:
+        """Whether the typed text clearly asks about a procedure of its own."""
+        answer = self.ask(context=False)
+        return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
 
     def contact(self) -> str:
         """The commune's contact details, as one sentence."""

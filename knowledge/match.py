@@ -54,13 +54,16 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
                        "can gi", "chuan bi", "thanh phan", "nhung gi", "giay gi", "can giay",
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
-                       "chua co giay", "thong tin gi", "khai gi", "khai nhung gi", "document",
+                       "chua co giay", "thong tin gi", "khai gi", "khai nhung gi", "bat buoc",
+                       "phai cong chung", "can cong chung", "document",
                        "documents",
                        "papers", "bring", "what do i need"),
-    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton", "het bao nhieu", "mat bao nhieu", "fee",
-                 "cost", "how much", "pay", "charge", "free"),
+    Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
+                 "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "fee", "cost",
+                 "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
-                  "lau khong", "lau k", "cho lau", "doi lau",
+                  "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
+                  "khi nao xong", "bao gio xong",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
@@ -73,7 +76,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.ELIGIBILITY: ("ai duoc", "ai thi duoc", "ai co the", "dieu kien", "doi tuong", "who can",
                          "nhu the nao thi duoc", "co duoc huong", "duoc huong khong",
                          "nop thay", "lam thay", "di thay", "ky thay", "thay duoc khong",
-                         "thay co duoc", "thay dc", "mot minh", "1 minh",
+                         "thay co duoc", "thay dc", "mot minh", "1 minh", "dung ra",
                          "eligible", "ai phai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),
@@ -130,7 +133,7 @@ STOP_WORDS = frozenset(
     from as if just also like procedure procedures apply application
     bo ong noi e v dc ok oke hom ah nhe anh ay ruot tui phuong xa
     s m commune office ward local vietnam vietnamese people committee now documents document
-    papers paper old time lien quan
+    papers paper old time lien quan loai
     """.split()
 )
 # Everyday words typed right far more often than they are slips for a neighbouring spelling
@@ -152,6 +155,7 @@ COVERAGE_EXPONENT = 0.45  # how much "all its phrases together explain the quest
 PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the procedure less well
 EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly than an alias
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
+MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
 FAQ = "faq:"  # key prefix of FAQ entries
 OUTSIDE = "out:"  # key prefix of topics outside the commune's services
@@ -291,9 +295,9 @@ class MatchingWords:
 
     negation: re.Pattern[str]
     # (marker in a name, how it is named, whether naming it puts the special case first)
-    variants: tuple[tuple[str, tuple[str, ...], bool], ...]
+    variants: tuple[tuple[str, tuple[Wording, ...], bool], ...]
     ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
-    off_topic: tuple[str, ...]  # " words " padded
+    off_topic: tuple[Wording, ...]
 
     @classmethod
     def load(cls, path: Path = MATCHING_FILE) -> MatchingWords:
@@ -303,15 +307,15 @@ class MatchingWords:
                            reverse=True)
         negation = re.compile(r"\b(?:" + "|".join(map(re.escape, negations))
                               + r")\b[^,.;:!?\n]*?(?=[,.;:!?\n]|\bma\b|\bbut\b|$)")
-        variants = tuple((" ".join(_words(v["name"])), tuple(map(_pattern, v["named_by"])),
+        variants = tuple((" ".join(_words(v["name"])), tuple(map(Wording.of, v["named_by"])),
                           bool(v.get("named_first", True))) for v in data["variants"])
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
-        off_topic = tuple(map(_pattern, data.get("off_topic", [])))
+        off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         return cls(negation, variants, ask_back, off_topic)
 
     def elsewhere(self, question: str) -> bool:
         """True when the question is about something else (a song, a honeymoon, a hotel)."""
-        return any(w in padded for padded in _forms(question) for w in self.off_topic)
+        return said(self.off_topic, Asked.of(question))
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
@@ -321,21 +325,46 @@ class MatchingWords:
 _WRITTEN = re.compile(r"\w+")
 
 
-def _pattern(phrase: str) -> str:
-    """A listed phrase, space-padded, to find in :func:`_forms` of a question: folded, except
-    one syllable with its marks, which folding would confuse ("đổi" / "đợi", "bỏ" / "bố")."""
-    if len(phrase.split()) == 1 and fold(phrase) != phrase.lower():
-        return f" {phrase.lower()} "
-    return f" {' '.join(_words(phrase))} "
+@dataclass(frozen=True)
+class Wording:
+    """A listed phrase, space-padded, as written and folded."""
+
+    written: str
+    folded: str  # "" for one syllable with its marks: folded it means too many things ("đổi")
+
+    @classmethod
+    def of(cls, phrase: str) -> Wording:
+        one_marked = len(phrase.split()) == 1 and fold(phrase) != phrase.lower()
+        return cls(f" {' '.join(_WRITTEN.findall(phrase.lower()))} ",
+                   "" if one_marked else f" {' '.join(_words(phrase))} ")
 
 
-def _forms(question: str) -> tuple[str, str]:
-    """The question's words folded and as written (lower case), space-padded; an age typed as
-    a number also said as the age group of the identity card ("10 tuổi": "dưới 14")."""
-    question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
-                        question)
-    return (f" {' '.join(_words(question))} ",
-            f" {' '.join(_WRITTEN.findall(question.lower()))} ")
+@dataclass(frozen=True)
+class Asked:
+    """A question as its listed phrases are looked for in it: with its marks when it is typed
+    with them ("địa điểm thì" is no "điểm thi"), folded otherwise."""
+
+    text: str
+    marked: bool
+
+    @classmethod
+    def of(cls, question: str) -> Asked:
+        # An age typed as a number is also said as the age group of the identity card.
+        question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
+                            question)
+        written = _WRITTEN.findall(question.lower())
+        marked = sum(bool(_VIETNAMESE_ONLY.search(w)) for w in written) >= MARKED_SHARE * max(
+            len(written), 1)
+        return cls(f" {' '.join(written if marked else _words(question))} ", marked)
+
+
+def said(wordings: Iterable[Wording], asked: Asked) -> bool:
+    """Whether the question contains one of the phrases."""
+    for w in wordings:
+        phrase = w.written if asked.marked else w.folded
+        if phrase and phrase in asked.text:
+            return True
+    return False
 
 
 _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
@@ -353,7 +382,7 @@ class Matcher:
         self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
         self.words = MatchingWords.load()
         # The special cases each procedure is for, by the words that name them.
-        self._cases: dict[str, list[tuple[tuple[str, ...], bool]]] = {}
+        self._cases: dict[str, list[tuple[tuple[Wording, ...], bool]]] = {}
         for proc in kb.procedures.values():
             name = f" {' '.join(_words(proc.name))} "
             cases = [(named, first) for marker, named, first in self.words.variants
@@ -524,7 +553,7 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
-        asked = _forms(question)
+        asked = Asked.of(question)
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
@@ -533,11 +562,10 @@ class Matcher:
             if cases:
                 # The common variant fits a question that does not name the special case;
                 # the special case fits one that does.
-                said = [first for named, first in cases
-                        if any(n in form for n in named for form in asked)]
-                if any(said):
+                named = [first for wordings, first in cases if said(wordings, asked)]
+                if any(named):
                     score /= VARIANT_FACTOR
-                elif not said:
+                elif not named:
                     score *= VARIANT_FACTOR
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))

@@ -206,3 +206,11 @@ def test_a_follow_up_about_something_else_is_not_answered_about_the_topic(
     other = assistant.ask("thế bao giờ thôn thu tiền đóng góp xây cổng làng quý 4",
                           context="1.004194")
     assert other.kind == "none"
+
+
+def test_a_question_typed_with_its_marks_is_read_with_them(assistant: Assistant) -> None:
+    # "địa điểm thì" is no "điểm thi" (exam results), though both fold to "diem thi".
+    answer = assistant.ask("hộ kinh doanh của tôi đổi mặt hàng và chuyển địa điểm thì có phải "
+                           "đăng ký lại không")
+    assert answer.code == "2.000720"
+    assert assistant.ask("xem điểm thi tốt nghiệp ở đâu").kind == "none"

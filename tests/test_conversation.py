@@ -339,3 +339,21 @@ async def test_odd_characters_are_answered_not_failed(dialogue: Dialogue) -> Non
     for text in ["\ud800 khai sinh", "gks\x00", "😀😀", "x" * 5000, "\x00"]:
         replies = await say(dialogue, text, user="odd\ud800")
         assert replies and all(r.text for r in replies), repr(text)
+
+
+async def test_everyday_words_inside_a_procedure_question_do_not_take_it_over(
+        dialogue: Dialogue) -> None:
+    # "những thủ tục gì" would open the menu, "phiếu hẹn" a lookup: the procedure wins.
+    [answer] = await say(dialogue, "Tôi cần xin giấy xác nhận tình trạng hôn nhân để vay ngân "
+                                   "hàng, phải làm những thủ tục gì?")
+    assert answer.code == "1.004873"
+    [menu] = await say(dialogue, "xã mình làm được những thủ tục nào")
+    assert menu.intent == "menu"
+
+
+async def test_hello_after_an_answer_takes_leave(dialogue: Dialogue) -> None:
+    [hello] = await say(dialogue, "chào ad", user="8")
+    assert hello.intent == "greeting"
+    await say(dialogue, "đk kết hôn có mất phí ko", user="8")
+    [bye] = await say(dialogue, "dạ vâng, e chào ad ạ", user="8")
+    assert bye.intent == "goodbye"

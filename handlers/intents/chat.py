@@ -11,7 +11,9 @@ SMALL_TALK = (Intent.GREETING, Intent.THANKS, Intent.GOODBYE, Intent.ACK, Intent
 
 
 async def small_talk(turn: Turn) -> list[Reply] | None:
-    """A message that is only a pleasantry."""
+    """A message that is only a pleasantry; "chào" after an answer takes leave."""
+    if turn.intent is Intent.GREETING and turn.topic:
+        return in_kind(turn, Intent.GOODBYE)
     return in_kind(turn, turn.intent) if turn.intent in SMALL_TALK else None
 
 

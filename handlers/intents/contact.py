@@ -6,10 +6,6 @@ from handlers.messages import Reply
 from handlers.turn import Turn
 from knowledge.intents import CONTACTS, Intent
 
-# A question that names a procedure this clearly is about the procedure, not the office
-# ("nộp hồ sơ khai sinh ở đâu" asks where to submit, not the commune's address).
-PROCEDURE_WINS = 0.6
-
 
 async def contact(turn: Turn) -> list[Reply] | None:
     """Address, hours, phone, website or map of the one-stop desk; or who the assistant is."""
@@ -18,9 +14,8 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None
     if turn.services.assistant.matcher.words.elsewhere(turn.text):
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
-    answer = turn.ask(context=False)
-    if answer.kind == "procedure" and answer.matches and answer.matches[0].score >= PROCEDURE_WINS:
-        return None
+    if turn.names_procedure():
+        return None  # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address
     t = turn.t
     if asked[0] is Intent.ABOUT:
         return turn.reply(t("I am the automatic assistant of the one-stop desk of {commune}. I "

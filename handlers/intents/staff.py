@@ -17,7 +17,6 @@ from storage import applications as repo
 from storage.models import Notification
 
 STAFF_TIMEOUT = dt.timedelta(hours=24)  # a conversation left with staff returns to the bot
-CLEARLY_NAMED = 0.6  # a question naming a procedure this clearly is answered while with staff
 NOTICE_EVERY = dt.timedelta(minutes=10)  # how often the whole "passed to staff" is repeated
 
 
@@ -50,9 +49,10 @@ def _answerable(turn: Turn) -> bool:
     everyday intent ("sđt của xã", "ok") or a question that clearly names a procedure."""
     if turn.intent is not None or any(i is not Intent.STAFF for i in turn.mentioned):
         return True
+    if not turn.names_procedure():
+        return False
     turn.follow_up = False  # what the citizen tells staff is no follow-up of the last answer
-    answer = turn.ask()
-    return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
+    return True
 
 
 async def request(turn: Turn) -> list[Reply] | None:
