@@ -5,6 +5,7 @@ and the services they answer with. Also the conversation's named steps and butto
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -136,9 +137,11 @@ class Turn:
         return self.services.assistant.ask(self.text, lang=lang, top=CHOICES,
                                            context=self.topic if follow_up else "")
 
-    def names_procedure(self) -> bool:
-        """Whether the typed text clearly asks about a procedure of its own."""
-        answer = self.ask(context=False)
+    def names_procedure(self, beside: Iterable[Intent] = ()) -> bool:
+        """Whether the typed text, less the phrases of the ``beside`` intents, clearly asks
+        about a procedure of its own."""
+        text = self.services.words.without(self.text, beside) if beside else self.text
+        answer = self.services.assistant.ask(text, lang="en" if self.lang == "en" else None)
         return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
 
     def contact(self) -> str:

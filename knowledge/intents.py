@@ -121,6 +121,15 @@ class IntentWords:
             return Intent.GREETING  # "chào buổi sáng các cán bộ xã" greets, it asks for no one
         return min(found, key=_PRIORITY.__getitem__)
 
+    def without(self, text: str, intents: Iterable[Intent]) -> str:
+        """The folded text less the phrases of these intents and the place names: what else
+        it says ("ủy ban xã Hát Môn nằm chỗ nào" says nothing else)."""
+        padded, wanted = self._padded(text), set(intents)
+        for phrase, intent in self.contains:
+            if intent in wanted:
+                padded = padded.replace(phrase, " ")
+        return padded.strip()
+
     def contained(self, text: str) -> list[Intent]:
         """Intents whose phrase stands somewhere in the message, best first, each once."""
         padded = self._padded(text)

@@ -343,7 +343,7 @@ async def test_odd_characters_are_answered_not_failed(dialogue: Dialogue) -> Non
 
 async def test_everyday_words_inside_a_procedure_question_do_not_take_it_over(
         dialogue: Dialogue) -> None:
-    # "những thủ tục gì" would open the menu, "phiếu hẹn" a lookup: the procedure wins.
+    # "những thủ tục gì" would open the menu: the procedure named wins.
     [answer] = await say(dialogue, "Tôi cần xin giấy xác nhận tình trạng hôn nhân để vay ngân "
                                    "hàng, phải làm những thủ tục gì?")
     assert answer.code == "1.004873"

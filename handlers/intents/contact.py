@@ -14,7 +14,7 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None
     if turn.services.assistant.matcher.words.elsewhere(turn.text):
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
-    if turn.names_procedure():
+    if turn.names_procedure(beside=asked):
         return None  # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address
     t = turn.t
     if asked[0] is Intent.ABOUT:

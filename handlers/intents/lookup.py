@@ -36,8 +36,8 @@ async def lookup(turn: Turn) -> list[Reply] | None:
     if step is Step.RECEIPT_CODE and len(words) <= 2 and re.search(r"\d", turn.text):
         return got_code(turn, turn.text)
     state.step, state.pending_code = Step.IDLE, ""  # anything else leaves the lookup
-    if turn.intent is Intent.LOOKUP or (Intent.LOOKUP in turn.mentioned
-                                        and not turn.names_procedure()):
+    # "hồ sơ khai sinh của tôi đến đâu rồi" names a procedure too: the lookup still wins.
+    if turn.intent is Intent.LOOKUP or Intent.LOOKUP in turn.mentioned:
         state.step = Step.RECEIPT_CODE
         return turn.reply(t("Please type the receipt code (mã hồ sơ) printed on your receipt "
                             "slip."), "ask_code")

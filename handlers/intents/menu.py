@@ -12,7 +12,7 @@ async def menu(turn: Turn) -> list[Reply] | None:
     """Menu, fields and language choices (buttons, commands or the same words typed)."""
     t, services = turn.t, turn.services
     if turn.intent is Intent.MENU or (Intent.MENU in turn.mentioned
-                                      and not turn.names_procedure()):
+                                      and not turn.names_procedure(beside=[Intent.MENU])):
         turn.state.step, turn.state.pending_code = Step.IDLE, ""
         return turn.reply(t("Hello! I am the assistant of the one-stop desk of {commune}. Ask me "
                             "about a procedure (documents, fees, processing time), or choose "
