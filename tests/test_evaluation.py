@@ -1,9 +1,9 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout, questions_heldout2 and
-questions_heldout3 were each written blind by a separate writer and measured once before their
-failures were studied (tests/data/README.md has the first figures). The levels are asserted on
+questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 4 were
+each written blind by a separate writer and measured once before their
+failures were studied (the main README has the first figures). The levels are asserted on
 all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
 """
 
@@ -64,7 +64,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
     for name, direct, wrong, declined in (("questions_heldout2", 92.0, 2.0, 95.0),
-                                          ("questions_heldout3", 92.0, 3.0, 85.0)):
+                                          ("questions_heldout3", 92.0, 3.0, 85.0),
+                                          ("questions_heldout4", 92.0, 2.0, 95.0)):
         report = evaluate(assistant, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
@@ -86,12 +87,11 @@ def test_report_has_a_confused_with_table(report: dict[str, object]) -> None:
 
 
 # --- whole conversations and the commune catalog ------------------------------------------
-# dialogues_dev and catalog_tune were studied while tuning; dialogues_heldout(2) and
-# catalog_heldout(2) were written blind by separate writers and each measured once on
-# 2026-12-05 (dialogues 76.4 % and 75.5 % passed; catalog 85.3 % / 84.3 % direct, 4.7 % / 3.9 %
-# wrong, 76.7 % / 78.3 % declined). The
-# levels below guard what was reached; the issue's own levels (95 % / 90 % dialogues, 92 % with
-# the catalog) are not met yet and are named in the README.
+# dialogues_dev and catalog_tune were studied while tuning; the dialogues_heldout* and
+# catalog_heldout* sets were written blind by separate writers, measured once when they arrived
+# (dialogues 75.5-88.3 % passed; the README lists each) and studied afterwards. The levels below
+# guard what was reached; the issue's own levels on unseen sets (90 % of dialogues, 92 % direct
+# with the catalog) are not met yet and are named in the README.
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,9 @@ def test_no_reply_is_ever_empty(dialogue_reports: dict[str, dict[str, Any]]) -> 
 
 def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
     assert dialogue_reports["dialogues_dev"]["passed"] >= 95.0
-    for name in ("dialogues_heldout", "dialogues_heldout2", "dialogues_heldout3",
-                 "dialogues_heldout4", "dialogues_heldout5"):
+    held_out = [name for name in dialogue_reports if "heldout" in name]
+    assert len(held_out) >= 8
+    for name in held_out:
         assert dialogue_reports[name]["passed"] >= 93.0, name
     for name in ("dialogues_dev", "dialogues_heldout", "dialogues_heldout2"):
         by_intent = dialogue_reports[name]["by_intent"]
