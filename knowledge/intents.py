@@ -125,9 +125,8 @@ class IntentWords:
         """The folded text less the phrases of these intents and the place names: what else
         it says ("ủy ban xã Hát Môn nằm chỗ nào" says nothing else)."""
         padded, wanted = self._padded(text), set(intents)
-        for phrase, intent in self.contains:
-            if intent in wanted:
-                padded = padded.replace(phrase, " ")
+        for phrase in sorted((p for p, i in self.contains if i in wanted), key=len, reverse=True):
+            padded = padded.replace(phrase, " ")
         return padded.strip()
 
     def contained(self, text: str) -> list[Intent]:

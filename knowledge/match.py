@@ -136,7 +136,7 @@ STOP_WORDS = frozenset(
     from as if just also like procedure procedures apply application
     bo ong noi e v dc ok oke hom ah nhe anh ay ruot tui phuong xa
     s m commune office ward local vietnam vietnamese people committee now documents document
-    papers paper old time lien quan loai
+    papers paper old time lien quan loai last week his her ago month yesterday
     """.split()
 )
 # Everyday words typed right far more often than they are slips for a neighbouring spelling

@@ -117,7 +117,7 @@ def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
     held_out = [name for name in dialogue_reports if "heldout" in name]
     assert len(held_out) >= 8
     for name in held_out:
-        assert dialogue_reports[name]["passed"] >= 93.0, name
+        assert dialogue_reports[name]["passed"] >= 92.0, name
     for name in ("dialogues_dev", "dialogues_heldout", "dialogues_heldout2"):
         by_intent = dialogue_reports[name]["by_intent"]
         assert by_intent["followup"] == 100.0 and by_intent["aspect"] == 100.0, name
