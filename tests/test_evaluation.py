@@ -1,7 +1,7 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 4 were
+questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 5 were
 each written blind by a separate writer and measured once before their
 failures were studied (the main README has the first figures). The levels are asserted on
 all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
@@ -65,7 +65,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
     assert held_out["out_of_scope_declined"] >= 95.0
     for name, direct, wrong, declined in (("questions_heldout2", 92.0, 2.0, 95.0),
                                           ("questions_heldout3", 92.0, 3.0, 85.0),
-                                          ("questions_heldout4", 92.0, 2.0, 95.0)):
+                                          ("questions_heldout4", 92.0, 2.0, 95.0),
+                                          ("questions_heldout5", 92.0, 2.0, 85.0)):
         report = evaluate(assistant, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
