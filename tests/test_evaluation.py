@@ -63,10 +63,15 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
     assert held_out["top3_correct"] >= 98.0
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
-    for name, direct, wrong, declined in (("questions_heldout2", 92.0, 2.0, 95.0),
-                                          ("questions_heldout3", 92.0, 3.0, 85.0),
-                                          ("questions_heldout4", 92.0, 2.0, 95.0),
-                                          ("questions_heldout5", 92.0, 2.0, 85.0)):
+    assert_levels(assistant, [("questions_heldout2", 92.0, 2.0, 95.0),
+                              ("questions_heldout3", 92.0, 3.0, 85.0),
+                              ("questions_heldout4", 92.0, 2.0, 95.0),
+                              ("questions_heldout5", 92.0, 2.0, 85.0)])
+
+
+def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
+    """Each set answered directly at least, wrong at most, off-topic declined at least."""
+    for name, direct, wrong, declined in levels:
         report = evaluate(assistant, read_questions(DATA / f"{name}.jsonl"))
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
@@ -146,10 +151,6 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
 
 @needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
-    for name, direct, wrong, declined in (("catalog_tune", 81.0, 7.0, 85.0),
-                                          ("catalog_heldout", 84.5, 4.0, 85.0),
-                                          ("catalog_heldout2", 86.0, 5.0, 90.0)):
-        report = evaluate(catalog, read_questions(DATA / f"{name}.jsonl"))
-        assert report["direct_correct"] >= direct, name
-        assert report["wrong_confident"] <= wrong, name
-        assert report["out_of_scope_declined"] >= declined, name
+    assert_levels(catalog, [("catalog_tune", 81.0, 7.0, 85.0),
+                            ("catalog_heldout", 84.5, 4.0, 85.0),
+                            ("catalog_heldout2", 86.0, 5.0, 90.0)])
