@@ -132,17 +132,24 @@ class Turn:
 
     def ask(self, *, context: bool = True) -> Answer:
         """The assistant's answer to the typed text, in the conversation's language."""
+        return self._ask(self.text, context=self.topic if context and self.follow_up else "")
+
+    def _ask(self, text: str, *, context: str = "") -> Answer:
         lang: Lang | None = "en" if self.state.lang == "en" else None
-        follow_up = context and self.follow_up
-        return self.services.assistant.ask(self.text, lang=lang, top=CHOICES,
-                                           context=self.topic if follow_up else "")
+        return self.services.assistant.ask(text, lang=lang, top=CHOICES, context=context)
 
     def names_procedure(self, beside: Iterable[Intent] = ()) -> bool:
         """Whether the typed text, less the phrases of the ``beside`` intents, clearly asks
         about a procedure of its own."""
         text = self.services.words.without(self.text, beside) if beside else self.text
-        answer = self.services.assistant.ask(text, lang="en" if self.lang == "en" else None)
+        answer = self._ask(text)
         return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
+
+    @cached_property
+    def off_topic(self) -> bool:
+        """Whether the typed text is about something else that shares a word with a
+        procedure or an everyday intent ("hợp âm bài Tạm biệt")."""
+        return self.services.assistant.matcher.words.elsewhere(self.text)
 
     def contact(self) -> str:
         """The commune's contact details, as one sentence."""

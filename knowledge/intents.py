@@ -65,7 +65,7 @@ class IntentWords:
 
     fillers: frozenset[str]
     whole: dict[tuple[str, ...], Intent]
-    contains: tuple[tuple[str, Intent], ...]  # " phrase " padded, in file order
+    contains: tuple[tuple[str, Intent], ...]  # " phrase " padded, longest first
     longest: int
     places: tuple[str, ...] = ()  # " place name " padded, longest first: read as fillers
 
@@ -92,6 +92,8 @@ class IntentWords:
             for phrase in entry.get("whole", []):
                 whole.setdefault(tuple(words(phrase)), intent)
             contains += [(f" {' '.join(words(p))} ", intent) for p in entry.get("contains", [])]
+        # Longest first: a phrase is taken out of a message before the shorter ones inside it.
+        contains.sort(key=lambda entry: len(entry[0]), reverse=True)
         return cls(frozenset(words(data.get("fillers", ""))), whole, tuple(contains),
                    max((len(k) for k in whole), default=1))
 
@@ -125,8 +127,9 @@ class IntentWords:
         """The folded text less the phrases of these intents and the place names: what else
         it says ("ủy ban xã Hát Môn nằm chỗ nào" says nothing else)."""
         padded, wanted = self._padded(text), set(intents)
-        for phrase in sorted((p for p, i in self.contains if i in wanted), key=len, reverse=True):
-            padded = padded.replace(phrase, " ")
+        for phrase, intent in self.contains:
+            if intent in wanted:
+                padded = padded.replace(phrase, " ")
         return padded.strip()
 
     def contained(self, text: str) -> list[Intent]:

@@ -56,31 +56,27 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi", "bat buoc",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
-                       "document",
-                       "documents",
-                       "papers", "bring", "what do i need"),
+                       "document", "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "fee", "cost",
                  "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
-                  "khi nao xong", "bao gio xong",
-                  "how long", "how many days", "when will"),
+                  "khi nao xong", "bao gio xong", "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
                    "o xa minh", "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
-                   "quy dinh nao", "theo quy dinh", "luat gi",
-                   "quy dinh o dau", "legal basis", "which law", "regulation"),
+                   "quy dinh nao", "theo quy dinh", "luat gi", "quy dinh o dau", "legal basis",
+                   "which law", "regulation"),
     Aspect.ELIGIBILITY: ("ai duoc", "ai thi duoc", "ai co the", "dieu kien", "doi tuong", "who can",
                          "nhu the nao thi duoc", "co duoc huong", "duoc huong khong",
                          "nop thay", "lam thay", "di thay", "ky thay", "thay duoc khong",
                          "thay co duoc", "thay dc", "mot minh", "1 minh", "dung ra",
                          "tu di nop", "tu nop", "ho duoc khong", "ho dc khong", "ho duoc ko",
-                         "ho dc ko",
-                         "eligible", "ai phai"),
+                         "ho dc ko", "eligible", "ai phai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),
 }
@@ -214,7 +210,7 @@ _ENGLISH = frozenset(
     and or with in on at from about here there this that it you your we our they have has had
     be am was were will would should could may might not no yes if so but than then also just
     any some all many more only still yet now today tomorrow person staff member bot real
-    track follow marry wife husband son daughter mother father parents id papers lost new
+    track follow marry wife husband son daughter mother father parents id lost new
     renew replace change old year years day days money pay paid free send bring form
     good morning afternoon evening hi hey
     """.split()
@@ -316,9 +312,10 @@ class MatchingWords:
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         return cls(negation, variants, ask_back, off_topic)
 
-    def elsewhere(self, question: str) -> bool:
+    def elsewhere(self, question: str | Asked) -> bool:
         """True when the question is about something else (a song, a honeymoon, a hotel)."""
-        return said(self.off_topic, Asked.of(question))
+        asked = question if isinstance(question, Asked) else Asked.of(question)
+        return said(self.off_topic, asked)
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
@@ -384,11 +381,11 @@ class Matcher:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
         self.words = MatchingWords.load()
-        # The special cases each procedure is for, by the words that name them.
-        self._cases: dict[str, list[tuple[tuple[Wording, ...], bool]]] = {}
+        # The special cases each procedure is for, as indexes into the variants.
+        self._cases: dict[str, list[int]] = {}
         for proc in kb.procedures.values():
             name = f" {' '.join(_words(proc.name))} "
-            cases = [(named, first) for marker, named, first in self.words.variants
+            cases = [i for i, (marker, _, _) in enumerate(self.words.variants)
                      if f" {marker} " in name]
             if cases:
                 self._cases[proc.code] = cases
@@ -529,9 +526,10 @@ class Matcher:
         content = self._content(tokens)
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
+        asked = Asked.of(question)
         analysis = Analysis(tokens, content, aspects, english,
                             family=() if aspects else self._ask_back.get(tuple(content), ()),
-                            elsewhere=self.words.elsewhere(question))
+                            elsewhere=self.words.elsewhere(asked))
         if not content and (aspects or not any("_" in t for t in query)):
             return analysis  # only question words ("còn phí?"), unless a known pair ("báo tử")
         weight = {t: self._weights.get(t, self._unknown) for t in query}
@@ -556,7 +554,9 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
-        asked = Asked.of(question)
+        # The special cases the question names, and whether each then comes first.
+        named = {i: first for i, (_, wordings, first) in enumerate(self.words.variants)
+                 if said(wordings, asked)}
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
@@ -564,11 +564,11 @@ class Matcher:
             cases = self._cases.get(key)
             if cases:
                 # The common variant fits a question that does not name the special case;
-                # the special case fits one that does.
-                named = [first for wordings, first in cases if said(wordings, asked)]
-                if any(named):
+                # the special case fits one that does (a case named in passing: neither).
+                firsts = [named[i] for i in cases if i in named]
+                if any(firsts):
                     score /= VARIANT_FACTOR
-                elif not named:
+                elif not firsts:
                     score *= VARIANT_FACTOR
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))

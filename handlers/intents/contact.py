@@ -12,7 +12,7 @@ async def contact(turn: Turn) -> list[Reply] | None:
     asked = [i for i in turn.mentioned if i in CONTACTS or i is Intent.ABOUT]
     if not asked:
         return None
-    if turn.services.assistant.matcher.words.elsewhere(turn.text):
+    if turn.off_topic:
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
     if turn.names_procedure(beside=asked):
         return None  # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address

@@ -98,7 +98,7 @@ async def answer(turn: Turn) -> list[Reply]:
     result = turn.ask()
     t = Text(result.lang)
     pleasantry = next((i for i in turn.mentioned if i in PLEASANTRIES), None)
-    if turn.services.assistant.matcher.words.elsewhere(turn.text):
+    if turn.off_topic:
         pleasantry = None  # "hợp âm bài Tạm biệt" says no goodbye
     if pleasantry is not None and (result.kind == "none" or result.case):
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"

@@ -35,24 +35,17 @@ async def with_staff(turn: Turn) -> list[Reply] | None:
     if turn.payload:
         return None  # a button of the assistant's: the assistant answers it
     await relay(turn, turn.text)
-    if _answerable(turn):
-        return None  # the assistant answers too; staff have the message all the same
+    # What the assistant clearly can answer, it answers too; staff have the message all the same.
+    if turn.intent is not None or any(i is not Intent.STAFF for i in turn.mentioned):
+        return None  # an everyday intent: "sđt của xã", "ok"
+    if turn.names_procedure():
+        turn.follow_up = False  # what the citizen tells staff is no follow-up of the last answer
+        return None
     if state.staff_notice_at is not None and turn.now - state.staff_notice_at < NOTICE_EVERY:
         return turn.reply("✓ " + t("Passed to staff."), "staff")  # a receipt, not a lecture
     state.staff_notice_at = turn.now
     return turn.reply(t("Your message has been passed to staff. Type \"kết thúc\" to go back "
                         "to the assistant."), "staff")
-
-
-def _answerable(turn: Turn) -> bool:
-    """A message the assistant can answer itself while staff have the conversation: an
-    everyday intent ("sđt của xã", "ok") or a question that clearly names a procedure."""
-    if turn.intent is not None or any(i is not Intent.STAFF for i in turn.mentioned):
-        return True
-    if not turn.names_procedure():
-        return False
-    turn.follow_up = False  # what the citizen tells staff is no follow-up of the last answer
-    return True
 
 
 async def request(turn: Turn) -> list[Reply] | None:
