@@ -24,7 +24,7 @@ import re
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -154,6 +154,7 @@ COVERAGE_EXPONENT = 0.45  # how much "all its phrases together explain the quest
 PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the procedure less well
 EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly than an alias
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
+CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
 FAQ = "faq:"  # key prefix of FAQ entries
@@ -297,6 +298,8 @@ class MatchingWords:
     variants: tuple[tuple[str, tuple[Wording, ...], bool], ...]
     ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
     off_topic: tuple[Wording, ...]
+    everyday: tuple[Wording, ...]
+    to_the_office: tuple[Wording, ...]
 
     @classmethod
     def load(cls, path: Path = MATCHING_FILE) -> MatchingWords:
@@ -310,12 +313,18 @@ class MatchingWords:
                           bool(v.get("named_first", True))) for v in data["variants"])
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
-        return cls(negation, variants, ask_back, off_topic)
+        everyday = tuple(map(Wording.of, data.get("everyday", [])))
+        to_the_office = tuple(map(Wording.of, data.get("to_the_office", [])))
+        return cls(negation, variants, ask_back, off_topic, everyday, to_the_office)
 
     def elsewhere(self, question: str | Asked) -> bool:
         """True when the question is about something else (a song, a honeymoon, a hotel)."""
         asked = question if isinstance(question, Asked) else Asked.of(question)
         return said(self.off_topic, asked)
+
+    def everyday_in(self, asked: Asked) -> list[Wording]:
+        """The everyday things the question mentions ("điện thoại samsung")."""
+        return [w for w in self.everyday if found(w, asked)]
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
@@ -358,13 +367,15 @@ class Asked:
         return cls(f" {' '.join(written if marked else _words(question))} ", marked)
 
 
+def found(wording: Wording, asked: Asked) -> bool:
+    """Whether the question contains the phrase."""
+    phrase = wording.written if asked.marked else wording.folded
+    return bool(phrase) and phrase in asked.text
+
+
 def said(wordings: Iterable[Wording], asked: Asked) -> bool:
     """Whether the question contains one of the phrases."""
-    for w in wordings:
-        phrase = w.written if asked.marked else w.folded
-        if phrase and phrase in asked.text:
-            return True
-    return False
+    return any(found(w, asked) for w in wordings)
 
 
 _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
@@ -443,6 +454,7 @@ class Matcher:
             key: self._terms(tokens) for key, tokens in context.items()}
         for phrase in self.phrases:
             union[phrase.key] = union.get(phrase.key, frozenset()) | phrase.terms
+        self._knows = union
         key_postings: dict[str, list[int]] = defaultdict(list)
         for key, index in key_index.items():
             for term in union.get(key, ()):
@@ -578,7 +590,21 @@ class Matcher:
         leader = next((c.code for c in scored if c.key == c.code), None)
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
+        if analysis.candidates and self._strays(analysis.candidates[0], asked, aspects):
+            return replace(analysis, elsewhere=True)
         return analysis
+
+    def _strays(self, best: Candidate, asked: Asked, aspects: list[Aspect]) -> bool:
+        """Whether the question, naming no procedure clearly and asking the office for nothing,
+        mentions an everyday thing its best match knows nothing of ("Google đã khai tử ứng
+        dụng nào")."""
+        if best.score >= CLEAR or best.outside or said(self.words.to_the_office, asked):
+            return False
+        known = self._knows.get(best.key, frozenset()) | self._knows.get(best.code, frozenset())
+        known |= CUE_WORDS if aspects else frozenset()
+        # One marked syllable is never known: folded, a procedure's "quyền" would be "quyển".
+        return any(not w.folded or not set(tokenize(w.folded)) <= known
+                   for w in self.words.everyday_in(asked))
 
 
 def _dedupe_by_code(candidates: Iterable[Candidate]) -> list[Candidate]:

@@ -185,6 +185,20 @@ def test_a_question_about_something_else_sharing_a_word_is_declined(
     assert assistant.ask(question).kind == "none"
 
 
+@pytest.mark.parametrize(("question", "code"), [
+    ("Google đã khai tử những ứng dụng nào năm nay", ""),
+    ("chế độ giám hộ trẻ em trên điện thoại samsung bật ở đâu", ""),
+    ("sổ hồng loại kẻ ngang 200 trang giá bao nhiêu một quyển", ""),
+    # A story may mention everyday things; asking the office for something keeps it a question.
+    ("đi du lịch bị mất ví, giờ làm lại thẻ căn cước thì lên đâu", "1.014064"),
+    ("nhà em muốn đăng ký hộ kinh doanh bán cafe", "1.001612"),
+])
+def test_an_everyday_thing_the_procedure_does_not_know_makes_a_question_off_topic(
+        assistant: Assistant, question: str, code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == (("procedure", code) if code else ("none", None))
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
