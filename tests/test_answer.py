@@ -196,7 +196,7 @@ def test_a_question_about_something_else_sharing_a_word_is_declined(
 def test_an_everyday_thing_the_procedure_does_not_know_makes_a_question_off_topic(
         assistant: Assistant, question: str, code: str) -> None:
     answer = assistant.ask(question)
-    assert (answer.kind, answer.code) == (("procedure", code) if code else ("none", None))
+    assert (answer.kind, answer.code) == ("procedure" if code else "none", code)
 
 
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
