@@ -147,6 +147,7 @@ NEVER_CORRECTED = frozenset(
 
 MATCHING_FILE = Path(__file__).resolve().parent / "matching.toml"
 VARIANT_FACTOR = 0.85  # a special-case procedure whose case the question does not name
+SPECIAL_FLOOR = 0.3  # a named special case this well matched outranks its common variant
 UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 QUERY_EXPONENT = 0.3  # how much unexplained words in the question cost
 PHRASE_EXPONENT = 0.7  # how much words of the phrase missing from the question cost
@@ -400,6 +401,16 @@ class Matcher:
                      if f" {marker} " in name]
             if cases:
                 self._cases[proc.code] = cases
+        # The common variant of each special case ("đăng ký khai sinh" for "… có yếu tố nước
+        # ngoài"), with the cases that, named, make it the less likely one.
+        by_name = {" ".join(_words(p.name)): p.code for p in kb.procedures.values()}
+        self._commons: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for code, cases in self._cases.items():
+            name = f" {' '.join(_words(kb.procedures[code].name))} "
+            for i in cases:
+                common = by_name.get(name.replace(f" {self.words.variants[i][0]} ", " ").strip())
+                if common:
+                    self._commons[common].append((i, code))
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
@@ -536,9 +547,14 @@ class Matcher:
             meant_tokens = tokenize(meant)
             tokens = self.correct(translate_english(meant_tokens) if english else meant_tokens)
         content = self._content(tokens)
+        asked = Asked.of(question)
+        # The special cases the question names (less what it says it is not), and whether
+        # each then comes first.
+        meant_asked = asked if meant == fold(question) else Asked.of(meant)
+        named = {i: first for i, (_, wordings, first) in enumerate(self.words.variants)
+                 if said(wordings, meant_asked)}
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
-        asked = Asked.of(question)
         analysis = Analysis(tokens, content, aspects, english,
                             family=() if aspects else self._ask_back.get(tuple(content), ()),
                             elsewhere=self.words.elsewhere(asked))
@@ -566,9 +582,6 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
-        # The special cases the question names, and whether each then comes first.
-        named = {i: first for i, (_, wordings, first) in enumerate(self.words.variants)
-                 if said(wordings, asked)}
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
@@ -584,6 +597,13 @@ class Matcher:
                     score *= VARIANT_FACTOR
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
+        scores = {c.key: c.score for c in scored}
+        # A special case named first outranks its common variant ("I'm Australian … birth").
+        scored = [c if not (specials := [scores.get(special, 0.0) for i, special
+                                         in self._commons.get(c.key, ()) if named.get(i)])
+                  or max(specials) < SPECIAL_FLOOR
+                  else replace(c, score=round(min(c.score, max(specials)) * VARIANT_FACTOR, 4))
+                  for c in scored]
         scored.sort(key=lambda c: (-c.score, c.key))
         # A FAQ entry speaks for its procedure: it is only offered when that procedure is also
         # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.

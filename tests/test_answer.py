@@ -155,6 +155,15 @@ def test_what_the_citizen_says_they_do_not_mean_is_left_out(assistant: Assistant
 def test_the_common_variant_unless_the_special_case_is_named(assistant: Assistant) -> None:
     assert assistant.ask("hai vợ chồng muốn đăng ký kết hôn cần giấy tờ gì").code == "1.000894"
     assert assistant.ask("đăng ký kết hôn với chồng người Hàn Quốc cần gì").code == "2.000806"
+    # Named in passing, or said not to be the case.
+    assert assistant.ask("Hi, my fiancée is Vietnamese and lives in Hat Mon. How do we register "
+                         "our marriage here?").code == "2.000806"
+    assert assistant.ask("Our baby was born at the district hospital. I'm Australian. How do we "
+                         "get a birth certificate?").code == "2.000528"
+    assert assistant.ask("cải chính ngày sinh trong giấy khai sinh, cả nhà quốc tịch Việt "
+                         "Nam").code == "1.004859"
+    assert assistant.ask("không có ai là người nước ngoài cả, hai đứa lần đầu kết hôn, thủ tục "
+                         "thế nào").code == "1.000894"
 
 
 def test_a_named_special_case_comes_before_the_common_variant(assistant: Assistant) -> None:
