@@ -137,9 +137,11 @@ class Assistant:
         t = Text(lang)
         if not analysis.tokens:
             return Answer(question, "none", [], self._empty(t), lang)
-        if analysis.elsewhere:
-            return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
         ranked = analysis.candidates
+        if analysis.elsewhere:  # declined; with its office when it is another office's matter
+            topic = self.outside.get(ranked[0].key) if ranked and (
+                ranked[0].score >= self.floor) else None
+            return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
         if analysis.family:  # only the name several procedures share: ask which one
             matches = [self._match_code(c) for c in analysis.family[:top]]
             return Answer(question, "clarify", matches, self._clarify(matches, t), lang)

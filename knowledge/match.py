@@ -300,6 +300,7 @@ class MatchingWords:
     ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
     off_topic: tuple[Wording, ...]
     everyday: tuple[Wording, ...]
+    local_matters: tuple[Wording, ...]
     to_the_office: tuple[Wording, ...]
 
     @classmethod
@@ -315,8 +316,10 @@ class MatchingWords:
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
+        local_matters = tuple(map(Wording.of, data.get("local_matters", [])))
         to_the_office = tuple(map(Wording.of, data.get("to_the_office", [])))
-        return cls(negation, variants, ask_back, off_topic, everyday, to_the_office)
+        return cls(negation, variants, ask_back, off_topic, everyday, local_matters,
+                   to_the_office)
 
     def elsewhere(self, question: str | Asked) -> bool:
         """True when the question is about something else (a song, a honeymoon, a hotel)."""
@@ -324,8 +327,10 @@ class MatchingWords:
         return said(self.off_topic, asked)
 
     def everyday_in(self, asked: Asked) -> list[Wording]:
-        """The everyday things the question mentions ("điện thoại samsung")."""
-        return [w for w in self.everyday if found(w, asked)]
+        """The everyday things and local affairs the question mentions ("điện thoại samsung",
+        "bãi rác"); everyday things only when it asks the office for nothing."""
+        everyday = () if said(self.to_the_office, asked) else self.everyday
+        return [w for w in (*everyday, *self.local_matters) if found(w, asked)]
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
@@ -610,21 +615,26 @@ class Matcher:
         leader = next((c.code for c in scored if c.key == c.code), None)
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
-        if analysis.candidates and self._strays(analysis.candidates[0], asked, aspects):
+        if self._strays(next(iter(analysis.candidates), None), asked, aspects):
             return replace(analysis, elsewhere=True)
         return analysis
 
-    def _strays(self, best: Candidate, asked: Asked, aspects: list[Aspect]) -> bool:
-        """Whether the question, naming no procedure clearly and asking the office for nothing,
-        mentions an everyday thing its best match knows nothing of ("Google đã khai tử ứng
-        dụng nào")."""
-        if best.score >= CLEAR or best.outside or said(self.words.to_the_office, asked):
+    def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect]) -> bool:
+        """Whether the question, naming no procedure clearly, mentions an everyday thing or a
+        local affair its best match knows nothing of ("Google đã khai tử ứng dụng nào")."""
+        if best is not None and best.score >= CLEAR:
             return False
-        known = self._knows.get(best.key, frozenset()) | self._knows.get(best.code, frozenset())
+        known = frozenset() if best is None else (
+            self._knows.get(best.key, frozenset()) | self._knows.get(best.code, frozenset()))
         known |= CUE_WORDS if aspects else frozenset()
-        # One marked syllable is never known: folded, a procedure's "quyền" would be "quyển".
-        return any(not w.folded or not set(tokenize(w.folded)) <= known
-                   for w in self.words.everyday_in(asked))
+        return any(not self._knows_phrase(known, w) for w in self.words.everyday_in(asked))
+
+    @staticmethod
+    def _knows_phrase(known: frozenset[str], wording: Wording) -> bool:
+        """Whether these terms hold the phrase: its pairs ("khach_san"), or its one word. One
+        marked syllable is never held: folded, a procedure's "quyền" would be "quyển"."""
+        words = wording.folded.split()
+        return bool(words) and (set(bigrams(words)) if len(words) > 1 else {words[0]}) <= known
 
 
 def _dedupe_by_code(candidates: Iterable[Candidate]) -> list[Candidate]:
