@@ -138,12 +138,13 @@ class Turn:
         lang: Lang | None = "en" if self.state.lang == "en" else None
         return self.services.assistant.ask(text, lang=lang, top=CHOICES, context=context)
 
-    def names_procedure(self, beside: Iterable[Intent] = ()) -> bool:
-        """Whether the typed text, less the phrases of the ``beside`` intents, clearly asks
-        about a procedure of its own."""
+    def names_procedure(self, beside: Iterable[Intent] = (), *, clearly: bool = True) -> bool:
+        """Whether the typed text, less the phrases of the ``beside`` intents, asks about a
+        procedure of its own (``clearly``: naming it beyond doubt)."""
         text = self.services.words.without(self.text, beside) if beside else self.text
         answer = self._ask(text)
-        return answer.kind == "procedure" and answer.matches[0].score >= CLEARLY_NAMED
+        return answer.kind == "procedure" and (
+            not clearly or answer.matches[0].score >= CLEARLY_NAMED)
 
     @cached_property
     def off_topic(self) -> bool:

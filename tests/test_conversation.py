@@ -134,6 +134,11 @@ async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) 
     assert start.intent == "ask_code"
     [left] = await say(dialogue, "làm giấy khai sinh cần gì", user="44")
     assert left.code == "1.001193"  # a new question leaves the lookup
+    await say(dialogue, "tra cứu hồ sơ", user="45")
+    # Saying why there is no code does not keep the citizen in the lookup.
+    [left] = await say(dialogue, "em để quên phiếu hẹn ở nhà rồi, thế làm khai tử cần mang gì",
+                       user="45")
+    assert (left.intent, left.code) == ("procedure", "1.000656")
 
 
 async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,

@@ -38,6 +38,8 @@ async def lookup(turn: Turn) -> list[Reply] | None:
     state.step, state.pending_code = Step.IDLE, ""  # anything else leaves the lookup
     # "hồ sơ khai sinh của tôi đến đâu rồi" names a procedure too: the lookup still wins.
     if turn.intent is Intent.LOOKUP or Intent.LOOKUP in turn.mentioned:
+        if step is not Step.IDLE and turn.names_procedure(beside=[Intent.LOOKUP], clearly=False):
+            return None  # asked for the code: "quên phiếu hẹn rồi, thế làm khai tử cần gì"
         state.step = Step.RECEIPT_CODE
         return turn.reply(t("Please type the receipt code (mã hồ sơ) printed on your receipt "
                             "slip."), "ask_code")
