@@ -416,6 +416,10 @@ class Matcher:
                 common = by_name.get(name.replace(f" {self.words.variants[i][0]} ", " ").strip())
                 if common:
                     self._commons[common].append((i, code))
+        # Each procedure's name and aliases as folded words, longest first.
+        self._names = {p.code: sorted({f" {' '.join(tokenize(n))} " for n in (p.name, *p.aliases)}
+                                      - {"  "}, key=len, reverse=True)
+                       for p in kb.procedures.values()}
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
@@ -615,8 +619,16 @@ class Matcher:
         leader = next((c.code for c in scored if c.key == c.code), None)
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
-        if self._strays(next(iter(analysis.candidates), None), asked, aspects):
+        best = next(iter(analysis.candidates), None)
+        if self._strays(best, asked, aspects):
             return replace(analysis, elsewhere=True)
+        if aspects and best is not None:
+            # A cue inside the procedure's own name asks nothing: "khai tử nộp" is no "tự
+            # nộp", "xác nhận đủ điều kiện mua nhà" no question about eligibility.
+            rest = f" {' '.join(tokens)} "
+            for name in self._names.get(best.code, ()):
+                rest = rest.replace(name, " ")
+            return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
 
     def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect]) -> bool:

@@ -208,6 +208,13 @@ def test_an_everyday_thing_the_procedure_does_not_know_makes_a_question_off_topi
     assert (answer.kind, answer.code) == ("procedure" if code else "none", code)
 
 
+def test_a_cue_inside_the_procedure_name_asks_nothing(assistant: Assistant) -> None:
+    # "khai tử nộp" folds like "tự nộp" (submitting oneself), "vneid" like online submission.
+    assert [a.value for a in assistant.ask("đăng ký khai tử nộp ở đâu").aspects] == ["where"]
+    assert [a.value for a in assistant.ask("kich hoat vneid muc 2 o dau vay").aspects] \
+        == ["where"]
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
