@@ -30,7 +30,16 @@ from knowledge.match import (
     Candidate,
     Matcher,
 )
-from knowledge.schema import Channel, Faq, FeeStatus, Method, OutsideTopic, Procedure, TimeUnit
+from knowledge.schema import (
+    Channel,
+    Faq,
+    FaqSource,
+    FeeStatus,
+    Method,
+    OutsideTopic,
+    Procedure,
+    TimeUnit,
+)
 from knowledge.text import fold, tokenize
 
 Kind = Literal["procedure", "clarify", "none"]
@@ -101,6 +110,27 @@ class Answer:
             "matches": [asdict(m) for m in self.matches],
             "answer": self.answer,
         }
+
+
+_DOCUMENT_KINDS = (("QH", "Law"), ("NĐ-CP", "Decree"), ("TT-", "Circular"), ("NQ", "Resolution"),
+                   ("QĐ", "Decision"))
+_ARTICLE = re.compile(r"(?:khoản (\d+) )?Điều (\d+)(?: khoản (\d+))?")
+_PORTAL_SOURCE = re.compile(r"Cổng Dịch vụ công quốc gia — thủ tục ([\d.]+)")
+
+
+def source_en(source: FaqSource) -> str:
+    """A legal source in English: the document's kind and number, and its article."""
+    if portal := _PORTAL_SOURCE.match(source.title):
+        return f"national public service portal, procedure {portal[1]}"
+    if not source.number:
+        return source.title
+    kind = next((en for mark, en in _DOCUMENT_KINDS if mark in source.number), "Document")
+    article = _ARTICLE.search(source.article)
+    where = ""
+    if article:
+        clause = article[1] or article[3]
+        where = f", Article {article[2]}" + (f"({clause})" if clause else "")
+    return f"{kind} {source.number}{where}"
 
 
 def clean_question(raw: str) -> str:
@@ -297,7 +327,8 @@ class Assistant:
 
     def _faq_source(self, faq: Faq, t: Text) -> str:
         sources = "; ".join(
-            " ".join(x for x in (s.article, s.title, s.number) if x) for s in faq.sources)
+            source_en(s) if t.lang == "en" else " ".join(x for x in (s.article, s.title, s.number)
+                                                         if x) for s in faq.sources)
         return t("Source: {sources} (as of {date}).", sources=sources,
                  date=t.date(faq.facts_date))
 

@@ -88,6 +88,14 @@ def test_english_documents_are_english(assistant: Assistant) -> None:
     assert "Tờ khai" not in answer.answer.split("(")[0]
 
 
+def test_english_legal_sources_name_the_document_in_english(assistant: Assistant) -> None:
+    answer = assistant.ask("How do I get my signature certified on a power of attorney?")
+    assert answer.faq is not None
+    source = next(line for line in answer.answer.splitlines() if line.startswith("Source:"))
+    assert "Decree 23/2015/NĐ-CP" in source and "procedure 2.000884" in source
+    assert "Nghị định" not in source and "Cổng" not in source
+
+
 def test_ambiguous_question_offers_choices(assistant: Assistant) -> None:
     # First card, exchange, re-issue and under-14 are four procedures: the citizen chooses.
     answer = assistant.ask("căn cước", top=4)
