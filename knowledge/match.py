@@ -384,6 +384,7 @@ def said(wordings: Iterable[Wording], asked: Asked) -> bool:
     return any(found(w, asked) for w in wordings)
 
 
+_VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 
@@ -444,6 +445,7 @@ class Matcher:
         for word in sorted(self.vocabulary):
             self._by_initial[word[0]].append(word)
         self._unknown = max(self._weights.values(), default=1.0) * UNKNOWN_WEIGHT_FACTOR
+        self._spellings = sorted(self.vocabulary | CUE_WORDS)  # what a slip may be a slip of
         # Family names asked back, keyed by what matching keeps of them.
         self._ask_back: dict[tuple[str, ...], tuple[str, ...]] = {}
         for phrasings, codes in self.words.ask_back:
@@ -620,7 +622,8 @@ class Matcher:
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         best = next(iter(analysis.candidates), None)
-        if self._strays(best, asked, aspects):
+        if self._strays(best, asked, aspects) or (
+                not english and self._foreign_words(content, best, asked)):
             return replace(analysis, elsewhere=True)
         if aspects and best is not None:
             # A cue inside the procedure's own name asks nothing: "khai tử nộp" is no "tự
@@ -640,6 +643,19 @@ class Matcher:
             self._knows.get(best.key, frozenset()) | self._knows.get(best.code, frozenset()))
         known |= CUE_WORDS if aspects else frozenset()
         return any(not self._knows_phrase(known, w) for w in self.words.everyday_in(asked))
+
+    def _foreign_words(self, content: list[str], best: Candidate | None, asked: Asked) -> bool:
+        """Whether a Vietnamese question, naming no procedure clearly and asking the office for
+        nothing, holds a foreign word that is no slip of a known one ("Excel", "UNESCO" is
+        short: "marketing", "Outlook") — a question about a brand, an app, a product."""
+        if (best is not None and best.score >= CLEAR) or said(self.words.to_the_office, asked):
+            return False
+        return any(len(_VOWEL_GROUPS.findall(t)) >= 2 and not is_syllable(t)
+                   and t not in self.vocabulary and t not in CUE_WORDS and t not in STOP_WORDS
+                   and not any(c.isdigit() for c in t)
+                   and process.extractOne(t, self._spellings, scorer=Levenshtein.distance,
+                                          score_cutoff=2) is None
+                   for t in content)
 
     @staticmethod
     def _knows_phrase(known: frozenset[str], wording: Wording) -> bool:

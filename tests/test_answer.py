@@ -206,6 +206,9 @@ def test_a_question_about_something_else_sharing_a_word_is_declined(
     ("Google đã khai tử những ứng dụng nào năm nay", ""),
     ("chế độ giám hộ trẻ em trên điện thoại samsung bật ở đâu", ""),
     ("sổ hồng loại kẻ ngang 200 trang giá bao nhiêu một quyển", ""),
+    # A foreign word that is no slip of a known one: a brand, an app, a product.
+    ("cài trả lời tự động khi tạm vắng trong Outlook", ""),
+    ("gia hạn tạm trú onlien phí bao nhiu", "1.002755"),
     # A story may mention everyday things; asking the office for something keeps it a question.
     ("đi du lịch bị mất ví, giờ làm lại thẻ căn cước thì lên đâu", "1.014064"),
     ("nhà em muốn đăng ký hộ kinh doanh bán cafe", "1.001612"),
