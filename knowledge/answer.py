@@ -220,7 +220,8 @@ class Assistant:
         if analysis.aspects and (kind != "none" or len(residual) <= ASPECT_RESIDUAL
                                  or related is not None):
             return self.about(code, analysis.aspects, t, question=question)
-        if note is None and (kind != "none" or len(analysis.content) > 4
+        if note is None and (kind == "procedure" or (kind == "clarify" and code not in offered)
+                             or len(analysis.content) > 4
                              or not any(w in self.matcher.vocabulary for w in analysis.tokens)):
             return None  # not about the procedure under discussion, or not words at all
         if note is None:

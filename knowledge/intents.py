@@ -54,9 +54,13 @@ PLEASANTRIES = (Intent.GOODBYE, Intent.THANKS, Intent.GREETING)
 _PRIORITY = {intent: i for i, intent in enumerate(Intent)}
 
 
+_STRETCHED = re.compile(r"(\w)\1{2,}")
+
+
 def words(text: str) -> list[str]:
-    """Folded words of ``text`` (no abbreviation expansion: phrases are matched as typed)."""
-    return _WORD.findall(fold(text))
+    """Folded words of ``text`` (no abbreviation expansion: phrases are matched as typed), a
+    letter held down counted once ("hellooo", "alooo")."""
+    return _WORD.findall(_STRETCHED.sub(r"\1", fold(text)))
 
 
 @dataclass(frozen=True)

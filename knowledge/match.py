@@ -56,7 +56,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi", "bat buoc",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
-                       "document", "documents", "papers", "bring", "what do i need"),
+                       "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "fee", "cost",
                  "how much", "pay", "charge", "free"),
@@ -75,7 +75,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                          "nhu the nao thi duoc", "co duoc huong", "duoc huong khong",
                          "nop thay", "lam thay", "di thay", "ky thay", "thay duoc khong",
                          "thay co duoc", "thay dc", "mot minh", "1 minh", "dung ra",
-                         "tu di nop", "tu nop", "ho duoc khong", "ho dc khong", "ho duoc ko",
+                         "tu di nop", "tu nop", "tu di dang ky", "tu dang ky", "tu di lam",
+                         "tu lam duoc", "ho duoc khong", "ho dc khong", "ho duoc ko",
                          "ho dc ko", "eligible", "ai phai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),
@@ -90,6 +91,7 @@ QUESTION_PHRASES = sorted(
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
+    hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve
     uy ban nhan dan|uy ban
     how much|how long|what do i need|where do i|where can i|how do i|how can i
     """.replace("\n", "|").split("|") if p.strip()),
@@ -567,7 +569,7 @@ class Matcher:
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         analysis = Analysis(tokens, content, aspects, english,
-                            family=() if aspects else self._ask_back.get(tuple(content), ()),
+                            family=self._family(tokens, content, aspects),
                             elsewhere=self.words.elsewhere(asked))
         if not content and (aspects or not any("_" in t for t in query)):
             return analysis  # only question words ("còn phí?"), unless a known pair ("báo tử")
@@ -621,18 +623,26 @@ class Matcher:
         leader = next((c.code for c in scored if c.key == c.code), None)
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
-        best = next(iter(analysis.candidates), None)
-        if self._strays(best, asked, aspects) or (
-                not english and self._foreign_words(content, best, asked)):
+        leading = next(iter(analysis.candidates), None)
+        if self._strays(leading, asked, aspects) or (
+                not english and self._foreign_words(content, leading, asked)):
             return replace(analysis, elsewhere=True)
-        if aspects and best is not None:
+        if aspects and leading is not None:
             # A cue inside the procedure's own name asks nothing: "khai tử nộp" is no "tự
             # nộp", "xác nhận đủ điều kiện mua nhà" no question about eligibility.
             rest = f" {' '.join(tokens)} "
-            for name in self._names.get(best.code, ()):
+            for name in self._names.get(leading.code, ()):
                 rest = rest.replace(name, " ")
             return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
+
+    def _family(self, tokens: list[str], content: list[str],
+                aspects: list[Aspect]) -> tuple[str, ...]:
+        """The procedures to ask back among when the question only names what they share; an
+        aspect asked beyond that name ("chứng thực giấy tờ" asks none) answers instead."""
+        family = self._ask_back.get(tuple(content), ())
+        rest = " ".join(t for t in tokens if t not in content)
+        return family if family and (not aspects or not detect_aspects(rest)) else ()
 
     def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect]) -> bool:
         """Whether the question, naming no procedure clearly, mentions an everyday thing or a

@@ -188,6 +188,10 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     assert answer.kind == "clarify"
     assert [m.code for m in answer.matches] == ["1.013225", "1.013229", "1.013228", "1.013227"]
     assert assistant.ask("cho hỏi về hộ nghèo").kind == "clarify"
+    assert assistant.ask("hỏi chút về giấy phép xây dựng").kind == "clarify"
+    # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does.
+    assert assistant.ask("e cần chứng thực giấy tờ").kind == "clarify"
+    assert assistant.ask("chứng thực cần giấy tờ gì").kind == "procedure"
     # Naming what is wanted is enough to answer.
     assert assistant.ask("xin giấy phép xây nhà 3 tầng").code == "1.013225"
     assert assistant.ask("đăng ký hộ kinh doanh").code == "1.001612"

@@ -84,6 +84,15 @@ async def test_follow_ups_are_about_the_procedure_under_discussion(dialogue: Dia
     assert expired.code == ""  # the context has expired: no procedure assumed
 
 
+async def test_a_follow_up_matching_several_procedures_stays_with_the_one_at_hand(
+        dialogue: Dialogue) -> None:
+    [permit] = await say(dialogue, "xin giấy phép xây nhà mới 3 tầng", user="61")
+    assert permit.code == "1.013225"
+    # "bản vẽ" belongs to every building permit: the one under discussion is meant.
+    [drawings] = await say(dialogue, "có cần bản vẽ ko", user="61")
+    assert (drawings.intent, drawings.code) == ("procedure", "1.013225")
+
+
 async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
     [choices] = await say(dialogue, "căn cước")
     assert choices.intent == "clarify"

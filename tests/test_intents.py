@@ -21,6 +21,7 @@ CODE = "000.00.19.H26-251127-0001"
     ("thôi bác đi đây, chào cháu nhé", Intent.GOODBYE), ("dc r", Intent.ACK),
     ("Chào cháu, chúc cháu buổi sáng tốt lành", Intent.GREETING),
     ("chào buổi sáng các cán bộ xã", Intent.GREETING), ("cán bộ", Intent.STAFF),
+    ("hellooo", Intent.GREETING), ("alooo", Intent.GREETING),  # a letter held down
 ])
 def test_a_whole_message_is_an_intent(text: str, intent: Intent) -> None:
     assert intent_words().whole_intent(text) is intent
