@@ -218,7 +218,8 @@ class Assistant:
         if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
             return None  # a procedure (or a few) of its own, not a case of the one at hand
         if analysis.aspects and (kind != "none" or len(residual) <= ASPECT_RESIDUAL
-                                 or related is not None):
+                                 or related is not None
+                                 or self.matcher.knows(code, residual)):
             return self.about(code, analysis.aspects, t, question=question)
         if note is None and (kind == "procedure" or (kind == "clarify" and code not in offered)
                              or len(analysis.content) > 4

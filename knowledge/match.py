@@ -636,6 +636,12 @@ class Matcher:
             return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
 
+    def knows(self, code: str, words: Iterable[str]) -> bool:
+        """Whether a procedure's names, aliases or summary hold one of these words ("bé sinh
+        tháng 8 mà giờ mới đi làm" is about birth registration)."""
+        known = self._knows.get(code, frozenset())
+        return any(w in known and w not in STOP_WORDS for w in words)
+
     def _family(self, tokens: list[str], content: list[str],
                 aspects: list[Aspect]) -> tuple[str, ...]:
         """The procedures to ask back among when the question only names what they share; an

@@ -76,6 +76,10 @@ async def test_follow_ups_are_about_the_procedure_under_discussion(dialogue: Dia
     assert case.code == "1.001193" and "ủy quyền" in case.text
     [late] = await say(dialogue, "để muộn có bị phạt không")
     assert late.code == "1.001193" and "60 ngày" in late.text
+    # A long case question about an aspect, in the procedure's own words.
+    [fee] = await say(dialogue, "bé sinh từ tháng 8 mà giờ mới đi làm thì có bị phạt hay mất "
+                                "tiền ko ạ")
+    assert fee.code == "1.001193" and fee.text.startswith("Lệ phí")
     [other] = await say(dialogue, "còn đăng ký kết hôn thì cần giấy tờ gì")
     assert other.code == "1.000894"  # a new topic replaces the context
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
