@@ -77,7 +77,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                          "thay co duoc", "thay dc", "mot minh", "1 minh", "dung ra",
                          "tu di nop", "tu nop", "tu di dang ky", "tu dang ky", "tu di lam",
                          "tu lam duoc", "ho duoc khong", "ho dc khong", "ho duoc ko",
-                         "ho dc ko", "eligible", "ai phai"),
+                         "ho dc ko", "eligible", "ai phai", "ai dc", "ai di khai", "ai di lam",
+                         "ai co quyen"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "steps", "process"),
 }
@@ -219,6 +220,8 @@ _ENGLISH = frozenset(
     good morning afternoon evening hi hey
     """.split()
 )
+# Vietnamese chat shorthand, no English word: "lam online dc ko a" is Vietnamese.
+_CHAT_SHORTHAND = frozenset("ko k kh khg kg hok dc dk ntn bn ad r vs mk mn ak ah nhe nha j".split())
 _VIETNAMESE_ONLY = re.compile(
     r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]")
 
@@ -234,7 +237,8 @@ def is_english(text: str, tokens: list[str]) -> bool:
                                          for w in text.split()) > len(tokens) // 3:
         return False
     hits = sum(t in _ENGLISH for t in tokens)
-    foreign = sum(t not in _ENGLISH and not is_syllable(t) for t in tokens)
+    foreign = sum(t not in _ENGLISH and t not in _CHAT_SHORTHAND and not is_syllable(t)
+                  for t in tokens)
     return hits >= 2 and (hits + foreign) / len(tokens) >= 0.5
 
 
@@ -640,7 +644,7 @@ class Matcher:
         """Whether a procedure's names, aliases or summary hold one of these words ("bé sinh
         tháng 8 mà giờ mới đi làm" is about birth registration)."""
         known = self._knows.get(code, frozenset())
-        return any(w in known and w not in STOP_WORDS for w in words)
+        return any(w in known and w.isalpha() and w not in STOP_WORDS for w in words)
 
     def _family(self, tokens: list[str], content: list[str],
                 aspects: list[Aspect]) -> tuple[str, ...]:

@@ -97,6 +97,16 @@ async def test_a_follow_up_matching_several_procedures_stays_with_the_one_at_han
     assert (drawings.intent, drawings.code) == ("procedure", "1.013225")
 
 
+async def test_a_story_that_mentions_coming_here_is_no_goodbye_and_english_documents_no_switch(
+        dialogue: Dialogue) -> None:
+    [story] = await say(dialogue, "Em muốn chuyển hộ khẩu từ quê về đây ở với nhà chồng thì "
+                                  "làm thế nào ạ", user="62")
+    assert story.intent != "goodbye"
+    [case] = await say(dialogue, "đăng ký khai sinh cho con thì giấy tờ bằng tiếng anh có cần "
+                                 "dịch không", user="62")
+    assert case.intent != "language" and "English" not in case.text  # no switch of language
+
+
 async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
     [choices] = await say(dialogue, "căn cước")
     assert choices.intent == "clarify"

@@ -22,6 +22,8 @@ CODE = "000.00.19.H26-251127-0001"
     ("Chào cháu, chúc cháu buổi sáng tốt lành", Intent.GREETING),
     ("chào buổi sáng các cán bộ xã", Intent.GREETING), ("cán bộ", Intent.STAFF),
     ("hellooo", Intent.GREETING), ("alooo", Intent.GREETING),  # a letter held down
+    ("c.on b nhieu", Intent.THANKS), ("oke e hieu r", Intent.ACK),
+    ("thoi khoi theo doi nua", Intent.UNFOLLOW), ("bat dau lai tu dau di", Intent.MENU),
 ])
 def test_a_whole_message_is_an_intent(text: str, intent: Intent) -> None:
     assert intent_words().whole_intent(text) is intent
@@ -56,6 +58,7 @@ def test_the_communes_own_name_reads_as_filler() -> None:
     ("I'm British and want to marry my Vietnamese fiancée here, what documents do I need?", "en"),
     ("track application 000.00.19.H26-261120-0001", "en"), ("Đăng Ký Khai Sinh", None),
     ("lam giay khai sinh o dau", None), ("làm giấy khai sinh cho con cần những gì ạ", "vi"),
+    ("lam online dc ko a", None),  # chat shorthand is no English
 ])
 def test_the_language_a_message_is_written_in(text: str, lang: str | None) -> None:
     assert written_language(text) == lang
