@@ -65,7 +65,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "khi nao xong", "bao gio xong", "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
-                   "o xa minh", "where"),
+                   "o xa minh", "ve xa minh", "tai xa minh", "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
@@ -256,6 +256,10 @@ _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao
                          r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )")
 
 
+# A yes/no question whether something may be done, when it asks no other aspect.
+_MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc|đc) (?:khong|ko|k|hong|kg|hok|a|ah) ")
+
+
 def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects named in a folded question, in the order they are asked."""
     padded = _SPENT_TIME.sub(" ", f" {folded} ")
@@ -264,6 +268,8 @@ def detect_aspects(folded: str) -> list[Aspect]:
         positions = [padded.find(f" {c} ") for c in cues if f" {c} " in padded]
         if positions:
             found.append((min(positions), aspect))
+    if not found and _MAY_I.search(padded):
+        return [Aspect.ELIGIBILITY]  # "nhà đi thuê thì có nhập khẩu vào được không"
     return [aspect for _, aspect in sorted(found)]
 
 

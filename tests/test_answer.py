@@ -230,6 +230,14 @@ def test_a_cue_inside_the_procedure_name_asks_nothing(assistant: Assistant) -> N
         == ["where"]
 
 
+def test_whether_something_may_be_done_asks_about_eligibility(assistant: Assistant) -> None:
+    answer = assistant.ask("nhà đi thuê thì có nhập khẩu vào được không", context="1.004222")
+    assert (answer.code, [a.value for a in answer.aspects]) == ("1.004222", ["eligibility"])
+    # Another aspect asked wins: "online".
+    assert [a.value for a in assistant.ask("tạm trú có nộp online được không").aspects] \
+        == ["online"]
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
