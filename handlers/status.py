@@ -57,6 +57,7 @@ class StatusAnswer:
     application_id: int | None = None
     refused: bool = False  # too many failures: not even checked
     detail: str = ""  # "overdue", "supplement", "ready", "processing", "closed"
+    procedure: str = ""  # the application's procedure code, once the second factor matched
 
 
 def overdue(app: Application, now: dt.datetime) -> bool:
@@ -150,7 +151,7 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
     if name:
         app = app.model_copy(update={"procedure_name": name})
     return StatusAnswer(status_text(app, t, now=now, request=request), application_id=app.id,
-                        detail=status_detail(app, now))
+                        detail=status_detail(app, now), procedure=app.procedure_code or "")
 
 
 def change_message(app: Application, status: ApplicationStatus, lang: Lang) -> str:

@@ -153,6 +153,9 @@ async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) 
     assert ask.intent == "ask_phone"
     [status] = await say(dialogue, "5678 ạ")
     assert "Trạng thái: đã tiếp nhận" in status.text
+    # The application's procedure is now the one under discussion.
+    [fee] = await say(dialogue, "còn phí?")
+    assert fee.code == "1.001193" and fee.text.startswith("Lệ phí")
     [start] = await say(dialogue, "hồ sơ của tôi đến đâu rồi", user="44")
     assert start.intent == "ask_code"
     [left] = await say(dialogue, "làm giấy khai sinh cần gì", user="44")

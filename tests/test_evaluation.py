@@ -1,7 +1,7 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 5 were
+questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 6 were
 each written blind by a separate writer and measured once before their
 failures were studied (the main README has the first figures). The levels are asserted on
 all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
@@ -64,9 +64,10 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
     assert_levels(assistant, [("questions_heldout2", 92.0, 2.0, 95.0),
-                              ("questions_heldout3", 92.0, 3.0, 85.0),
+                              ("questions_heldout3", 92.0, 3.0, 90.0),
                               ("questions_heldout4", 92.0, 2.0, 95.0),
-                              ("questions_heldout5", 92.0, 2.0, 85.0)])
+                              ("questions_heldout5", 92.0, 2.0, 95.0),
+                              ("questions_heldout6", 95.0, 2.0, 95.0)])
 
 
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
@@ -147,10 +148,11 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
     assert held_out["direct_correct"] >= 92.0
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
+    assert_levels(catalog, [("questions_heldout6", 95.0, 2.0, 95.0)])
 
 
 @needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
-    assert_levels(catalog, [("catalog_tune", 81.0, 7.0, 85.0),
-                            ("catalog_heldout", 84.5, 4.0, 85.0),
+    assert_levels(catalog, [("catalog_tune", 81.0, 6.0, 85.0),
+                            ("catalog_heldout", 85.0, 3.0, 85.0),
                             ("catalog_heldout2", 86.0, 5.0, 90.0)])

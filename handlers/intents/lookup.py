@@ -79,6 +79,8 @@ async def got_phone(turn: Turn) -> list[Reply]:
                                                          Button(t("Contact staff"),
                                                                 Intent.STAFF)])
     state.application_id = answer.application_id
+    if answer.procedure in turn.services.assistant.kb.procedures:
+        turn.set_topic(answer.procedure)  # "giấy tờ chứng minh chỗ ở gồm những gì" is about it
     return turn.reply(answer.text, "status", [Button(t("Follow this application"),
                                                      Intent.FOLLOW),
                                               Button(t("Menu"), Intent.MENU)],
