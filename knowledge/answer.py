@@ -40,7 +40,7 @@ from knowledge.schema import (
     Procedure,
     TimeUnit,
 )
-from knowledge.text import fold, tokenize
+from knowledge.text import bigrams, fold, tokenize
 
 Kind = Literal["procedure", "clarify", "none"]
 
@@ -85,6 +85,7 @@ NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the top
 # A declined question with more other words, none of them in a note of the procedure under
 # discussion, is about something else ("bao giờ thu tiền vệ sinh môi trường quý 4").
 ASPECT_RESIDUAL = 3
+COMMON_PAPER = 5  # a paper named by more procedures than this names none in particular
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,11 @@ class Assistant:
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
                 not analysis.aspects):
             return None  # a matter of another office ("làm visa"), declined as such
+        if not analysis.aspects and kind != "clarify" and (
+                kind == "none" or ranked[0].code == code) and self._notes.names_document(
+                code, analysis.tokens):
+            # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
+            return self.about(code, [Aspect.DOCUMENTS], t, question=question)
         related = self._notes.best(code, question)
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
@@ -601,6 +607,17 @@ class CaseNotes:
                 documents.update(note.words)
         total = max(sum(len(v) for v in self._by_code.values()), 1)
         self._idf = {w: math.log(total / n) for w, n in documents.items()}
+        # The word pairs naming each procedure's papers; pairs most procedures ask for
+        # ("tờ khai", "giấy tờ") name none in particular.
+        pairs = {code: {pair for d in kb.procedures[code].documents
+                        for pair in bigrams(tokenize(d.name))} for code in kb.bundled_codes}
+        common = Counter(pair for held in pairs.values() for pair in held)
+        self._papers = {code: {p for p in held if common[p] <= COMMON_PAPER}
+                        for code, held in pairs.items()}
+
+    def names_document(self, code: str, tokens: list[str]) -> bool:
+        """Whether the question names one of the papers the procedure asks for."""
+        return bool(self._papers.get(code, set()) & set(bigrams(tokens)))
 
     @staticmethod
     def _notes(proc: Procedure, faqs: list[Faq]) -> list[CaseNote]:

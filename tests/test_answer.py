@@ -238,6 +238,11 @@ def test_whether_something_may_be_done_asks_about_eligibility(assistant: Assista
         == ["online"]
 
 
+def test_a_follow_up_naming_one_of_the_papers_gets_the_documents(assistant: Assistant) -> None:
+    answer = assistant.ask("bv ko cap giay bao tu thi sao", context="1.000656")
+    assert (answer.code, [a.value for a in answer.aspects]) == ("1.000656", ["documents"])
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
