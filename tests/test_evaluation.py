@@ -1,7 +1,7 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 6 were
+questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 7 were
 each written blind by a separate writer and measured once before their
 failures were studied (the main README has the first figures). The levels are asserted on
 all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
@@ -67,7 +67,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout3", 92.0, 3.0, 90.0),
                               ("questions_heldout4", 92.0, 2.0, 95.0),
                               ("questions_heldout5", 92.0, 2.0, 95.0),
-                              ("questions_heldout6", 95.0, 2.0, 95.0)])
+                              ("questions_heldout6", 95.0, 2.0, 95.0),
+                              ("questions_heldout7", 92.0, 2.0, 90.0)])
 
 
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
@@ -148,7 +149,8 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
     assert held_out["direct_correct"] >= 92.0
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
-    assert_levels(catalog, [("questions_heldout6", 95.0, 2.0, 95.0)])
+    assert_levels(catalog, [("questions_heldout6", 95.0, 2.0, 95.0),
+                            ("questions_heldout7", 92.0, 2.0, 90.0)])
 
 
 @needs_data
