@@ -17,6 +17,7 @@ from handlers.messages import Button, IncomingMessage, Reply
 from knowledge.answer import Answer, Assistant
 from knowledge.i18n import Lang, Text, language
 from knowledge.intents import Intent, IntentWords
+from knowledge.match import CLEAR
 from knowledge.workdays import TZ
 from storage.models import Conversation
 
@@ -24,7 +25,7 @@ TOPIC_TTL = dt.timedelta(minutes=30)  # the procedure under discussion is forgot
 CHOICES = 4  # procedures offered at most when asking back (a family such as ID cards)
 # A question that names a procedure this clearly is about it, whatever else its words suggest
 # ("nộp hồ sơ khai sinh ở đâu" is no question about the office's address).
-CLEARLY_NAMED = 0.6
+CLEARLY_NAMED = CLEAR
 
 
 class Step(StrEnum):

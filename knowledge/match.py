@@ -257,7 +257,7 @@ _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao
 
 
 # A yes/no question whether something may be done, when it asks no other aspect.
-_MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc|đc) (?:khong|ko|k|hong|kg|hok|a|ah) ")
+_MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc) (?:khong|ko|k|hong|kg|hok|a|ah) ")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
