@@ -48,6 +48,7 @@ DIRECT = 0.34
 FLOOR = 0.3
 RATIO = 0.92
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
+STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
 MAX_QUESTION_CHARS = 500
 
 CHANNEL_LABELS = {
@@ -177,6 +178,9 @@ class Assistant:
             matches = [self._match_code(c) for c in analysis.family[:top]]
             return Answer(question, "clarify", matches, self._clarify(matches, t), lang)
         kind = self._decide(ranked)
+        if kind == "none" and len(text.split()) >= STORY_WORDS and ranked and (
+                not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
+            kind = "clarify"  # a story that only implies its need: offer the likeliest ones
         if context in self.kb.procedures:
             follow_up = self._in_context(question, analysis, kind, context, t)
             if follow_up is not None:

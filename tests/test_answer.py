@@ -243,6 +243,16 @@ def test_a_follow_up_naming_one_of_the_papers_gets_the_documents(assistant: Assi
     assert (answer.code, [a.value for a in answer.aspects]) == ("1.000656", ["documents"])
 
 
+def test_a_story_that_only_implies_its_need_is_offered_choices(assistant: Assistant) -> None:
+    answer = assistant.ask("Nhà tôi có cô em họ từ Thanh Hóa ra chơi, ở lại khoảng một tuần. "
+                           "Hàng xóm bảo phải báo với công an xã, mà tôi không biết báo thế "
+                           "nào, có phải lên tận nơi không.")
+    assert answer.kind == "clarify"
+    assert "2.001159" in [m.code for m in answer.matches]  # thông báo lưu trú, one tap away
+    # A short off-topic question is still declined, not offered choices.
+    assert assistant.ask("Đi Nhật du lịch thì nên lưu trú ở ryokan hay khách sạn?").kind == "none"
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
