@@ -23,9 +23,6 @@ from storage.models import Conversation
 
 TOPIC_TTL = dt.timedelta(minutes=30)  # the procedure under discussion is forgotten after this
 CHOICES = 4  # procedures offered at most when asking back (a family such as ID cards)
-# A question that names a procedure this clearly is about it, whatever else its words suggest
-# ("nộp hồ sơ khai sinh ở đâu" is no question about the office's address).
-CLEARLY_NAMED = CLEAR
 
 
 class Step(StrEnum):
@@ -141,11 +138,12 @@ class Turn:
 
     def names_procedure(self, beside: Iterable[Intent] = (), *, clearly: bool = True) -> bool:
         """Whether the typed text, less the phrases of the ``beside`` intents, asks about a
-        procedure of its own (``clearly``: naming it beyond doubt)."""
+        procedure of its own (``clearly``: naming it beyond doubt, so that "nộp hồ sơ khai
+        sinh ở đâu" is no question about the office's address)."""
         text = self.services.words.without(self.text, beside) if beside else self.text
         answer = self._ask(text)
         return answer.kind == "procedure" and (
-            not clearly or answer.matches[0].score >= CLEARLY_NAMED)
+            not clearly or answer.matches[0].score >= CLEAR)
 
     @cached_property
     def off_topic(self) -> bool:

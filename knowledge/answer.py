@@ -214,9 +214,8 @@ class Assistant:
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
                 not analysis.aspects):
             return None  # a matter of another office ("làm visa"), declined as such
-        if not analysis.aspects and kind != "clarify" and (
-                kind == "none" or ranked[0].code == code) and self._notes.names_document(
-                code, analysis.tokens):
+        at_hand = kind == "none" or (kind == "procedure" and ranked[0].code == code)
+        if not analysis.aspects and at_hand and self._notes.names_document(code, analysis.tokens):
             # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
             return self.about(code, [Aspect.DOCUMENTS], t, question=question)
         related = self._notes.best(code, question)

@@ -338,11 +338,11 @@ class MatchingWords:
         asked = question if isinstance(question, Asked) else Asked.of(question)
         return said(self.off_topic, asked)
 
-    def everyday_in(self, asked: Asked) -> list[Wording]:
-        """The everyday things and local affairs the question mentions ("điện thoại samsung",
-        "bãi rác"); everyday things only when it asks the office for nothing."""
-        everyday = () if said(self.to_the_office, asked) else self.everyday
-        return [w for w in (*everyday, *self.local_matters) if found(w, asked)]
+    def everyday_in(self, asked: Asked, *, everyday: bool) -> list[Wording]:
+        """The local affairs the question mentions ("bãi rác") and, with ``everyday``, the
+        everyday things ("điện thoại samsung")."""
+        return [w for w in (*(self.everyday if everyday else ()), *self.local_matters)
+                if found(w, asked)]
 
     def without_negated(self, text: str) -> str:
         """The question less what it says it is not about (folded); also "không X mà Y"."""
@@ -412,19 +412,19 @@ class Matcher:
         self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
         self.words = MatchingWords.load()
         # The special cases each procedure is for, as indexes into the variants.
+        names = {p.code: f" {' '.join(_words(p.name))} " for p in kb.procedures.values()}
         self._cases: dict[str, list[int]] = {}
-        for proc in kb.procedures.values():
-            name = f" {' '.join(_words(proc.name))} "
+        for code, name in names.items():
             cases = [i for i, (marker, _, _) in enumerate(self.words.variants)
                      if f" {marker} " in name]
             if cases:
-                self._cases[proc.code] = cases
+                self._cases[code] = cases
         # The common variant of each special case ("đăng ký khai sinh" for "… có yếu tố nước
         # ngoài"), with the cases that, named, make it the less likely one.
-        by_name = {" ".join(_words(p.name)): p.code for p in kb.procedures.values()}
+        by_name = {name.strip(): code for code, name in names.items()}
         self._commons: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for code, cases in self._cases.items():
-            name = f" {' '.join(_words(kb.procedures[code].name))} "
+            name = names[code]
             for i in cases:
                 common = by_name.get(name.replace(f" {self.words.variants[i][0]} ", " ").strip())
                 if common:
@@ -634,8 +634,7 @@ class Matcher:
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
-        if self._strays(leading, asked, aspects) or (
-                not english and self._foreign_words(content, leading, asked)):
+        if self._strays(leading, asked, aspects, [] if english else content):
             return replace(analysis, elsewhere=True)
         if aspects and leading is not None:
             # A cue inside the procedure's own name asks nothing: "khai tử nộp" is no "tự
@@ -660,28 +659,29 @@ class Matcher:
         rest = " ".join(t for t in tokens if t not in content)
         return family if family and (not aspects or not detect_aspects(rest)) else ()
 
-    def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect]) -> bool:
-        """Whether the question, naming no procedure clearly, mentions an everyday thing or a
-        local affair its best match knows nothing of ("Google đã khai tử ứng dụng nào")."""
+    def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect],
+                vietnamese: list[str]) -> bool:
+        """Whether the question, naming no procedure clearly, is about something else: it
+        mentions a local affair, or — asking the office for nothing — an everyday thing, that
+        its best match knows nothing of ("Google đã khai tử ứng dụng nào"), or a foreign word
+        that is no slip of a known one ("Outlook"; ``vietnamese``: the content words of a
+        question not in English)."""
         if best is not None and best.score >= CLEAR:
             return False
+        office = said(self.words.to_the_office, asked)
         known = frozenset() if best is None else (
             self._knows.get(best.key, frozenset()) | self._knows.get(best.code, frozenset()))
         known |= CUE_WORDS if aspects else frozenset()
-        return any(not self._knows_phrase(known, w) for w in self.words.everyday_in(asked))
-
-    def _foreign_words(self, content: list[str], best: Candidate | None, asked: Asked) -> bool:
-        """Whether a Vietnamese question, naming no procedure clearly and asking the office for
-        nothing, holds a foreign word that is no slip of a known one ("Excel", "UNESCO" is
-        short: "marketing", "Outlook") — a question about a brand, an app, a product."""
-        if (best is not None and best.score >= CLEAR) or said(self.words.to_the_office, asked):
-            return False
-        return any(len(_VOWEL_GROUPS.findall(t)) >= 2 and not is_syllable(t)
-                   and t not in self.vocabulary and t not in CUE_WORDS and t not in STOP_WORDS
-                   and not any(c.isdigit() for c in t)
-                   and process.extractOne(t, self._spellings, scorer=Levenshtein.distance,
-                                          score_cutoff=2) is None
-                   for t in content)
+        if any(not self._knows_phrase(known, w)
+               for w in self.words.everyday_in(asked, everyday=not office)):
+            return True
+        return not office and any(
+            len(_VOWEL_GROUPS.findall(t)) >= 2 and not is_syllable(t)
+            and t not in self.vocabulary and t not in CUE_WORDS and t not in STOP_WORDS
+            and not any(c.isdigit() for c in t)
+            and process.extractOne(t, self._spellings, scorer=Levenshtein.distance,
+                                   score_cutoff=2) is None
+            for t in vietnamese)
 
     @staticmethod
     def _knows_phrase(known: frozenset[str], wording: Wording) -> bool:
