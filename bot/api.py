@@ -52,7 +52,7 @@ def authenticated(handler: Callable[[web.Request, str], Awaitable[web.StreamResp
 async def _json(request: web.Request) -> Any:
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
         raise web.HTTPBadRequest(text=json.dumps({"error": "body must be JSON"}),
                                  content_type="application/json") from None
 

@@ -244,7 +244,7 @@ async def webhook(request: web.Request) -> web.Response:
         return web.Response(status=403)
     try:
         data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
         return web.Response(status=400, text="body must be JSON")
     application = request.app[TELEGRAM]
     try:

@@ -36,7 +36,7 @@ async def chat_api(request: web.Request) -> web.Response:
     """``POST /api/chat`` ``{"text", "payload"?, "lang"?, "user"?}`` → ``{"replies": [...]}``."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
         return web.json_response({"error": "body must be JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)

@@ -354,7 +354,7 @@ class ZaloWebhook:
             return _refuse(401, "signature missing")
         try:
             event = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
             return _refuse(400, "body must be JSON")
         if not isinstance(event, dict):
             return _refuse(400, "body must be a JSON object")

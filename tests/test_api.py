@@ -112,7 +112,7 @@ async def test_invalid_batches_save_nothing_and_say_why(client: tuple[Client, st
                          "(dd/mm/yyyy[ HH:MM] or ISO 8601)"}]
     async with office.sessions() as s:
         assert (await s.exec(select(Application))).all() == []
-    for body, status in ((b"{oops", 400), (b'"text"', 400)):
+    for body, status in ((b"{oops", 400), (b'"text"', 400), (b"[" * 1000 + b"]" * 1000, 400)):
         r = await http.post("/api/v1/applications", data=body, headers=auth(key))
         assert r.status == status
     unknown = await http.patch("/api/v1/applications/NO-SUCH-CODE", json={"status": "returned"},

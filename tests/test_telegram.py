@@ -139,6 +139,7 @@ async def test_duplicate_update_is_processed_once(rig: Rig) -> None:
     (b'{"update_id": 1}', {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, 403),
     (b'{"update_id": 1}', {}, 403),
     (b"{not json", {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
+    (b"[" * 1000 + b"]" * 1000, {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
     (b'["a list"]', {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
     (b'{"no": "update"}', {"X-Telegram-Bot-Api-Secret-Token": SECRET}, 400),
     (b'{"update_id": 9, "edited_channel_post": {"message_id": 1, "date": 1, "chat": '

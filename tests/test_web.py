@@ -61,7 +61,7 @@ async def test_english_can_be_forced(client: TestClient[object, object]) -> None
 @pytest.mark.parametrize(
     ("body", "status"),
     [(b"{not json", 400), (b"[1, 2]", 400), (b'{"text": 5}', 400), (b"\xff\xfe", 400),
-     (b'{"text": "gks"}', 400), (b"x" * (MAX_BODY + 1), 413)],
+     (b'{"text": "gks"}', 400), (b"x" * (MAX_BODY + 1), 413), (b"[" * 1000 + b"]" * 1000, 400)],
 )
 async def test_bad_requests_are_refused_clearly(
     client: TestClient[object, object], body: bytes, status: int
