@@ -135,12 +135,24 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_check(args: argparse.Namespace) -> int:
-    """Validate the bundled knowledge base (and imports); print what was loaded."""
+    """Validate the bundled knowledge base (and imports); print what was loaded and, with
+    ``--since``, the bundled entries whose facts were not checked against the law since then
+    (exit status 1 when there are any)."""
     _, kb = _settings_and_kb(args)
     print(f"{len(kb.bundled_codes)} bundled procedures, "
           f"{len(kb.procedures) - len(kb.bundled_codes)} imported, {len(kb.faqs)} FAQ entries, "
           f"commune: {kb.commune.name}")
-    return 0
+    if args.since is None:
+        return 0
+    entries = [(f"procedure {code}", kb.procedures[code].checked)
+               for code in sorted(kb.bundled_codes)]
+    entries += [(f"faq {faq.id}", faq.checked) for faq in sorted(kb.faqs, key=lambda f: f.id)]
+    stale = [(name, checked) for name, checked in entries
+             if checked is None or checked < args.since]
+    print(f"{len(stale)} of {len(entries)} entries not checked since {args.since.isoformat()}")
+    for name, checked in stale:
+        print(f"  {name}: {checked.isoformat() if checked else 'never checked'}")
+    return 1 if stale else 0
 
 
 def cmd_kb_import(args: argparse.Namespace) -> int:
@@ -162,7 +174,13 @@ def cmd_kb_evaluate(args: argparse.Namespace) -> int:
     """Print the evaluation report over our question sets."""
     from bot.dialogues import read_dialogues, run_dialogues
     from bot.dialogues import render as render_dialogues
-    from knowledge.evaluate import evaluate_files, render
+    from knowledge.evaluate import (
+        evaluate_files,
+        evaluate_legal,
+        read_legal,
+        render,
+        render_legal,
+    )
 
     _, kb = _settings_and_kb(args)
     data = Path("tests/data")
@@ -174,13 +192,17 @@ def cmd_kb_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_files(assistant, [Path(p) for p in questions])
     dialogues = {Path(p).name: asyncio.run(run_dialogues(assistant, read_dialogues(Path(p))))
                  for p in args.dialogues or sorted(data.glob("dialogues_*.jsonl"))}
+    legal = {Path(p).name: evaluate_legal(assistant, read_legal(Path(p)))
+             for p in args.legal or sorted(data.glob("legal_*.jsonl"))}
     if args.json:
-        print(json.dumps({"questions": report, "dialogues": dialogues}, ensure_ascii=False,
-                         indent=2))
+        print(json.dumps({"questions": report, "dialogues": dialogues, "legal": legal},
+                         ensure_ascii=False, indent=2))
     else:
         print(render(report))
         for name, result in dialogues.items():
             print(render_dialogues(name, result))
+        for name, result in legal.items():
+            print(render_legal(name, result))
     return 0
 
 
@@ -310,7 +332,10 @@ def parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     kb = sub.add_parser("kb", help="knowledge base").add_subparsers(dest="kb", required=True)
-    with_portal(kb.add_parser("check", help="validate")).set_defaults(func=cmd_kb_check)
+    check = with_portal(kb.add_parser("check", help="validate"))
+    check.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                       help="list the entries not checked against the law since this date")
+    check.set_defaults(func=cmd_kb_check)
     imp = kb.add_parser("import-portal", help="convert a portal export to TOML entries")
     imp.add_argument("file")
     imp.add_argument("--out", default="data/portal")
@@ -348,6 +373,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--dialogues", action="append", default=[], metavar="FILE",
                     help="dialogue set (default: tests/data/dialogues_*.jsonl)")
+    ev.add_argument("--legal", action="append", default=[], metavar="FILE",
+                    help="legal-question set (default: tests/data/legal_*.jsonl)")
     ev.add_argument("questions", nargs="*",
                     help="question sets (default: tests/data/questions_*.jsonl, and "
                          "catalog_*.jsonl when a portal catalog is loaded)")

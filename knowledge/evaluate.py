@@ -3,12 +3,16 @@
 A question file is JSON Lines: ``{"q": str, "codes": [accepted codes], "style": str}``;
 ``codes`` empty means out of scope (the assistant should decline). Two naive baselines are
 measured on the same questions: rapidfuzz WRatio over official names, and BM25 over names.
+A legal-question file (``legal_*.jsonl``) gives each question the key facts and the citations
+a right answer holds: ``{"id", "q", "field", "style", "facts": [...], "citations":
+[{"number", "article"}]}``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -195,4 +199,90 @@ def render(report: dict[str, Any]) -> str:
         lines.append("  failures:")
         lines += [f"    {f['q']!r} expected {f['expected']} got {f['kind']} {f['got']}"
                   for f in r["failures"]]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LegalQuestion:
+    """One legal question with the key facts and the citations a right answer holds."""
+
+    id: str
+    q: str
+    field: str
+    style: str
+    facts: tuple[str, ...]  # each may list spellings as "a | b"
+    citations: tuple[tuple[str, str], ...]  # (document number, "Điều N"); any one will do
+
+
+def read_legal(path: Path) -> list[LegalQuestion]:
+    """Read a legal-question file, failing with the line number on a bad line."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(LegalQuestion(
+                row["id"], row["q"], row["field"], row.get("style", ""), tuple(row["facts"]),
+                tuple((c["number"], c["article"]) for c in row["citations"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return out
+
+
+def has_fact(answer: str, fact: str) -> bool:
+    """Whether the answer states the fact in one of its spellings (case and marks aside)."""
+    text = " ".join(fold(answer).split())
+    return any(" ".join(fold(s).split()) in text for s in fact.split("|") if s.strip())
+
+
+def cites(answer: str, number: str, article: str) -> bool:
+    """Whether the answer cites this document number and article (in either language)."""
+    text = fold(answer)
+    digits = re.sub(r"\D", "", article)
+    return fold(number) in text and re.search(
+        rf"\b(?:dieu|article) {re.escape(digits)}\b", text) is not None
+
+
+def evaluate_legal(assistant: Assistant, questions: Sequence[LegalQuestion]) -> dict[str, Any]:
+    """How many answers hold the key facts and a right citation, by field and style."""
+    rows = []
+    for q in questions:
+        answer = assistant.ask(q.q)
+        facts = all(has_fact(answer.answer, f) for f in q.facts)
+        cited = any(cites(answer.answer, n, a) for n, a in q.citations)
+        rows.append((q, answer, facts, cited))
+
+    def share(selected: list[tuple[LegalQuestion, Answer, bool, bool]]) -> float:
+        return _pct(sum(f and c for _, _, f, c in selected), len(selected))
+
+    groups: dict[str, dict[str, list[tuple[LegalQuestion, Answer, bool, bool]]]] = {
+        "field": defaultdict(list), "style": defaultdict(list)}
+    for row in rows:
+        groups["field"][row[0].field].append(row)
+        groups["style"][row[0].style].append(row)
+    return {
+        "questions": len(rows),
+        "passed": share(rows),
+        "facts": _pct(sum(f for _, _, f, _ in rows), len(rows)),
+        "citation": _pct(sum(c for _, _, _, c in rows), len(rows)),
+        "rule_answers": _pct(sum(a.faq is not None for _, a, _, _ in rows), len(rows)),
+        "by_field": {k: share(v) for k, v in sorted(groups["field"].items())},
+        "by_style": {k: share(v) for k, v in sorted(groups["style"].items())},
+        "failures": [{"id": q.id, "q": q.q, "facts": facts, "citation": cited,
+                      "kind": a.kind, "faq": a.faq, "code": a.code, "answer": a.answer[:160]}
+                     for q, a, facts, cited in rows if not (facts and cited)],
+    }
+
+
+def render_legal(name: str, r: dict[str, Any]) -> str:
+    """A plain-text legal report for people."""
+    lines = [f"== {name}: {r['questions']} legal questions, {r['passed']} % with the key facts "
+             f"and a right citation (facts {r['facts']} %, citation {r['citation']} %, "
+             f"answered by a rule {r['rule_answers']} %)",
+             "  by field: " + ", ".join(f"{k} {v}" for k, v in r["by_field"].items()),
+             "  by style: " + ", ".join(f"{k} {v}" for k, v in r["by_style"].items()),
+             "  failures:"]
+    lines += [f"    {f['id']} {f['q']!r}: facts {f['facts']}, citation {f['citation']}, "
+              f"got {f['kind']} {f['faq'] or f['code']}" for f in r["failures"]]
     return "\n".join(lines)

@@ -102,9 +102,14 @@ def load_knowledge(
     bundled = load_procedures(directory / "procedures")
     merged = {p.code: p for p in imported}
     merged.update(bundled)
+    faqs = load_faqs(directory / "faq")
+    for faq in faqs:
+        if faq.procedure and faq.procedure not in bundled:
+            raise KnowledgeError(f"{directory / 'faq' / faq.id}.toml: procedure: "
+                                 f"'{faq.procedure}' is no bundled procedure")
     return KnowledgeBase(
         procedures=merged,
-        faqs=load_faqs(directory / "faq"),
+        faqs=faqs,
         commune=load_commune(commune, directory / "communes"),
         outside=validate(Outside, read_toml(directory / "outside.toml"),
                          str(directory / "outside.toml")).topics,

@@ -83,6 +83,12 @@ class Method(Strict):
     fee_confirmed: bool = True
     time_note_en: str = ""
     fee_note_en: str = ""
+    # The legal rule the time or fee is taken from, cited ("Điều 18 khoản 1 Luật Hộ tịch
+    # 60/2014/QH13"); needed where the portal's figure is not enough on its own.
+    time_basis: str = ""
+    time_basis_en: str = ""
+    fee_basis: str = ""
+    fee_basis_en: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Method:
@@ -132,6 +138,9 @@ class Procedure(Strict):
     examples: list[NonEmpty] = Field(default_factory=list)
     source_url: NonEmpty
     facts_date: dt.date  # when the facts were taken from the source
+    # When the facts were last checked against the law in force, and the texts checked.
+    checked: dt.date | None = None
+    checked_against: list[NonEmpty] = Field(default_factory=list)
     notes: str = ""  # anything the answer must add (e.g. "mã thủ tục đổi năm 2026")
     # English of the Vietnamese free-text fields above (bundled entries have them all).
     agency_en: str = ""
@@ -171,25 +180,87 @@ class Procedure(Strict):
         return any(not (m.time_confirmed and m.fee_confirmed) for m in self.methods)
 
 
+class LegalField(StrEnum):
+    """The areas of law the FAQ covers (lĩnh vực)."""
+
+    CIVIL_STATUS = "Hộ tịch"
+    MARRIAGE_FAMILY = "Hôn nhân và gia đình"
+    RESIDENCE = "Cư trú"
+    IDENTITY = "Căn cước"
+    CERTIFICATION = "Chứng thực"
+    LAND = "Đất đai"
+    SOCIAL_ASSISTANCE = "Bảo trợ xã hội"
+    ELDERLY = "Người cao tuổi"
+    DISABILITY = "Người khuyết tật"
+    ADOPTION = "Nuôi con nuôi"
+    HOUSEHOLD_BUSINESS = "Hộ kinh doanh"
+    ELSEWHERE = "Cơ quan khác"  # matters of another authority (court, social insurance…)
+
+
+ARTICLE_PATTERN = re.compile(r"^Điều \d+[a-z]?$")
+
+
 class FaqSource(Strict):
-    """Where a FAQ answer comes from: a legal document and, where it helps, its article."""
+    """Where a FAQ answer comes from: a legal document with its article, or the portal."""
 
     title: NonEmpty
-    number: str = ""  # legal document number
+    number: str = ""  # legal document number, e.g. "60/2014/QH13"
     article: str = ""  # e.g. "Điều 15"
+    clause: str = ""  # e.g. "khoản 1", "điểm a khoản 2"
+
+    @field_validator("article")
+    @classmethod
+    def _article_shape(cls, value: str) -> str:
+        if value and not ARTICLE_PATTERN.match(value):
+            raise ValueError(f"'{value}' is not an article like 'Điều 15'")
+        return value
+
+    @property
+    def legal(self) -> bool:
+        """Whether this cites a document number and an article."""
+        return bool(self.number and self.article)
+
+
+class FaqCase(Strict):
+    """One case of a rule that depends on the case: which case gives which answer."""
+
+    when: NonEmpty
+    then: NonEmpty
+    when_en: NonEmpty
+    then_en: NonEmpty
 
 
 class Faq(Strict):
-    """A common legal or procedural question with a fixed, sourced answer."""
+    """A legal or procedural question with a fixed, sourced answer.
+
+    The answer's first sentence states the rule; ``cases`` say which case gives which answer;
+    the reply ends with the citation. ``authority`` names another body when the matter is not
+    the commune's (divorce → the court): the reply then also says who handles it.
+    """
 
     id: NonEmpty
-    procedure: NonEmpty  # national code of the procedure the question belongs to
+    field: LegalField
+    procedure: str = ""  # national code of the related procedure, where there is one
+    authority: str = ""
+    authority_en: str = ""
     questions: list[NonEmpty] = Field(min_length=1)  # ways citizens ask it
     questions_en: list[NonEmpty] = Field(default_factory=list)
     answer: NonEmpty
     answer_en: NonEmpty
+    cases: list[FaqCase] = Field(default_factory=list)
     sources: list[FaqSource] = Field(min_length=1)
     facts_date: dt.date
+    # When the rule was last checked against the text in force, and what it was checked against.
+    checked: dt.date | None = None
+    checked_against: list[NonEmpty] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cited(self) -> Faq:
+        if self.procedure and not CODE_PATTERN.match(self.procedure):
+            raise ValueError(f"procedure: '{self.procedure}' is not a national code")
+        if bool(self.authority) != bool(self.authority_en):
+            raise ValueError("authority and authority_en go together")
+        return self
 
 
 class OutsideTopic(Strict):
