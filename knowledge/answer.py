@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
@@ -30,6 +30,7 @@ from knowledge.match import (
     Candidate,
     Matcher,
 )
+from knowledge.places import Place, Places
 from knowledge.schema import (
     Channel,
     Faq,
@@ -42,7 +43,8 @@ from knowledge.schema import (
 )
 from knowledge.text import bigrams, fold, tokenize
 
-Kind = Literal["procedure", "clarify", "none"]
+# "rule": a legal rule related to no procedure (a FAQ entry standing on its own).
+Kind = Literal["procedure", "clarify", "none", "rule"]
 
 DIRECT = 0.34
 FLOOR = 0.3
@@ -86,6 +88,7 @@ NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the top
 # A declined question with more other words, none of them in a note of the procedure under
 # discussion, is about something else ("bao giờ thu tiền vệ sinh môi trường quý 4").
 ASPECT_RESIDUAL = 3
+SIBLING_SHARE = 0.75  # a sibling matched this little better than the one at hand does not win
 COMMON_PAPER = 5  # a paper named by more procedures than this names none in particular
 
 
@@ -103,6 +106,7 @@ class Answer:
     code: str = ""  # the procedure the reply is about ("" when asking back or declining)
     offer: list[str] = field(default_factory=list)  # aspects (and FULL) to offer as buttons
     case: bool = False  # a follow-up about a case of the procedure under discussion
+    places: bool = False  # says which commune serves a place the question names
 
     def contract(self) -> dict[str, object]:
         """The stable JSON object of ``python -m bot ask --json``."""
@@ -116,12 +120,18 @@ class Answer:
 
 _DOCUMENT_KINDS = (("QH", "Law"), ("NĐ-CP", "Decree"), ("TT-", "Circular"), ("NQ", "Resolution"),
                    ("QĐ", "Decision"))
-_ARTICLE = re.compile(r"(?:khoản (\d+) )?Điều (\d+)(?: khoản (\d+))?")
+_ARTICLE = re.compile(r"Điều (\d+[a-z]?)")
+_CLAUSE = re.compile(r"(?:điểm ([a-zđ]) )?khoản (\d+)")
 _PORTAL_SOURCE = re.compile(r"Cổng Dịch vụ công quốc gia — thủ tục ([\d.]+)")
 
 
+def source_vi(source: FaqSource) -> str:
+    """A legal source in Vietnamese: "khoản 1 Điều 8 Luật Hôn nhân và gia đình 52/2014/QH13"."""
+    return " ".join(x for x in (source.clause, source.article, source.title, source.number) if x)
+
+
 def source_en(source: FaqSource) -> str:
-    """A legal source in English: the document's kind and number, and its article."""
+    """A legal source in English: the document's kind and number, its article and clause."""
     if portal := _PORTAL_SOURCE.match(source.title):
         return f"national public service portal, procedure {portal[1]}"
     if not source.number:
@@ -130,8 +140,9 @@ def source_en(source: FaqSource) -> str:
     article = _ARTICLE.search(source.article)
     where = ""
     if article:
-        clause = article[1] or article[3]
-        where = f", Article {article[2]}" + (f"({clause})" if clause else "")
+        clause = _CLAUSE.search(source.clause)
+        where = f", Article {article[1]}" + ("".join(
+            f"({x})" for x in (clause[2], clause[1]) if x) if clause else "")
     return f"{kind} {source.number}{where}"
 
 
@@ -155,14 +166,58 @@ class Assistant:
         # Replies only depend on the (unchanging) knowledge base: compose each once.
         self._card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
         self._notes = CaseNotes(kb)
+        self.places = Places(kb.commune)
 
     def ask(self, question: str, *, top: int = 3, lang: Lang | None = None,
             context: str = "") -> Answer:
         """Answer ``question``; ``lang`` forces the reply language (default: the question's).
 
         ``context`` is the procedure under discussion: a follow-up that names no other
-        procedure ("còn phí?", "mẹ tôi nộp thay được không") is answered about it.
+        procedure ("còn phí?", "mẹ tôi nộp thay được không") is answered about it. A commune
+        the question names by its former name, or another commune, is said to serve it first.
         """
+        places, rest = self.places.mentioned(clean_question(question))
+        answer = self._ask(rest, top=top, lang=lang, context=context)
+        if not places:
+            return answer
+        t = Text(lang or ("en" if self.matcher.analyse(question).english else "vi"))
+        lines = [self._place_line(p, t) for p in places[:3]]
+        ours = all(p.ours for p in places)
+        # "ở Ngọc Tảo cũ thì nộp ở đâu": the place line answers where; a list to pick from
+        # would not
+        where_only = answer.kind == "clarify" and Aspect.WHERE in answer.aspects
+        if ours and (answer.kind != "none" or answer.faq) and not where_only:
+            lines.append(answer.answer)
+        elif ours:
+            lines.append(t("You can also contact {contact}.", contact=self.contact(t)))
+        else:  # where to apply is there; what a procedure asks is the same everywhere
+            if answer.code:
+                lines.append(t("What {name} asks for is the same in every commune: ask me about "
+                               "its papers or fee if you like.",
+                               name=self.short_name(answer.code, t)))
+            if self.kb.commune.directory_url:
+                lines.append(t("The addresses and hotlines of every one-stop desk: {url}",
+                               url=self.kb.commune.directory_url))
+        return replace(answer, question=question, answer="\n".join(lines), lang=t.lang,
+                       places=True)
+
+    def _place_line(self, place: Place, t: Text) -> str:
+        """Which commune serves a place the citizen named."""
+        commune = self.kb.commune.name
+        if place.ours:
+            return t("{place} ({district}, before the merger) has been part of {commune} "
+                     "since 1 July 2025: you apply at {commune}.", place=place.name,
+                     district=_lower_first(place.district), commune=commune)
+        now = t(" or ").join(place.now)
+        if place.district:
+            return t("{place} ({district}, before the merger) is now part of {now}: you apply "
+                     "there, not at {commune}.", place=place.name,
+                     district=_lower_first(place.district), now=now, commune=commune)
+        return t("{place} is another commune of {province}: you apply there, not at "
+                 "{commune}.", place=place.name, province=self.kb.commune.province,
+                 commune=commune)
+
+    def _ask(self, question: str, *, top: int, lang: Lang | None, context: str) -> Answer:
         text = clean_question(question)
         analysis = self.matcher.analyse(text, limit=max(top, 3))
         lang = lang or ("en" if analysis.english else "vi")
@@ -188,23 +243,50 @@ class Assistant:
         if kind == "none" or ranked[0].outside:
             topic = self.outside.get(ranked[0].key) if kind != "none" else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
-        ranked = [c for c in ranked if not c.outside]
+        faq = self.faqs.get(ranked[0].key)
+        if faq is None and kind == "procedure" and ranked[0].code in self.kb.procedures and (
+                not analysis.aspects or self.matcher.rule_kinds(question)):
+            # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer
+            note = self._case(ranked[0].code, question)
+            faq = note.faq if note is not None else None
+        # Two rules alike cannot be offered as a choice: the better one answers.
+        if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct):
+            return self.rule(faq, t, question=question, aspects=analysis.aspects,
+                             score=ranked[0].score)
+        # Only procedures are offered or asked about; a rule is answered or left out.
+        ranked = [c for c in ranked if not c.outside and not c.rule]
         matches = [self._match(c) for c in ranked[:top] if c.score >= OFFER_FLOOR]
+        if not matches:
+            return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
         if kind == "clarify":
             return Answer(question, kind, matches, self._clarify(matches, t), lang,
                           analysis.aspects)
-        best = ranked[0]
-        faq = self.faqs.get(best.key)
-        if faq is not None:
-            return Answer(question, kind, matches,
-                          self.faq_text(faq, self.kb.procedures[best.code], t), lang,
-                          analysis.aspects, faq.id, best.code, self._offer(best.code, []))
-        return self.about(best.code, analysis.aspects, t, question=question, matches=matches)
+        return self.about(ranked[0].code, analysis.aspects, t, question=question,
+                          matches=matches)
+
+    def rule(self, faq: Faq, t: Text, *, question: str = "", aspects: Sequence[Aspect] = (),
+             score: float = 1.0) -> Answer:
+        """A FAQ entry's rule (matched this well): a decline naming the authority for another
+        body's matter, an answer about its procedure, or a rule on its own."""
+        code = faq.procedure if faq.procedure in self.kb.procedures else ""
+        kind: Kind = "none" if faq.authority else "procedure" if code else "rule"
+        matches = [Match(code, self.kb.procedures[code].name, score)] if (
+            code and kind == "procedure") else []
+        return Answer(question, kind, matches, self.faq_text(faq, t), t.lang, list(aspects),
+                      faq.id, code if kind == "procedure" else "",
+                      self._offer(code, []) if kind == "procedure" else [])
 
     def _in_context(self, question: str, analysis: Analysis, kind: Kind, code: str,
                     t: Text) -> Answer | None:
         """The answer about ``code`` when the question follows up on it; None for a new topic."""
         ranked = analysis.candidates
+        own = next((c.score for c in ranked if c.code == code), 0.0)
+        if ranked and ranked[0].code != code and ranked[0].score < NAMED_TOPIC and (
+                ranked[0].key.startswith(FAQ) or (own >= SIBLING_SHARE * ranked[0].score
+                                                  and self.matcher.siblings(code, ranked[0].code))):
+            # A rule elsewhere, or a sibling of the procedure at hand ("bản vẽ" of another
+            # building permit), matched less than clearly, does not pull the talk away.
+            kind = "none"
         offered = {c.code for c in ranked[:3]}
         residual = [w for w in analysis.content if w not in CUE_WORDS]
         named_other = kind == "procedure" and ranked[0].code != code and (
@@ -218,12 +300,13 @@ class Assistant:
         if not analysis.aspects and at_hand and self._notes.names_document(code, analysis.tokens):
             # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
             return self.about(code, [Aspect.DOCUMENTS], t, question=question)
-        related = self._notes.best(code, question)
+        related = self._case(code, question)
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
-        elsewhere = kind != "none" and (ranked[0].code != code if kind == "procedure" else (
-            code not in offered and ranked[0].score >= NEW_TOPIC))
+        elsewhere = kind != "none" and (
+            ranked[0].code != code if kind == "procedure" else (
+                code not in offered and ranked[0].score >= NEW_TOPIC))
         if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
             return None  # a procedure (or a few) of its own, not a case of the one at hand
         if analysis.aspects and (kind != "none" or len(residual) <= ASPECT_RESIDUAL
@@ -239,11 +322,18 @@ class Assistant:
                        name=self.short_name(code, t)),
                      t("Please check with {contact}.", contact=self.contact(t))]
         else:
-            lines = [note.en if t.lang == "en" else note.vi,
-                     self._faq_source(note.faq, t) if note.faq else self._source_line(
-                         self.kb.procedures[code], t)]
+            lines = [self.faq_text(note.faq, t)] if note.faq else [
+                note.en if t.lang == "en" else note.vi,
+                self._source_line(self.kb.procedures[code], t)]
         return Answer(question, "procedure", [self._match_code(code)], "\n".join(lines), t.lang,
                       [], None, code, self._offer(code, []), case=True)
+
+    def _case(self, code: str, question: str) -> CaseNote | None:
+        """What the procedure's entry says about the case the question tells of; an entry
+        asked for the same kind of rule first."""
+        kinds = self.matcher.rule_kinds(question)
+        return self._notes.best(code, question,
+                                lambda faq: bool(kinds & self.matcher.rule_kinds_of(faq)))
 
     def about(self, code: str, aspects: Sequence[Aspect], t: Text, *, question: str = "",
               matches: list[Match] | None = None) -> Answer:
@@ -337,27 +427,35 @@ class Assistant:
         return short or self.name(code, t)
 
     def _faq_source(self, faq: Faq, t: Text) -> str:
-        sources = "; ".join(
-            source_en(s) if t.lang == "en" else " ".join(x for x in (s.article, s.title, s.number)
-                                                         if x) for s in faq.sources)
+        sources = "; ".join(source_en(s) if t.lang == "en" else source_vi(s)
+                            for s in faq.sources)
         return t("Source: {sources} (as of {date}).", sources=sources,
-                 date=t.date(faq.facts_date))
+                 date=t.date(faq.checked or faq.facts_date))
 
-    def faq_text(self, faq: Faq, procedure: Procedure, t: Text) -> str:
-        """A FAQ answer with its sources and the procedure it belongs to."""
-        return "\n".join([
-            faq.answer_en if t.lang == "en" else faq.answer,
-            "",
-            self._faq_source(faq, t),
-            t("Related procedure: {name} (code {code}).", name=self.short_name(procedure.code, t),
-              code=procedure.code),
-        ])
+    def faq_text(self, faq: Faq, t: Text) -> str:
+        """A rule: the rule first, each case, who handles it elsewhere or the related
+        procedure, and the citation last."""
+        en = t.lang == "en"
+        lines = [faq.answer_en if en else faq.answer]
+        lines += [f"• {c.when_en if en else c.when}: {c.then_en if en else c.then}"
+                  for c in faq.cases]
+        if faq.authority:
+            lines.append(t("This is handled by {authority}.",
+                           authority=faq.authority_en if en else faq.authority))
+        if faq.procedure in self.kb.procedures:
+            lines.append(t("Related procedure: {name} (code {code}).",
+                           name=self.short_name(faq.procedure, t), code=faq.procedure))
+        lines.append(self._faq_source(faq, t))
+        return "\n".join(lines)
 
     def _title(self, proc: Procedure, t: Text) -> str:
         """"Everyday name (code …)" for a short reply."""
         return t("{name} (code {code})", name=self.short_name(proc.code, t), code=proc.code)
 
     def _source_line(self, proc: Procedure, t: Text) -> str:
+        if proc.checked:
+            return t("Source: national public service portal, checked against the law in "
+                     "force on {date}.", date=t.date(proc.checked))
         return t("Source: national public service portal (as of {date}).",
                  date=t.date(proc.facts_date))
 
@@ -396,10 +494,12 @@ class Assistant:
             lines.append("• " + (t("Documents: {n} always, {m} in particular cases",
                                    n=always, m=sometimes) if sometimes
                                  else t("Documents: {n}", n=always)))
+        values = {Aspect.FEE: self.fee_text, Aspect.TIME: self.time_text}
         for aspect in (Aspect.FEE, Aspect.TIME, Aspect.WHERE):
-            label, body = sections[aspect]
-            if aspect is Aspect.WHERE:
-                body = self._where(proc, t, links=False)
+            label, _ = sections[aspect]
+            # the value alone: its notes are one tap away
+            body = self._where(proc, t, links=False) if aspect is Aspect.WHERE else \
+                self._per_method(proc, values[aspect], t, notes=False)
             if "\n" not in body:
                 lines.append(f"• {label}: {body}")
             else:
@@ -441,6 +541,9 @@ class Assistant:
                           "with {contact} before you go.", contact=self.contact(t)))
         tail.append(t("Source: national public service portal, {url} (as of {date}).",
                       url=proc.source_url, date=t.date(proc.facts_date)))
+        if proc.checked:
+            tail.append(t("Checked against the law in force on {date}.",
+                          date=t.date(proc.checked)))
         return f"{title}\n{summary}", sections, tail
 
     def _documents(self, proc: Procedure, t: Text) -> str:
@@ -471,8 +574,10 @@ class Assistant:
             text = t(FEE_TEXTS[method.fee_status])
         if not method.fee_confirmed:
             text += " " + t("[not confirmed]")
-        return text, method.fee_note_en if t.lang == "en" and method.fee_note_en \
-            else method.fee_note
+        en = t.lang == "en"
+        note = method.fee_note_en if en and method.fee_note_en else method.fee_note
+        basis = method.fee_basis_en if en and method.fee_basis_en else method.fee_basis
+        return text, _with_basis(note, basis)
 
     def time_text(self, method: Method, t: Text) -> tuple[str, str]:
         """One method's processing time, and the source's note on it; plainly unknown where
@@ -484,17 +589,20 @@ class Assistant:
         text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
         if not method.time_confirmed:
             text += " " + t("[not confirmed]")
-        return text, note
+        basis = method.time_basis_en if t.lang == "en" and method.time_basis_en \
+            else method.time_basis
+        return text, _with_basis(note, basis)
 
     @staticmethod
     def _per_method(proc: Procedure, describe: Callable[[Method, Text], tuple[str, str]],
-                    t: Text) -> str:
+                    t: Text, *, notes: bool = True) -> str:
         """One line when every submission method has the same value, else one per method;
-        the source's notes once each."""
-        described = [describe(m, t) for m in proc.methods]
-        notes = list(dict.fromkeys(note for _, note in described if note))
+        the source's notes once each (``notes``)."""
+        described = [(value, note if notes else "") for value, note in
+                     (describe(m, t) for m in proc.methods)]
+        said = list(dict.fromkeys(note for _, note in described if note))
         if len({value for value, _ in described}) == 1:
-            return described[0][0] + (f" ({' '.join(notes)})" if notes else "")
+            return described[0][0] + (f" ({' '.join(said)})" if said else "")
         return "\n".join(f"- {t(CHANNEL_LABELS[m.channel])}: {value}"
                          + (f" ({note})" if note else "")
                          for m, (value, note) in zip(proc.methods, described, strict=True))
@@ -548,6 +656,16 @@ class Assistant:
             return t("the source lists none.")
         return "\n".join(f"- {d.title} {d.number}".replace("-  ", "- ")
                          for d in proc.legal_basis)
+
+
+def _with_basis(note: str, basis: str) -> str:
+    """A source's note on a value, then the legal rule the value is taken from."""
+    return "; ".join(x for x in (note.rstrip(" ."), basis) if x)
+
+
+def _lower_first(name: str) -> str:
+    """A unit's kind in lower case inside a sentence: "huyện Phúc Thọ"."""
+    return name[:1].lower() + name[1:]
 
 
 def _block(label: str, body: str) -> str:
@@ -625,8 +743,9 @@ class CaseNotes:
     @staticmethod
     def _notes(proc: Procedure, faqs: list[Faq]) -> list[CaseNote]:
         """The case statements of one procedure."""
-        out = [CaseNote(frozenset(tokenize(" ".join([f.answer, *f.questions]))), f.answer,
-                        f.answer_en, f) for f in faqs]
+        # A FAQ entry is matched by how citizens ask it, not by every word of its answer.
+        out = [CaseNote(frozenset(tokenize(" ".join(f.questions))), f.answer, f.answer_en, f)
+               for f in faqs]
         texts = [(proc.notes, proc.notes_en)]
         texts += [(f"{d.when}: {d.name}.", f"{d.when_en or d.when}: {d.name_en or d.name}.")
                   for d in proc.documents if d.when]
@@ -640,8 +759,11 @@ class CaseNotes:
                 out.append(CaseNote(frozenset(tokenize(vi)), vi, en or vi))
         return out
 
-    def best(self, code: str, question: str) -> CaseNote | None:
-        """The statement sharing the most telling words with the question, if telling enough.
+    def best(self, code: str, question: str,
+             asks_rule: Callable[[Faq], bool] = lambda _: False) -> CaseNote | None:
+        """The statement sharing the most telling words with the question, if telling enough;
+        a FAQ entry asked for the same kind of rule (``asks_rule``) first ("để muộn có bị phạt
+        không": the deadline's entry).
 
         Words of the procedure's own name are left out: every statement shares them."""
         notes = self._by_code.get(code)
@@ -651,5 +773,6 @@ class CaseNotes:
         named = frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
         asked = frozenset(tokenize(question)) - named - (STOP_WORDS - _KEPT) - _FUNCTION_WORDS
         scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
-        weight, note = max(scored, key=lambda pair: pair[0])
-        return note if weight >= CONTEXT_CASE_MIN else None
+        rules = [(w, n) for w, n in scored if w > 0 and n.faq and asks_rule(n.faq)]
+        weight, note = max(rules or scored, key=lambda pair: pair[0])
+        return note if rules or weight >= CONTEXT_CASE_MIN else None

@@ -33,6 +33,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from knowledge.loader import KnowledgeBase
+from knowledge.schema import Faq
 from knowledge.text import bigrams, fold, is_syllable, tokenize, translate_english, typing_variants
 
 
@@ -158,6 +159,7 @@ COVERAGE_EXPONENT = 0.45  # how much "all its phrases together explain the quest
 PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the procedure less well
 EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly than an alias
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
+RULE_SHARE = 0.5  # a FAQ asked the way the question asks the law, this close, answers it
 CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
@@ -188,6 +190,11 @@ class Candidate:
     def outside(self) -> bool:
         """Whether this is a service the commune does not provide."""
         return self.key.startswith(OUTSIDE)
+
+    @property
+    def rule(self) -> bool:
+        """Whether this is a FAQ entry (a legal rule) related to no procedure."""
+        return self.code.startswith(FAQ)
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,7 @@ class MatchingWords:
     everyday: tuple[Wording, ...]
     local_matters: tuple[Wording, ...]
     to_the_office: tuple[Wording, ...]
+    rule_cues: tuple[tuple[str, Wording], ...]  # (kind of rule, how it is asked)
 
     @classmethod
     def load(cls, path: Path = MATCHING_FILE) -> MatchingWords:
@@ -330,8 +338,14 @@ class MatchingWords:
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
         local_matters = tuple(map(Wording.of, data.get("local_matters", [])))
         to_the_office = tuple(map(Wording.of, data.get("to_the_office", [])))
+        rule_cues = tuple((kind, Wording.of(w)) for kind, wordings
+                          in data.get("rule_cues", {}).items() for w in wordings)
         return cls(negation, variants, ask_back, off_topic, everyday, local_matters,
-                   to_the_office)
+                   to_the_office, rule_cues)
+
+    def rule_cues_in(self, asked: Asked) -> frozenset[str]:
+        """The kinds of rule the question asks for ("thời hạn": a deadline)."""
+        return frozenset(kind for kind, w in self.rule_cues if found(w, asked))
 
     def elsewhere(self, question: str | Asked) -> bool:
         """True when the question is about something else (a song, a honeymoon, a hotel)."""
@@ -409,8 +423,13 @@ class Matcher:
     """An index over the procedures and FAQ entries of one knowledge base."""
 
     def __init__(self, kb: KnowledgeBase) -> None:
-        self.faq_codes = {f"{FAQ}{f.id}": f.procedure for f in kb.faqs}
+        # A FAQ entry speaks for its related procedure; one with none stands for itself.
+        self.faq_codes = {f"{FAQ}{f.id}": f.procedure or f"{FAQ}{f.id}" for f in kb.faqs}
         self.words = MatchingWords.load()
+        # How each FAQ entry's phrasings ask what the law says.
+        self._rule_cues = {f"{FAQ}{f.id}": frozenset().union(*(
+            self.words.rule_cues_in(Asked.of(q)) for q in [*f.questions, *f.questions_en]))
+            for f in kb.faqs}
         # The special cases each procedure is for, as indexes into the variants.
         names = {p.code: f" {' '.join(_words(p.name))} " for p in kb.procedures.values()}
         self._cases: dict[str, list[int]] = {}
@@ -451,7 +470,10 @@ class Matcher:
             raw += [(f"{OUTSIDE}{topic.id}", tokenize(text), 1.0) for text in topic.phrases]
             raw += [(f"{OUTSIDE}{topic.id}", english(text), 1.0) for text in topic.phrases_en]
         raw = [entry for entry in raw if entry[1]]
-        self._weights = self._idf(raw, len(kb.procedures) + len(kb.faqs) + len(kb.outside))
+        # A FAQ entry of a procedure counts as part of that procedure's document.
+        self._weights = self._idf([(self.faq_codes.get(k, k), t, f) for k, t, f in raw],
+                                  len(set(kb.procedures) | set(self.faq_codes.values()))
+                                  + len(kb.outside))
         self.vocabulary = frozenset(t for t in self._weights if "_" not in t)
         self._by_initial: dict[str, list[str]] = defaultdict(list)
         for word in sorted(self.vocabulary):
@@ -578,6 +600,7 @@ class Matcher:
                  if said(wordings, meant_asked)}
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
+        cues = self.words.rule_cues_in(asked)
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
                             elsewhere=self.words.elsewhere(asked))
@@ -630,8 +653,9 @@ class Matcher:
         scored.sort(key=lambda c: (-c.score, c.key))
         # A FAQ entry speaks for its procedure: it is only offered when that procedure is also
         # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.
-        leader = next((c.code for c in scored if c.key == c.code), None)
-        scored = [c for c in scored if not c.key.startswith(FAQ) or c.code == leader]
+        leader = next((c.code for c in scored if c.key == c.code and not c.rule), None)
+        scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or c.code == leader]
+        scored = self._rule_first(scored, cues, aspects)
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):
@@ -644,6 +668,37 @@ class Matcher:
                 rest = rest.replace(name, " ")
             return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
+
+    def _rule_first(self, scored: list[Candidate], cues: frozenset[str],
+                    aspects: list[Aspect]) -> list[Candidate]:
+        """A question asking what the law says about the procedure it names, the way one of
+        that procedure's FAQ entries is asked (``cues``), gets that entry in its place; one
+        asking how to do it, or about one of its aspects, gets the procedure."""
+        if not scored or scored[0].outside or scored[0].rule:
+            return scored
+        lead = scored[0]
+        rules = [c for c in scored if c.key.startswith(FAQ) and c.code == lead.code
+                 and c.score >= RULE_SHARE * lead.score and cues & self._rule_cues[c.key]]
+        if rules:
+            return [replace(lead, key=rules[0].key), *scored[1:]]
+        own = next((c for c in scored if c.key == lead.code), None)
+        if lead.key.startswith(FAQ) and ((not cues and aspects) or (
+                own is not None and lead.score < own.score / FAQ_FACTOR)):
+            # "đk kết hôn có mất phí ko", "how do I register a birth": the procedure answers
+            return [replace(lead, key=lead.code), *scored[1:]]
+        return scored
+
+    def rule_kinds(self, question: str) -> frozenset[str]:
+        """The kinds of rule a question asks for ("thời hạn": a deadline)."""
+        return self.words.rule_cues_in(Asked.of(question))
+
+    def rule_kinds_of(self, faq: Faq) -> frozenset[str]:
+        """The kinds of rule a FAQ entry is asked for."""
+        return self._rule_cues.get(f"{FAQ}{faq.id}", frozenset())
+
+    def siblings(self, code: str, other: str) -> bool:
+        """Whether two procedures are of one family asked back together (building permits)."""
+        return any(code in family and other in family for family in self._ask_back.values())
 
     def knows(self, code: str, words: Iterable[str]) -> bool:
         """Whether a procedure's names, aliases or summary hold one of these words ("bé sinh

@@ -104,6 +104,12 @@ async def answer(turn: Turn) -> list[Reply]:
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"
     if result.kind == "procedure":
         return procedure_replies(turn, result)
+    if result.kind == "rule" or result.faq or result.places:
+        # a legal rule, another body's matter with its rule, or the commune serving a place
+        turn.state.misses = 0
+        return turn.reply(result.answer, "procedure" if result.kind == "rule" else "decline",
+                          [Button(t("Menu"), Intent.MENU),
+                           Button(t("Contact staff"), Intent.STAFF)])
     if result.kind == "clarify":
         codes = [m.code for m in result.matches]
         turn.set_topic(options=codes)
