@@ -7,7 +7,7 @@ import pytest
 from knowledge.answer import Assistant
 from knowledge.i18n import Text
 from knowledge.loader import load_knowledge
-from knowledge.schema import Commune
+from knowledge.schema import Commune, TimeUnit
 
 
 def test_question_without_diacritics_gets_documents_first(assistant: Assistant) -> None:
@@ -17,7 +17,8 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     body = answer.answer
     assert body.startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193):\n1. ")
     assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
-    assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia (cập nhật 17 tháng 7, 2026).")
+    assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia, đã đối chiếu văn bản pháp luật "
+                         "hiện hành ngày 5 tháng 12, 2026.")
     assert answer.offer == ["fee", "time", "where", "online", "steps", "full"]
 
 
@@ -58,12 +59,26 @@ def test_fee_set_by_the_province_is_said_so(assistant: Assistant) -> None:
 
 
 def test_a_time_without_a_unit_is_said_plainly_as_unknown(assistant: Assistant) -> None:
-    answer = assistant.ask("khai sinh mất bao lâu")
+    # A portal import can carry a bare number; the bundled entries resolve theirs from the law.
+    proc = assistant.kb.procedures["1.001193"]
+    bare = proc.model_copy(update={"checked": None, "methods": [m.model_copy(update={
+        "time_value": 1, "time_unit": TimeUnit.UNSPECIFIED, "time_confirmed": False,
+        "time_note": "", "time_basis": ""}) for m in proc.methods]})
+    imported = Assistant(dataclasses.replace(
+        assistant.kb, procedures={**assistant.kb.procedures, proc.code: bare}))
+    answer = imported.ask("khai sinh mất bao lâu")
     first = answer.answer.split("\n")[0]
     assert first.startswith("Thời gian giải quyết — Làm giấy khai sinh (mã 1.001193): "
                             "nguồn chưa ghi rõ")
     assert "1 (" not in answer.answer and "[chưa xác nhận]" not in first  # no raw value
     assert "Vui lòng hỏi lại bộ phận một cửa Xã Hát Môn trước khi đi." in answer.answer
+
+
+def test_a_time_resolved_from_the_law_cites_its_article(assistant: Assistant) -> None:
+    first = assistant.ask("khai sinh mất bao lâu").answer.split("\n")[0]
+    assert first.startswith("Thời gian giải quyết — Làm giấy khai sinh (mã 1.001193): "
+                            "1 ngày làm việc (Giải quyết trong ngày")
+    assert "Điều 16 khoản 2 Luật Hộ tịch 60/2014/QH13" in first
 
 
 def test_identical_values_are_said_once_not_per_method(assistant: Assistant) -> None:

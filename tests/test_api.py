@@ -57,7 +57,7 @@ async def test_push_is_idempotent_and_computes_the_due_date(client: tuple[Client
     assert app.procedure_name == "Thủ tục đăng ký khai sinh" and app.field == "Hộ tịch"
     # Received 09:15 local on a Friday, before the 15:00 cutoff: due that day at 17:00 local.
     assert app.due_at is not None and app.due_at.isoformat() == "2026-11-27T10:00:00+00:00"
-    assert app.due_estimated  # the portal's "1" has no unit
+    assert not app.due_estimated  # same day: 1 working day under Luật Hộ tịch Điều 16
 
 
 async def test_status_change_reaches_followers(client: tuple[Client, str], office: Office) -> None:

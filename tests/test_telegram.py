@@ -100,7 +100,8 @@ async def test_menu_walk_with_buttons(rig: Rig) -> None:
     # The marriage card is longer than one Telegram message: split between lines, in order.
     assert len(card) >= 2 and all(len(m["text"]) <= 4096 for m in card)
     assert card[0]["text"].startswith("Thủ tục đăng ký kết hôn (mã 1.000894)")  # official name
-    assert card[-1]["text"].endswith("(thông tin ngày 17 tháng 7, 2026).")
+    assert card[-1]["text"].endswith(
+        "Đã đối chiếu văn bản pháp luật hiện hành ngày 5 tháng 12, 2026.")
     assert "reply_markup" in card[-1] and "reply_markup" not in card[0]
 
 

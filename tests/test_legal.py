@@ -1,0 +1,161 @@
+"""Legal knowledge: rules cited to the article, matters of other bodies, checked facts, the 2025
+merger of communes."""
+
+import dataclasses
+import datetime as dt
+from collections import Counter
+
+import pytest
+
+from knowledge.answer import Assistant
+from knowledge.evaluate import cites, has_fact
+from knowledge.i18n import Text
+from knowledge.schema import Faq, FaqCase, FaqSource, LegalField, TimeUnit
+from tests.test_cli import run
+
+CHECKED_SINCE = "2026-12-01"  # the pass over every bundled fact after the 2025 reform
+
+
+def _rule(**changes: object) -> Faq:
+    """A FAQ entry standing on its own, as a test writes one."""
+    fields: dict[str, object] = {
+        "id": "test-rule", "field": LegalField.MARRIAGE_FAMILY,
+        "questions": ["chồng có được đơn phương xin ly hôn khi vợ đang mang bầu không"],
+        "answer": "Khi vợ đang có thai, sinh con hoặc nuôi con dưới 12 tháng tuổi thì chồng "
+                  "không có quyền yêu cầu ly hôn.",
+        "answer_en": "While the wife is pregnant, giving birth or raising a child under 12 "
+                     "months old, the husband may not file for divorce.",
+        "sources": [FaqSource(title="Luật Hôn nhân và gia đình", number="52/2014/QH13",
+                              article="Điều 51", clause="khoản 3")],
+        "facts_date": dt.date(2026, 12, 5), "checked": dt.date(2026, 12, 5),
+    }
+    fields.update(changes)
+    return Faq.model_validate(fields)
+
+
+def _with(assistant: Assistant, faq: Faq) -> Assistant:
+    return Assistant(dataclasses.replace(assistant.kb, faqs=[*assistant.kb.faqs, faq]))
+
+
+def test_every_faq_entry_cites_a_document_number_and_an_article(assistant: Assistant) -> None:
+    uncited = [f.id for f in assistant.kb.faqs if not any(s.legal for s in f.sources)]
+    assert uncited == []
+
+
+def test_every_faq_entry_was_checked_against_the_law_in_force(assistant: Assistant) -> None:
+    unchecked = [f.id for f in assistant.kb.faqs
+                 if f.checked is None or f.checked < dt.date.fromisoformat(CHECKED_SINCE)
+                 or not f.checked_against]
+    assert unchecked == []
+
+
+def test_legal_knowledge_covers_every_field(assistant: Assistant) -> None:
+    faqs = assistant.kb.faqs
+    assert len(faqs) >= 150
+    per_field = Counter(f.field for f in faqs)
+    thin = {field.value: per_field[field] for field in LegalField if per_field[field] < 4}
+    assert thin == {}
+
+
+def test_rule_leads_with_the_rule_and_ends_with_the_citation(assistant: Assistant) -> None:
+    answer = _with(assistant, _rule()).ask("chồng có được đơn phương ly hôn khi vợ mang bầu ko")
+    assert answer.kind == "rule" and answer.faq == "test-rule"
+    lines = answer.answer.split("\n")
+    assert lines[0].startswith("Khi vợ đang có thai, sinh con hoặc nuôi con dưới 12 tháng")
+    assert lines[-1] == ("Nguồn: khoản 3 Điều 51 Luật Hôn nhân và gia đình 52/2014/QH13 "
+                         "(thông tin ngày 5 tháng 12, 2026).")
+
+
+def test_rule_in_english_cites_article_and_clause(assistant: Assistant) -> None:
+    faq = _rule(questions_en=["Can a husband file for divorce while his wife is pregnant?"])
+    answer = _with(assistant, faq).ask("Can a husband file for divorce while his wife is "
+                                       "pregnant?")
+    assert answer.lang == "en" and answer.faq == "test-rule"
+    assert answer.answer.startswith("While the wife is pregnant")
+    assert "Law 52/2014/QH13, Article 51(3)" in answer.answer.split("\n")[-1]
+
+
+def test_another_bodys_matter_is_declined_naming_it_with_the_rule(
+        assistant: Assistant) -> None:
+    faq = _rule(authority="Tòa án nhân dân khu vực nơi người bị kiện cư trú",
+                authority_en="the regional People's Court where the respondent lives")
+    answer = _with(assistant, faq).ask("chồng có được đơn phương ly hôn khi vợ mang bầu ko")
+    assert answer.kind == "none" and answer.faq == "test-rule"
+    assert answer.answer.split("\n")[0].startswith("Khi vợ đang có thai")
+    assert "Việc này do Tòa án nhân dân khu vực nơi người bị kiện cư trú giải quyết." \
+        in answer.answer
+    assert "Điều 51" in answer.answer.split("\n")[-1]
+
+
+def test_a_rule_that_depends_on_the_case_says_which_case_gives_which_answer(
+        assistant: Assistant) -> None:
+    faq = _rule(cases=[FaqCase(when="Vợ đang mang thai", then="chồng không được xin ly hôn",
+                               when_en="The wife is pregnant",
+                               then_en="the husband may not file"),
+                       FaqCase(when="Vợ yêu cầu", then="tòa vẫn giải quyết",
+                               when_en="The wife files", then_en="the court hears it")])
+    text = _with(assistant, faq).ask("chồng có được đơn phương ly hôn khi vợ mang bầu ko").answer
+    assert "• Vợ đang mang thai: chồng không được xin ly hôn" in text
+    assert "• Vợ yêu cầu: tòa vẫn giải quyết" in text
+
+
+def test_a_rule_on_its_own_is_never_offered_as_a_procedure_to_pick(
+        assistant: Assistant) -> None:
+    answer = _with(assistant, _rule()).ask("ly hôn")
+    assert all(m.code in assistant.kb.procedures for m in answer.matches)
+
+
+def test_every_bundled_time_has_a_unit(assistant: Assistant) -> None:
+    unitless = [code for code in assistant.kb.bundled_codes
+                for m in assistant.kb.procedures[code].methods
+                if m.time_unit is TimeUnit.UNSPECIFIED]
+    assert unitless == []
+    for code in assistant.kb.bundled_codes:
+        card = assistant.card(assistant.kb.procedures[code], Text("vi"))
+        assert "nguồn chưa ghi rõ" not in card, code
+
+
+def test_kb_check_lists_entries_not_checked_since_a_date() -> None:
+    fresh = run("kb", "check", "--since", CHECKED_SINCE)
+    assert fresh.returncode == 0, fresh.stdout
+    assert "\n0 of " in fresh.stdout
+    later = run("kb", "check", "--since", "2099-01-01")
+    assert later.returncode == 1
+    assert "procedure 1.001193: 2026-" in later.stdout
+    assert "faq tuoi-ket-hon: 2026-" in later.stdout
+
+
+@pytest.mark.parametrize(("question", "first"), [
+    ("tôi ở xã Ngọc Tảo cũ thì nộp hồ sơ ở đâu",
+     "Xã Ngọc Tảo (huyện Phúc Thọ cũ) đã nhập vào Xã Hát Môn từ ngày 1/7/2025"),
+    ("nguoi Tam Thuan lam giay khai sinh o dau",
+     "Xã Tam Thuấn (huyện Phúc Thọ cũ) đã nhập vào Xã Hát Môn"),
+])
+def test_a_former_commune_of_ours_is_recognised(assistant: Assistant, question: str,
+                                                first: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.answer.startswith(first)
+    assert "Hát Môn" in answer.answer.split("\n", 1)[1]  # where, or how to reach the desk
+
+
+def test_another_commune_is_told_which_commune_serves_it(assistant: Assistant) -> None:
+    answer = assistant.ask("nhà em ở xã Võng Xuyên, làm giấy khai sinh ở đâu ạ")
+    assert answer.answer.startswith("Xã Võng Xuyên (huyện Phúc Thọ cũ) nay thuộc Xã Phúc Lộc")
+    assert "bộ phận một cửa Xã Hát Môn" not in answer.answer  # not sent to the wrong desk
+    assert assistant.kb.commune.directory_url in answer.answer
+
+
+def test_a_commune_word_that_names_no_commune_is_no_place(assistant: Assistant) -> None:
+    answer = assistant.ask("ông tôi mất ở bệnh viện ngoài tỉnh thì về xã mình khai được không")
+    assert not answer.places  # "xã mình" is no "Phường Minh Khai"
+    assert not assistant.ask("hội liên hiệp phụ nữ xã ở đâu").places
+
+
+def test_legal_answers_are_scored_on_facts_and_citation() -> None:
+    answer = "Nam từ đủ 20 tuổi.\nNguồn: Điều 8 Luật Hôn nhân và gia đình 52/2014/QH13."
+    assert has_fact(answer, "20 tuoi") and has_fact(answer, "hai mươi | 20 tuổi")
+    assert not has_fact(answer, "18 tuổi")
+    assert cites(answer, "52/2014/QH13", "Điều 8")
+    assert not cites(answer, "52/2014/QH13", "Điều 80")
+    assert not cites(answer, "60/2014/QH13", "Điều 8")
+    assert cites("Source: Law 52/2014/QH13, Article 8(1)", "52/2014/QH13", "Điều 8")
