@@ -139,6 +139,21 @@ async def test_pleasantries_are_answered_and_never_hand_over(
     assert relayed == []
 
 
+async def test_legal_questions_get_their_rule_and_never_count_as_unanswered(
+        dialogue: Dialogue, sessions: async_sessionmaker[AsyncSession]) -> None:
+    replies = [r for text in ["chồng có được ly hôn khi vợ đang mang thai không",
+                              "con dưới 36 tháng khi ly hôn thì ai nuôi",
+                              "tài sản riêng của vợ chồng gồm những gì",
+                              "tôi ở xã Ngọc Tảo cũ thì nộp hồ sơ ở đâu"]
+               for r in await say(dialogue, text, user="77")]
+    assert [r.intent for r in replies] == ["decline", "decline", "procedure", "contact"]
+    assert "Tòa án" in replies[0].text and "52/2014/QH13" in replies[0].text.split("\n")[-1]
+    assert replies[2].text.startswith("Tài sản riêng của vợ, chồng gồm")
+    assert replies[3].text.startswith("Xã Ngọc Tảo (huyện Phúc Thọ cũ) đã nhập vào Xã Hát Môn")
+    async with sessions() as s:  # answered: nothing for staff, no hand-over
+        assert (await s.exec(select(Unanswered).where(Unanswered.user_id == "77"))).all() == []
+
+
 async def test_everyday_questions_about_the_office(dialogue: Dialogue) -> None:
     [who] = await say(dialogue, "bạn là ai vậy")
     assert who.intent == "about" and who.text.startswith("Tôi là trợ lý tự động")

@@ -104,10 +104,12 @@ async def answer(turn: Turn) -> list[Reply]:
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"
     if result.kind == "procedure":
         return procedure_replies(turn, result)
-    if result.kind == "rule" or result.faq or result.places:
+    if result.kind != "clarify" and (result.kind == "rule" or result.faq or result.places):
         # a legal rule, another body's matter with its rule, or the commune serving a place
         turn.state.misses = 0
-        return turn.reply(result.answer, "procedure" if result.kind == "rule" else "decline",
+        intent = "procedure" if result.kind == "rule" else "contact" if result.places \
+            else "decline"
+        return turn.reply(result.answer, intent,
                           [Button(t("Menu"), Intent.MENU),
                            Button(t("Contact staff"), Intent.STAFF)])
     if result.kind == "clarify":
