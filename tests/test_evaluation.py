@@ -15,7 +15,7 @@ import pytest
 
 from bot.dialogues import read_dialogues, run_dialogues
 from knowledge.answer import Assistant
-from knowledge.evaluate import Question, evaluate, read_questions
+from knowledge.evaluate import Question, evaluate, evaluate_legal, read_legal, read_questions
 from tests.conftest import SHARED_DATA
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -158,3 +158,15 @@ def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
     assert_levels(catalog, [("catalog_tune", 81.0, 6.0, 85.0),
                             ("catalog_heldout", 85.0, 3.0, 85.0),
                             ("catalog_heldout2", 86.0, 5.0, 90.0)])
+
+
+# --- legal questions ----------------------------------------------------------------------
+# legal_tune was studied while the rule entries were written and routed; legal_heldout was
+# written blind and first measured at 53.6 % (README). The 90 % is not met yet.
+
+
+@pytest.mark.parametrize(("name", "passed"), [("legal_tune", 63.0), ("legal_heldout", 53.0)])
+def test_legal_answers_hold_the_key_facts_and_the_citation(assistant: Assistant, name: str,
+                                                           passed: float) -> None:
+    report = evaluate_legal(assistant, read_legal(DATA / f"{name}.jsonl"))
+    assert report["passed"] >= passed
