@@ -198,6 +198,8 @@ class Assistant:
             if self.kb.commune.directory_url:
                 lines.append(t("The addresses and hotlines of every one-stop desk: {url}",
                                url=self.kb.commune.directory_url))
+        if not (ours and answer.answer in lines) and not (not ours and answer.code):
+            answer = replace(answer, kind="none", matches=[], code="", offer=[])
         return replace(answer, question=question, answer="\n".join(lines), lang=t.lang,
                        places=True)
 
