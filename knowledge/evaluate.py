@@ -15,10 +15,10 @@ import math
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rapidfuzz import fuzz, process
 
@@ -35,18 +35,26 @@ class Question:
     style: str
 
 
-def read_questions(path: Path) -> list[Question]:
-    """Read a question file, failing with the line number on a bad line."""
+_Row = TypeVar("_Row")
+
+
+def _read_rows(path: Path, make: Callable[[dict[str, Any]], _Row]) -> list[_Row]:
+    """Read a JSON Lines file row by row, failing with the line number on a bad line."""
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            out.append(Question(row["q"], tuple(row["codes"]), row.get("style", "")))
+            out.append(make(json.loads(line)))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: {exc}") from None
     return out
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Read a question file."""
+    return _read_rows(path, lambda row: Question(row["q"], tuple(row["codes"]),
+                                                 row.get("style", "")))
 
 
 def _pct(part: int, whole: int) -> float:
@@ -215,19 +223,10 @@ class LegalQuestion:
 
 
 def read_legal(path: Path) -> list[LegalQuestion]:
-    """Read a legal-question file, failing with the line number on a bad line."""
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            out.append(LegalQuestion(
-                row["id"], row["q"], row["field"], row.get("style", ""), tuple(row["facts"]),
-                tuple((c["number"], c["article"]) for c in row["citations"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: {exc}") from None
-    return out
+    """Read a legal-question file."""
+    return _read_rows(path, lambda row: LegalQuestion(
+        row["id"], row["q"], row["field"], row.get("style", ""), tuple(row["facts"]),
+        tuple((c["number"], c["article"]) for c in row["citations"])))
 
 
 def has_fact(answer: str, fact: str) -> bool:
