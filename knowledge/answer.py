@@ -180,13 +180,14 @@ class Assistant:
         answer = self._ask(rest, top=top, lang=lang, context=context)
         if not places:
             return answer
-        t = Text(lang or ("en" if self.matcher.analyse(question).english else "vi"))
+        t = Text(answer.lang)
         lines = [self._place_line(p, t) for p in places[:3]]
         ours = all(p.ours for p in places)
         # "ở Ngọc Tảo cũ thì nộp ở đâu": the place line answers where; a list to pick from
         # would not
         where_only = answer.kind == "clarify" and Aspect.WHERE in answer.aspects
-        if ours and (answer.kind != "none" or answer.faq) and not where_only:
+        kept = ours and (answer.kind != "none" or bool(answer.faq)) and not where_only
+        if kept:
             lines.append(answer.answer)
         elif ours:
             lines.append(t("You can also contact {contact}.", contact=self.contact(t)))
@@ -198,10 +199,9 @@ class Assistant:
             if self.kb.commune.directory_url:
                 lines.append(t("The addresses and hotlines of every one-stop desk: {url}",
                                url=self.kb.commune.directory_url))
-        if not (ours and answer.answer in lines) and not (not ours and answer.code):
+        if not kept and (ours or not answer.code):  # only the place is answered
             answer = replace(answer, kind="none", matches=[], code="", offer=[])
-        return replace(answer, question=question, answer="\n".join(lines), lang=t.lang,
-                       places=True)
+        return replace(answer, question=question, answer="\n".join(lines), places=True)
 
     def _place_line(self, place: Place, t: Text) -> str:
         """Which commune serves a place the citizen named."""
