@@ -82,6 +82,8 @@ class Match:
 FULL = "full"  # offered beside the aspects: the whole card
 SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
+STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
+STORY_CASE_WORDS = 12  # a question this long tells of a case
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
@@ -246,11 +248,15 @@ class Assistant:
             topic = self.outside.get(ranked[0].key) if kind != "none" else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
         faq = self.faqs.get(ranked[0].key)
-        if faq is None and kind == "procedure" and ranked[0].code in self.kb.procedures and (
-                not analysis.aspects or self.matcher.rule_kinds(question)):
-            # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer
+        if faq is None and kind == "procedure" and ranked[0].code in self.kb.procedures:
+            # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer;
+            # with an aspect asked, only a case told at length and in telling words
             note = self._case(ranked[0].code, question)
-            faq = note.faq if note is not None else None
+            if note is not None and note.faq is not None and (
+                    not analysis.aspects or self.matcher.rule_kinds(question)
+                    or (note.weight >= STORY_CASE_MIN
+                        and len(question.split()) >= STORY_CASE_WORDS)):
+                faq = note.faq
         # Two rules alike cannot be offered as a choice: the better one answers.
         if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct):
             return self.rule(faq, t, question=question, aspects=analysis.aspects,
@@ -705,6 +711,7 @@ class CaseNote:
     vi: str
     en: str
     faq: Faq | None = None
+    weight: float = 0.0  # how telling its shared words are, for the question it was found for
 
 
 # Words too common in a question to tie it to a note ("thế … thì sao", "xã có … không").
@@ -777,4 +784,4 @@ class CaseNotes:
         scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
         rules = [(w, n) for w, n in scored if w > 0 and n.faq and asks_rule(n.faq)]
         weight, note = max(rules or scored, key=lambda pair: pair[0])
-        return note if rules or weight >= CONTEXT_CASE_MIN else None
+        return replace(note, weight=weight) if rules or weight >= CONTEXT_CASE_MIN else None
