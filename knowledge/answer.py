@@ -251,9 +251,9 @@ class Assistant:
         if faq is None and kind == "procedure" and ranked[0].code in self.kb.procedures:
             # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer;
             # with an aspect asked, only a case told at length and in telling words
-            note = self._case(ranked[0].code, question)
+            note = self._case(ranked[0].code, question, analysis)
             if note is not None and note.faq is not None and (
-                    not analysis.aspects or self.matcher.rule_kinds(question)
+                    not analysis.aspects or analysis.rules
                     or (note.weight >= STORY_CASE_MIN
                         and len(question.split()) >= STORY_CASE_WORDS)):
                 faq = note.faq
@@ -308,7 +308,7 @@ class Assistant:
         if not analysis.aspects and at_hand and self._notes.names_document(code, analysis.tokens):
             # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
             return self.about(code, [Aspect.DOCUMENTS], t, question=question)
-        related = self._case(code, question)
+        related = self._case(code, question, analysis)
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
@@ -336,12 +336,11 @@ class Assistant:
         return Answer(question, "procedure", [self._match_code(code)], "\n".join(lines), t.lang,
                       [], None, code, self._offer(code, []), case=True)
 
-    def _case(self, code: str, question: str) -> CaseNote | None:
+    def _case(self, code: str, question: str, analysis: Analysis) -> CaseNote | None:
         """What the procedure's entry says about the case the question tells of; an entry
         asked for the same kind of rule first."""
-        kinds = self.matcher.rule_kinds(question)
-        return self._notes.best(code, question,
-                                lambda faq: bool(kinds & self.matcher.rule_kinds_of(faq)))
+        return self._notes.best(code, question, lambda faq: bool(
+            analysis.rules & self.matcher.rule_kinds_of(faq)))
 
     def about(self, code: str, aspects: Sequence[Aspect], t: Text, *, question: str = "",
               matches: list[Match] | None = None) -> Answer:

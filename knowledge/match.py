@@ -208,6 +208,7 @@ class Analysis:
     candidates: list[Candidate] = field(default_factory=list)
     family: tuple[str, ...] = ()  # procedures to ask back among ("giấy phép xây dựng")
     elsewhere: bool = False  # about something else that shares a word ("bài hát Giấy khai sinh")
+    rules: frozenset[str] = frozenset()  # the kinds of rule it asks for ("thời hạn": deadline)
 
 
 _ENGLISH = frozenset(
@@ -603,7 +604,7 @@ class Matcher:
         cues = self.words.rule_cues_in(asked)
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
-                            elsewhere=self.words.elsewhere(asked))
+                            elsewhere=self.words.elsewhere(asked), rules=cues)
         if not content and (aspects or not any("_" in t for t in query)):
             return analysis  # only question words ("còn phí?"), unless a known pair ("báo tử")
         weight = {t: self._weights.get(t, self._unknown) for t in query}
@@ -687,10 +688,6 @@ class Matcher:
             # "đk kết hôn có mất phí ko", "how do I register a birth": the procedure answers
             return [replace(lead, key=lead.code), *scored[1:]]
         return scored
-
-    def rule_kinds(self, question: str) -> frozenset[str]:
-        """The kinds of rule a question asks for ("thời hạn": a deadline)."""
-        return self.words.rule_cues_in(Asked.of(question))
 
     def rule_kinds_of(self, faq: Faq) -> frozenset[str]:
         """The kinds of rule a FAQ entry is asked for."""

@@ -21,7 +21,8 @@ from pathlib import Path
 from knowledge.schema import Commune
 from knowledge.text import fold
 
-_KINDS = ("xa", "phuong", "thi tran")  # how a unit is named before its name, folded
+_MARKED_KINDS = ("xã", "phường", "thị trấn")  # how a unit is named before its name
+_KINDS = tuple(map(fold, _MARKED_KINDS))
 _AT = ("o", "tai", "thuoc", "ve", "dan", "nguoi", "from", "in")  # "ở Ngọc Tảo", "người Tam Thuấn"
 
 
@@ -76,19 +77,15 @@ def _fits(typed: str, name: str) -> bool:
 def _marked_short(name: str) -> str:
     """A unit's name without its kind, lower case: "Xã Ngọc Tảo" → "ngọc tảo"."""
     lower = name.lower()
-    for kind in ("xã ", "phường ", "thị trấn "):
-        if lower.startswith(kind):
-            return lower[len(kind):]
+    for kind in _MARKED_KINDS:
+        if lower.startswith(kind + " "):
+            return lower[len(kind) + 1:]
     return lower
 
 
 def _short(name: str) -> str:
     """A unit's name without its kind, folded: "Xã Ngọc Tảo" → "ngoc tao"."""
-    folded = fold(name)
-    for kind in _KINDS:
-        if folded.startswith(kind + " "):
-            return folded[len(kind) + 1:]
-    return folded
+    return fold(_marked_short(name))
 
 
 class Places:

@@ -255,7 +255,7 @@ class Faq(Strict):
     checked_against: list[NonEmpty] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _cited(self) -> Faq:
+    def _consistent(self) -> Faq:
         if self.procedure and not CODE_PATTERN.match(self.procedure):
             raise ValueError(f"procedure: '{self.procedure}' is not a national code")
         if bool(self.authority) != bool(self.authority_en):

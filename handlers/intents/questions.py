@@ -104,7 +104,13 @@ async def answer(turn: Turn) -> list[Reply]:
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"
     if result.kind == "procedure":
         return procedure_replies(turn, result)
-    if result.kind != "clarify" and (result.kind == "rule" or result.faq or result.places):
+    if result.kind == "clarify":
+        codes = [m.code for m in result.matches]
+        turn.set_topic(options=codes)
+        turn.state.misses = 0
+        return turn.reply(result.answer, "clarify", [
+            Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes])
+    if result.kind == "rule" or result.faq or result.places:
         # a legal rule, another body's matter with its rule, or the commune serving a place
         turn.state.misses = 0
         intent = "procedure" if result.kind == "rule" else "contact" if result.places \
@@ -112,12 +118,6 @@ async def answer(turn: Turn) -> list[Reply]:
         return turn.reply(result.answer, intent,
                           [Button(t("Menu"), Intent.MENU),
                            Button(t("Contact staff"), Intent.STAFF)])
-    if result.kind == "clarify":
-        codes = [m.code for m in result.matches]
-        turn.set_topic(options=codes)
-        turn.state.misses = 0
-        return turn.reply(result.answer, "clarify", [
-            Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes])
     if not turn.text:  # a sticker or a photo: nothing was asked
         return turn.reply(result.answer, "ack")
     turn.state.misses += 1
