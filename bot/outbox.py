@@ -1,5 +1,6 @@
-"""Delivery of the outbox: status notifications to followers and the staff relay; and the
-hourly tidying of handled channel events.
+"""Delivery of the outbox: status notifications to followers, the staff relay, and replies a
+channel could not send at once (a crash, an outage); and the hourly tidying of handled channel
+events.
 
 Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
 another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
@@ -17,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from handlers.applications import Office
+from handlers.messages import Reply, load_buttons
 from storage import applications as repo
 from storage import conversations as conversations_repo
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, str], Awaitable[bool]]  # (recipient, text) → delivered?
+Sender = Callable[[str, Reply], Awaitable[bool]]  # (recipient, message) → done with it?
 RETRY_AFTER = dt.timedelta(minutes=1)
 EVENTS_KEPT = dt.timedelta(days=7)  # Telegram gives up redelivering an update after a day
 TIDY_EVERY = 3600.0  # seconds
@@ -31,16 +33,19 @@ TIDY_EVERY = 3600.0  # seconds
 class Dispatcher:
     """Sends pending notifications through the senders of the configured channels."""
 
-    def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30) -> None:
+    def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30,
+                 retry_after: dt.timedelta = RETRY_AFTER) -> None:
         self.office = office
         self.senders = senders
         self.batch = batch  # about Telegram's 30 messages/s for bulk sending
+        # Also the lease on a reply a channel is sending right now (see Dialogue.handle).
+        self.retry_after = retry_after
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Send one batch; returns how many were delivered.
 
         Claiming counts an attempt and commits before anything is sent: the claim is a lease
-        (another instance takes the message again only after ``RETRY_AFTER``), and no
+        (another instance takes the message again only after ``retry_after``), and no
         database transaction stays open while a channel's server answers.
         """
         if not self.senders:
@@ -49,15 +54,16 @@ class Dispatcher:
         async with session_scope(self.office.sessions) as session:
             claimed = await repo.claim_notifications(
                 session, channels=list(self.senders), limit=self.batch, now=now,
-                retry_after=RETRY_AFTER)
+                retry_after=self.retry_after)
             for message in claimed:
                 message.attempts += 1
                 session.add(message)
-            batch = [(m.id, m.channel, m.recipient, m.text) for m in claimed]
+            batch = [(m.id, m.channel, m.recipient, Reply(m.text, load_buttons(m.buttons)))
+                     for m in claimed]
         delivered: list[int] = []
-        for message_id, channel, recipient, text in batch:
+        for message_id, channel, recipient, reply in batch:
             try:
-                if await self.senders[channel](recipient, text) and message_id is not None:
+                if await self.senders[channel](recipient, reply) and message_id is not None:
                     delivered.append(message_id)
             except Exception:  # one broken message must not stop the others
                 log.exception("outbox: sending notification %s failed", message_id)

@@ -9,7 +9,6 @@ replies. The adapter never decides what to answer.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from contextvars import ContextVar
@@ -19,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -82,28 +81,26 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows)
 
 
-async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
-                       replies: list[Reply]) -> bool:
-    """Send replies, split at Telegram's length limit; buttons go with the last part.
+async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                     reply: Reply) -> bool:
+    """Send one reply, split at Telegram's length limit; buttons go with the last part.
 
-    False only when Telegram's flood limit stopped the sending (worth trying again later);
-    a chat that blocked the bot is given up on.
+    False when it should be tried again later (Telegram's flood limit, a network error);
+    True when it was sent, or when the chat blocked the bot (it is given up on).
     """
-    for reply in replies:
-        parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
-        for i, part in enumerate(parts):
-            markup = keyboard(reply) if i == len(parts) - 1 else None
-            try:
-                await application.bot.send_message(chat_id, part, reply_markup=markup,
-                                                   disable_web_page_preview=True)
-            except Forbidden:
-                log.info("telegram: chat %s blocked the bot; message dropped", chat_id)
-                return True
-            except RetryAfter:
-                # A direct reply is not worth holding the webhook for; the outbox retries
-                # notifications, and the citizen can ask again.
-                log.warning("telegram: flood limit reached; message to %s stopped", chat_id)
-                return False
+    parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+    for i, part in enumerate(parts):
+        markup = keyboard(reply) if i == len(parts) - 1 else None
+        try:
+            await application.bot.send_message(chat_id, part, reply_markup=markup,
+                                               disable_web_page_preview=True)
+        except Forbidden:
+            log.info("telegram: chat %s blocked the bot; message dropped", chat_id)
+            return True
+        except TelegramError as exc:  # RetryAfter, TimedOut, NetworkError, a 5xx
+            log.warning("telegram: message to %s not sent (%s); the outbox retries it",
+                        chat_id, type(exc).__name__)
+            return False
     return True
 
 
@@ -112,18 +109,25 @@ async def send_replies(application: Application[Any, Any, Any, Any, Any, Any], c
 UNSAVED: ContextVar[list[int] | None] = ContextVar("telegram_unsaved", default=None)
 
 
-async def _handle(dialogue: Dialogue, update: Update, message: IncomingMessage) -> list[Reply]:
-    """The core's replies; none, and the update marked for redelivery, if the database is
-    away for a moment."""
+async def _answer(application: Application[Any, Any, Any, Any, Any, Any], update: Update,
+                  chat_id: int, message: IncomingMessage) -> None:
+    """Hand the message to the core and send its replies in order; a reply that cannot be
+    sent now stays in the outbox with the ones after it. If the database is away, nothing
+    is answered and the update is marked for redelivery."""
+    dialogue: Dialogue = application.bot_data[DIALOGUE_KEY]
     try:
-        return await dialogue.handle(message)
+        replies = await dialogue.handle(message)
     except Unavailable:
         unsaved = UNSAVED.get()
         if unsaved is None:  # polling: Telegram will not deliver it again
             log.warning("telegram: database unavailable; update %s dropped", update.update_id)
         else:
             unsaved.append(update.update_id)
-        return []
+        return
+    for i, reply in enumerate(replies):
+        if not await send_reply(application, chat_id, reply):
+            return
+        await dialogue.delivered(message, i)
 
 
 # Telegram commands (the menu Telegram shows, and "/cmd@botname" in groups) as intents.
@@ -175,10 +179,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                       text=message.text, reply_id=f"{chat.id}:{message.id}")
         return  # the staff group is not a citizen
     payload = command_payload(message.text)
-    replies = await _handle(dialogue, update, IncomingMessage(
+    await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), text="" if payload else message.text, payload=payload or "",
         event_id=str(update.update_id)))
-    await send_replies(context.application, chat.id, replies)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -187,11 +190,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat = update.effective_chat
     if query is None or chat is None:
         return
-    await query.answer()
-    dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
-    replies = await _handle(dialogue, update, IncomingMessage(
+    try:
+        await query.answer()  # only stops the button's spinner: not worth failing over
+    except TelegramError as exc:
+        log.info("telegram: callback query not answered (%s)", type(exc).__name__)
+    await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
-    await send_replies(context.application, chat.id, replies)
 
 
 def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bool = False
@@ -214,24 +218,42 @@ def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bo
 def senders(application: Application[Any, Any, Any, Any, Any, Any], config: TelegramConfig
             ) -> dict[str, Sender]:
     """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
-    async def citizen(recipient: str, text: str) -> bool:
-        return await send_replies(application, int(recipient), [Reply(text)])
+    async def citizen(recipient: str, reply: Reply) -> bool:
+        return await send_reply(application, int(recipient), reply)
 
-    async def staff(recipient: str, text: str) -> bool:
+    async def staff(recipient: str, reply: Reply) -> bool:
         # The tag lets a staff member's reply find its way back to the citizen.
-        try:
-            for part in split_text(f"{relay_tag(recipient)} {text}",
-                                   MessageLimit.MAX_TEXT_LENGTH):
-                await application.bot.send_message(int(config.staff_chat_id), part)
-        except RetryAfter:
-            return False
-        return True
+        return await send_reply(application, int(config.staff_chat_id),
+                                Reply(f"{relay_tag(recipient)} {reply.text}"))
 
     return {"telegram": citizen, **({"staff": staff} if config.staff_chat_id else {})}
 
 
 TELEGRAM = web.AppKey("telegram", Application)
 TELEGRAM_CONFIG = web.AppKey("telegram_config", TelegramConfig)
+
+
+def _int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
+def _text(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _readable(update: Update) -> bool:
+    """Whether the fields PTB and our handlers read have Telegram's types (PTB does not check
+    them: an id that is a list fails deep inside it)."""
+    user, chat = update.effective_user, update.effective_chat
+    if not (_int64(update.update_id) and (user is None or _int64(user.id))
+            and (chat is None or _int64(chat.id))):
+        return False
+    message, query = update.message, update.callback_query
+    if message is not None:
+        quoted = message.reply_to_message
+        return (_int64(message.message_id) and _text(message.text)
+                and (quoted is None or _text(quoted.text)))
+    return query is None or _text(query.data)
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -244,15 +266,20 @@ async def webhook(request: web.Request) -> web.Response:
         return web.Response(status=403)
     try:
         data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep; huge ints
         return web.Response(status=400, text="body must be JSON")
     application = request.app[TELEGRAM]
     try:
         update = Update.de_json(data, application.bot) if isinstance(data, dict) else None
-    except (KeyError, TypeError, ValueError):
-        update = None
-    if update is None:
-        return web.Response(status=400, text="not a Telegram update")
+        readable = update is not None and _readable(update)
+    except Exception as exc:  # PTB trusts Telegram's shapes: odd ones raise anything
+        update, readable = None, False
+        log.warning("telegram: an update could not be read (%s)", type(exc).__name__)
+    if update is None or not readable:
+        # Acknowledged: refused, Telegram would deliver it again for a day.
+        log.warning("telegram: update %s ignored: not in Telegram's shape",
+                    update.update_id if update else "?")
+        return web.Response(status=200, text="not a Telegram update: ignored")
     if update.message is None and update.callback_query is None:
         return web.Response(status=200)  # an update type we do not handle
     unsaved: list[int] = []

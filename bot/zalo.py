@@ -19,6 +19,7 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -31,7 +32,14 @@ import aiohttp
 from aiohttp import web
 
 from handlers.applications import Office
-from handlers.conversation import Button, Dialogue, IncomingMessage, Reply, split_text
+from handlers.conversation import (
+    Button,
+    Dialogue,
+    IncomingMessage,
+    Reply,
+    Unavailable,
+    split_text,
+)
 from storage import conversations as conversations_repo
 from storage.db import session_scope
 
@@ -44,6 +52,9 @@ REQUIRED_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_AC
                 "ZALO_REFRESH_TOKEN")
 
 MAX_BODY = 64 * 1024  # a Zalo event is a few hundred bytes
+# Zalo's user ids are digits (19 of them); anything else, or longer, is not from Zalo and
+# would not fit where a relayed message's recipient is kept.
+USER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 MAX_TEXT = 2000  # characters per Zalo message
 MAX_BUTTONS = 5  # buttons under one message
 MAX_TITLE = 100  # characters of a query button's title
@@ -186,11 +197,11 @@ class ZaloClient:
                                                     messages=sent)
         return delivery
 
-    async def notify(self, recipient: str, text: str) -> bool:
+    async def notify(self, recipient: str, reply: Reply) -> bool:
         """The outbox's sender: False only when trying again later may help."""
         # Outside the window or refused, a retry would fail the same way: the notice is
         # dropped (and logged); ZNS templates would be the way to reach such citizens.
-        return await self.send(recipient, Reply(text)) is not Delivery.FAILED
+        return await self.send(recipient, reply) is not Delivery.FAILED
 
     async def _contact(self, user_id: str) -> tuple[dt.datetime, int] | None:
         async with self.office.sessions() as session:
@@ -311,6 +322,21 @@ def _signed(config: ZaloConfig, raw: bytes, timestamp: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode(errors="replace"))
 
 
+# Where a body states the time Zalo signed it with; read from the bytes, so that nothing is
+# parsed before the signature is known to be Zalo's.
+_STATED_TIME = re.compile(rb'"timestamp"\s*:\s*"?([0-9]{1,16})"?')
+STATED_TIMES = 4  # times from one body tried against its signature
+
+
+def _signed_time(config: ZaloConfig, raw: bytes, header: str, given: str) -> str | None:
+    """The time ``raw`` was signed with (stated in the body, else in the header), or None
+    when the signature is not Zalo's."""
+    stated = [m.group(1).decode() for m in itertools.islice(_STATED_TIME.finditer(raw),
+                                                             STATED_TIMES)]
+    candidates = [*stated, header] if re.fullmatch(r"[0-9]{1,16}", header) else stated
+    return next((t for t in dict.fromkeys(candidates) if _signed(config, raw, t, given)), None)
+
+
 def _event_id(message: Mapping[str, Any], raw: bytes) -> str:
     """Zalo's message id (named ``msg_id`` or ``mid``), else the body's hash."""
     found = message.get("msg_id") or message.get("mid")
@@ -352,22 +378,26 @@ class ZaloWebhook:
         given = request.headers.get(SIGNATURE_HEADER, "").strip()
         if not given.startswith("mac="):
             return _refuse(401, "signature missing")
-        try:
+        # Signature and age first: a stranger's body is never parsed.
+        header_time = request.headers.get(TIMESTAMP_HEADER, "").strip()
+        timestamp = _signed_time(self.config, raw, header_time, given.removeprefix("mac="))
+        if timestamp is None:
+            return _refuse(401, "bad signature")
+        if abs(time.time() - int(timestamp) / 1000) > EVENT_MAX_SKEW.total_seconds():
+            return _refuse(401, "stale event")
+        try:  # ValueError covers bad UTF-8 and numbers longer than Python reads
             event = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
+        except (ValueError, RecursionError):  # RecursionError: nested 1,000 deep
             return _refuse(400, "body must be JSON")
         if not isinstance(event, dict):
             return _refuse(400, "body must be a JSON object")
-        timestamp = str(event.get("timestamp") or request.headers.get(TIMESTAMP_HEADER, ""))
-        if not re.fullmatch(r"[0-9]{1,16}", timestamp) or not _signed(
-                self.config, raw, timestamp, given.removeprefix("mac=")):
-            return _refuse(401, "bad signature")
-        skew = abs(time.time() - int(timestamp) / 1000)
-        if skew > EVENT_MAX_SKEW.total_seconds():
-            return _refuse(401, "stale event")
+        if str(event.get("timestamp") or header_time) != timestamp:
+            return _refuse(401, "bad signature")  # signed with a time the event does not state
         if event.get("event_name") == "user_send_text":
             try:
                 await self._on_text(event, raw)
+            except Unavailable:  # nothing was saved: ask Zalo to deliver the event again
+                return _refuse(503, "database unavailable, send again")
             except Exception:  # Zalo only needs to know the event arrived; the failure is ours
                 log.exception("Zalo: handling an event failed")
         return web.json_response({"ok": True})
@@ -376,20 +406,25 @@ class ZaloWebhook:
         sender, message = event.get("sender"), event.get("message")
         user_id = sender.get("id") if isinstance(sender, dict) else None
         text = message.get("text") if isinstance(message, dict) else None
-        if not (isinstance(user_id, str) and user_id and isinstance(text, str)
-                and isinstance(message, dict)):
+        if not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)
+                and isinstance(text, str) and isinstance(message, dict)):
             log.info("Zalo: ignoring a text event without sender or text")
             return
-        user_id = user_id[:128]
         payload = text.removeprefix(PAYLOAD_MARK).strip() if text.startswith(PAYLOAD_MARK) else ""
         # With the event id the Dialogue answers a redelivered event with nothing.
         event_id = _event_id(message, raw)
         incoming = (IncomingMessage(CHANNEL, user_id, payload=payload[:200], event_id=event_id)
                     if payload else
                     IncomingMessage(CHANNEL, user_id, text=text[:MAX_TEXT], event_id=event_id))
-        for reply in await self.dialogue.handle(incoming):
-            if await self.client.send(user_id, reply) is not Delivery.SENT:
-                break  # later replies make no sense without the one that failed
+        replies = await self.dialogue.handle(incoming)
+        for i, reply in enumerate(replies):
+            delivery = await self.client.send(user_id, reply)
+            if delivery is Delivery.FAILED:
+                break  # left in the outbox, with the replies after it, to be sent in order
+            if delivery is not Delivery.SENT:  # refused for good: the rest make no sense alone
+                await self.dialogue.delivered(incoming, *range(i, len(replies)))
+                break
+            await self.dialogue.delivered(incoming, i)
 
 
 def add_zalo_routes(app: web.Application, *, dialogue: Dialogue, config: ZaloConfig,

@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
+import time
 from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.applications import Office
 from handlers.intents import respond
-from handlers.messages import Button, IncomingMessage, Reply, split_text
+from handlers.messages import (
+    PUSH_CHANNELS,
+    Button,
+    IncomingMessage,
+    Reply,
+    dump_buttons,
+    load_buttons,
+    reply_key,
+    split_text,
+    storable,
+)
 from handlers.turn import Services, Turn
 from knowledge.answer import Assistant
 from knowledge.i18n import Text, language
@@ -31,6 +43,13 @@ from storage.db import session_scope, unavailable
 from storage.models import Notification
 
 __all__ = ["Button", "Dialogue", "IncomingMessage", "Reply", "Unavailable", "split_text"]
+log = logging.getLogger(__name__)
+# A status lookup's reply is held until this long after the message arrived, so that how long
+# the database took (an existing code or not) cannot be measured from outside.
+LOOKUP_FLOOR = 0.25  # seconds
+LOOKUP_REPLIES = ("status", "lookup_failed")
+MAX_REPLIES = 8  # replies to one message kept for sending again (no turn gives more)
+MARK_TRIES = 30  # seconds to keep trying to mark sent replies (the outbox's lease is longer)
 
 
 class Unavailable(Exception):
@@ -65,6 +84,9 @@ class Dialogue:
             sorted(fields.items(), key=lambda item: (-len(item[1]), item[0])))
         self._waiting: list[_Waiting] = []  # messages for the next batch
         self._turn = asyncio.Lock()  # one batch at a time
+        self._delivered: list[str] = []  # outbox keys of replies sent, to mark together
+        self._marking = asyncio.Lock()
+        self._marking_later: asyncio.Task[None] | None = None
 
     @property
     def office(self) -> Office:
@@ -83,7 +105,12 @@ class Dialogue:
         of paid per message (``bench/webhook.py``). Replies are released only after the
         commit. A batch that fails is retried message by message, so a bad message fails alone;
         ``Unavailable`` when the database is away (the channel should ask for the message again).
+
+        The replies to a Telegram or Zalo event are also in the outbox, committed with the
+        event: the channel sends them and calls ``delivered``; what it could not send (a crash,
+        an outage) the outbox sends later.
         """
+        started = time.monotonic()
         waiting = _Waiting(message, now or dt.datetime.now(dt.UTC),
                            asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
@@ -91,7 +118,44 @@ class Dialogue:
             if not waiting.replies.done():  # no earlier batch took it
                 batch, self._waiting = self._waiting, []
                 await self._run(batch)
-        return waiting.replies.result()
+        replies = waiting.replies.result()
+        if any(r.intent in LOOKUP_REPLIES for r in replies):
+            await asyncio.sleep(max(0.0, started + LOOKUP_FLOOR - time.monotonic()))
+        return replies
+
+    async def delivered(self, message: IncomingMessage, *indexes: int) -> None:
+        """These replies to ``message`` reached the citizen (or never will): the outbox must
+        not send them again. Marks that arrive together are written in one statement."""
+        if message.event_id and message.channel in PUSH_CHANNELS:
+            self._delivered.extend(reply_key(message, i) for i in indexes)
+            await self._mark()
+
+    async def _mark(self) -> bool:
+        """Write the marks gathered so far; while the database is away they are kept and
+        written again every second for a while (else the outbox would send them twice)."""
+        async with self._marking:
+            keys, self._delivered = self._delivered, []
+            if not keys:  # an earlier statement took ours
+                return True
+            try:
+                async with session_scope(self.office.sessions) as session:
+                    await repo.mark_delivered(session, keys, at=dt.datetime.now(dt.UTC))
+                return True
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                self._delivered[:0] = keys
+                if self._marking_later is None or self._marking_later.done():
+                    self._marking_later = asyncio.create_task(self._mark_later())
+                return False
+
+    async def _mark_later(self) -> None:
+        for _ in range(MARK_TRIES):
+            await asyncio.sleep(1)
+            if await self._mark():
+                return
+        log.warning("replies sent but not marked: the outbox may send %d again",
+                    len(self._delivered))
 
     async def _run(self, batch: list[_Waiting]) -> None:
         """Answer a batch in one transaction; if it fails, retry one by one (unless the
@@ -128,27 +192,51 @@ class Dialogue:
             session, commune_id=self.office.commune_id,
             keys={(w.message.channel, w.message.user_id) for w in batch})
         answers: list[list[Reply]] = []
+        outbox: list[Notification] = []
         for waiting in batch:
             message = waiting.message
             if message.event_id:
-                if (message.channel, message.event_id) not in fresh:
-                    answers.append([])  # a redelivered event
+                if (message.channel, message.event_id) not in fresh:  # delivered again
+                    answers.append(await self._answered(session, message))
                     continue
                 fresh.discard((message.channel, message.event_id))
             state = states[(message.channel, message.user_id)]
             typed = written_language(message.text) if message.text and not message.lang else None
             if message.lang is not None or typed is not None:
                 state.lang = language(message.lang or typed or "")
-            answers.append(await respond(Turn(self.services, session, state, message,
-                                              waiting.now)))
+            replies = await respond(Turn(self.services, session, state, message, waiting.now))
+            answers.append(replies)
             state.last_seen_at, state.sent_since_seen = waiting.now, 0
+            if message.event_id:
+                # A push channel's replies are leased to the channel answering now
+                # (attempts=1): the outbox takes them only if they are still unsent when the
+                # lease runs out. The web chat's go back in the response (sent now) and are
+                # kept to answer the same message again if the page sends it again.
+                pushed = message.channel in PUSH_CHANNELS
+                outbox.extend(Notification(
+                    commune_id=self.office.commune_id, channel=message.channel,
+                    recipient=message.user_id, text=reply.text,
+                    buttons=dump_buttons(reply.buttons), idempotency_key=reply_key(message, i),
+                    created_at=waiting.now, attempts=1,
+                    sent_at=None if pushed else waiting.now)
+                    for i, reply in enumerate(replies[:MAX_REPLIES]))
+        await conversations_repo.queue_replies(session, outbox)
         return answers
+
+    async def _answered(self, session: AsyncSession, message: IncomingMessage) -> list[Reply]:
+        """The replies already given to a message delivered again: none for a push channel
+        (the outbox sends what is unsent), the same ones for the web chat."""
+        if message.channel in PUSH_CHANNELS:
+            return []
+        stored = await repo.by_keys(session, [reply_key(message, i) for i in range(MAX_REPLIES)])
+        return [Reply(n.text, load_buttons(n.buttons)) for n in stored]
 
     async def from_staff(self, *, channel: str, user_id: str, text: str, reply_id: str,
                          now: dt.datetime | None = None) -> None:
         """A staff member's reply to a relayed message: queue it for the citizen; "kết thúc"
         gives the conversation back to the assistant."""
         now = now or dt.datetime.now(dt.UTC)
+        user_id, text = storable(user_id), storable(text)
         async with session_scope(self.office.sessions) as session:
             state = (await conversations_repo.conversations(
                 session, commune_id=self.office.commune_id,

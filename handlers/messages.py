@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
 from knowledge.i18n import Lang
 
+# NUL (PostgreSQL refuses it) and the other control characters but tab and line feed: none
+# is text a citizen meant, and terminal escapes have no place in a staff member's view.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]+")
+
 
 def storable(text: str) -> str:
-    """Text any database takes: lone surrogates replaced, NUL characters dropped."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    """Text any database takes: lone surrogates replaced, control characters but tab and
+    line feed dropped ("\\r\\n" becomes "\\n")."""
+    return _CONTROLS.sub("", text.encode("utf-8", "replace").decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class IncomingMessage:
     payload: str = ""  # a button's payload (or a command the channel parsed), instead of text
     lang: Lang | None = None  # forced language (web chat's switch), else the stored one
     event_id: str = ""  # the channel's id of this event: a redelivered event is ignored
+    client: str = ""  # the sender's network address where the channel knows it (web chat)
 
     def __post_init__(self) -> None:
         # Whatever a channel lets through (a lone surrogate, a NUL) must not fail the batch.
@@ -49,6 +56,28 @@ class Reply:
     code: str = ""  # the procedure it is about
     aspects: tuple[str, ...] = ()  # the aspects it leads with
     detail: str = ""  # e.g. a status reply's state ("overdue", "supplement", …)
+
+
+# Channels whose replies are sent by an API call: each reply is written to the outbox in the
+# transaction that handles the message, so a crash before it is sent does not lose it.
+PUSH_CHANNELS = frozenset({"telegram", "zalo"})
+
+
+def reply_key(message: IncomingMessage, index: int) -> str:
+    """The outbox key of reply ``index`` to an evented message (unique, so stored once)."""
+    return f"reply:{message.channel}:{message.event_id}:{index}"
+
+
+def dump_buttons(buttons: list[Button]) -> str | None:
+    """Buttons as stored with an outbox message (JSON), None without buttons."""
+    return json.dumps([[b.title, b.payload, b.spare] for b in buttons],
+                      ensure_ascii=False) if buttons else None
+
+
+def load_buttons(stored: str | None) -> list[Button]:
+    """The buttons of an outbox message."""
+    return [Button(title, payload, spare) for title, payload, spare in json.loads(stored)] \
+        if stored else []
 
 
 def relay_recipient(channel: str, user_id: str) -> str:

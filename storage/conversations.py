@@ -15,7 +15,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChannelToken, Conversation, SeenEvent, Unanswered, utcnow
+from storage.models import (
+    ChannelToken,
+    Conversation,
+    Notification,
+    SeenEvent,
+    Unanswered,
+    utcnow,
+)
 
 
 async def conversations(session: AsyncSession, *, commune_id: int,
@@ -65,6 +72,15 @@ async def first_times(session: AsyncSession, events: Collection[tuple[str, str]]
     result = await (await session.connection()).execute(
         statement, [{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
     return {(channel, event_id) for channel, event_id in result}
+
+
+async def queue_replies(session: AsyncSession, replies: Collection[Notification]) -> None:
+    """Put replies in the outbox in one statement; a key already there is left as it is (an
+    event forgotten by ``forget_events`` and then delivered again)."""
+    if replies:
+        await (await session.connection()).execute(
+            _insert(session, Notification).on_conflict_do_nothing(),
+            [r.model_dump(exclude={"id"}) for r in replies])
 
 
 async def forget_events(session: AsyncSession, *, before: dt.datetime) -> int:

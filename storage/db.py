@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,14 +44,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 def make_engine(url: str | None = None) -> AsyncEngine:
     """An async engine for ``url`` (default: the embedded SQLite file)."""
     url = async_url(url)
+    # aiosqlite's debug lines repeat every statement with its parameters (personal data).
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO,
+                                                logging.getLogger("aiosqlite").level))
     if url.startswith("sqlite"):
         # SQLite has one writer at a time: queueing for a single connection is fairer and
         # faster than many connections retrying a locked database with growing sleeps.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                     hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # A server can restart under us: test pooled connections before use.
-    return create_async_engine(url, pool_pre_ping=True)
+    # A server can restart under us: test pooled connections before use. Statement parameters
+    # hold personal data (names, phones, messages): never put them in errors or logs.
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -65,11 +71,30 @@ async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIter
         yield session
 
 
+# SQLSTATEs (PostgreSQL) that mean "not now" rather than "wrong": connection exceptions (08),
+# insufficient resources such as too many connections (53), operator intervention such as a
+# shutdown or terminated backend (57P), a read-only transaction or standby (25006), and a
+# database that does not accept connections (55000, ``ALLOW_CONNECTIONS false``).
+_UNAVAILABLE_STATES = ("08", "53", "57P", "25006", "55000")
+
+
 def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached right now (worth trying again)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError | OperationalError | InterfaceError | PoolTimeout)
+    """Whether ``exc`` says the database cannot be used right now (worth trying again):
+    refused, terminated, not accepting connections, read-only, pool timeout, locked."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        # SQLite reports a locked, read-only or vanished file as OperationalError.
+        if isinstance(error, OSError | OperationalError | InterfaceError | PoolTimeout):
+            return True
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return False
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -99,6 +99,7 @@ class Notification(SQLModel, table=True):
     channel: str = Field(max_length=16)
     recipient: str = Field(max_length=128)
     text: str = Field(sa_type=Text)
+    buttons: str | None = Field(default=None, sa_type=Text)  # JSON [[title, payload], …]
     idempotency_key: str = Field(max_length=160, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow)
     sent_at: dt.datetime | None = None
@@ -111,13 +112,19 @@ class LookupAttempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_lookup_user", "commune_id", "user_key", "at"),
         Index("ix_lookup_code", "commune_id", "receipt_code", "at"),
+        Index("ix_lookup_weak_failure", "commune_id", "at",
+              postgresql_where=text("weak AND NOT success AND NOT refused"),
+              sqlite_where=text("weak AND NOT success AND NOT refused")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     commune_id: int = _commune_fk()
     user_key: str = Field(max_length=160)  # "<channel>:<user id>"
+    client_key: str = Field(default="", max_length=64)  # the web client's address, else ""
     receipt_code: str = Field(max_length=64)
     success: bool
+    refused: bool = False  # refused unchecked (too many failures): does not extend a lock
+    weak: bool = False  # checked on the phone's last 4 digits only
     at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -151,6 +158,8 @@ class Conversation(SQLModel, table=True):
     staff_notice_at: dt.datetime | None = None  # last "passed to staff" notice to the citizen
     misses: int = 0  # questions in a row the assistant could not answer
     with_staff_since: dt.datetime | None = None  # handed over to staff
+    relayed: int = 0  # messages relayed to staff since relay_window_at
+    relay_window_at: dt.datetime | None = None
     last_seen_at: dt.datetime = Field(default_factory=utcnow)
     sent_since_seen: int = 0  # messages sent since the citizen last wrote (Zalo allows 8)
 

@@ -43,6 +43,10 @@ class FakeTelegram:
         return [p for m, p in self.calls if m == "sendMessage"
                 and (chat_id is None or int(p["chat_id"]) == chat_id)]
 
+    def delivered(self, chat_id: int) -> list[dict[str, Any]]:
+        """sendMessage calls to one chat that were answered ok, in order."""
+        return [p for m, p in self.calls if m == "sendMessage:ok" and int(p["chat_id"]) == chat_id]
+
     def app(self) -> web.Application:
         """The aiohttp application serving ``/bot<token>/<method>``."""
         app = web.Application()
@@ -63,7 +67,10 @@ class FakeTelegram:
             return _ok(await self._updates(int(params.get("offset") or 0),
                                            float(params.get("timeout") or 0)))
         if method == "sendMessage":
-            chat_id = int(params["chat_id"])
+            try:
+                chat_id = int(params["chat_id"])
+            except (KeyError, TypeError, ValueError, OverflowError):  # as Telegram answers
+                return _error(400, "Bad Request: chat not found")
             if chat_id in self.blocked:
                 return _error(403, "Forbidden: bot was blocked by the user")
             if self.flood:
@@ -71,6 +78,7 @@ class FakeTelegram:
                 return web.json_response({"ok": False, "error_code": 429,
                                           "description": "Too Many Requests: retry after 1",
                                           "parameters": {"retry_after": 1}}, status=429)
+            self.calls.append(("sendMessage:ok", params))
             return _ok({"message_id": next(self._ids), "date": 1764300000,
                         "chat": {"id": chat_id, "type": "private"}, "from": BOT,
                         "text": params.get("text", "")})
