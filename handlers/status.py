@@ -1,10 +1,16 @@
 """Status lookup by receipt code, and the wording of status messages.
 
-A receipt code alone reveals nothing: the last four digits of the phone given at submission
-are the second factor. An unknown code and a wrong second factor get the same answer after the
-same work; after ``MAX_FAILURES`` failures in ``WINDOW`` (per user, and per code) lookups are
-refused for a while. Every attempt is audited. Only the procedure, status, due date and what
-to do next are ever shown: no name, no phone.
+A receipt code alone reveals nothing: the phone number given at submission is the second
+factor, compared on its last ``FACTOR_DIGITS`` digits (so "0904…" and "+84 904…" agree). Its
+last 4 digits alone are accepted only while small budgets of failures on them last (per code
+and per commune): then the whole number is asked for, so a guesser gains little and an owner
+is never locked out.
+An unknown code and a wrong number get the same answer after the same work. Each client
+address and each channel account may fail ``DAILY_FAILURES`` times a day on a code (only
+they are turned away); a code that fails ``CODE_FAILURES`` times in ``WINDOW`` from anyone is
+locked for at most that window, except for an account that already proved it owns the code.
+Refused attempts are audited but never extend a lock. Only the procedure, status, due date and
+what to do next are ever shown: no name, no phone. The threat model is in the README.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from storage import applications as repo
 from storage.domain import ApplicationStatus, normalize_receipt_code
 from storage.models import Application
 
-MAX_FAILURES = 5
+FACTOR_DIGITS = 9  # a Vietnamese number without its leading 0 or +84
+SHORT_DIGITS = 4  # the last digits a citizen may give instead, while WEAK_FAILURES lasts
+WEAK_FAILURES = 3  # per code and MONTH, from anyone
+COMMUNE_WEAK_FAILURES = 10  # per commune and DAY: bounds guessing across many codes
+MONTH = dt.timedelta(days=30)
+DAILY_FAILURES = 5  # per code, per client address and per channel account
+DAY = dt.timedelta(days=1)
+CODE_FAILURES = 20  # per code from anyone, in WINDOW
 WINDOW = dt.timedelta(minutes=15)
 _DUMMY_PHONE = "0000000000"
 
@@ -110,39 +123,60 @@ def status_text(app: Application, t: Text, *, now: dt.datetime | None = None,
     return "\n".join(lines)
 
 
-def _last4(text: str) -> str:
-    return re.sub(r"\D", "", text)[-4:]
+def phone_factor(text: str) -> str:
+    """What a citizen typed as the second factor: the last ``FACTOR_DIGITS`` digits of a whole
+    phone number, the last 4 digits ("4 số cuối 5678"), or "" when it is neither."""
+    groups = re.findall(r"\d+", text)
+    whole = "".join(groups)
+    if len(whole) >= FACTOR_DIGITS:
+        return whole[-FACTOR_DIGITS:]
+    last = groups[-1] if len(groups) > 1 else whole
+    return last if len(last) == SHORT_DIGITS else ""
 
 
 async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
-                        phone_last4: str, user_key: str, lang: Lang,
+                        phone: str, user_key: str, client_key: str = "", lang: Lang,
                         now: dt.datetime, names: Mapping[str, str] | None = None
                         ) -> StatusAnswer:
-    """Look an application up by receipt code and the last four digits of the phone;
-    ``names`` gives procedure names in the reply's language by code."""
+    """Look an application up by receipt code and the phone number given at submission
+    (or its last 4 digits); ``client_key`` is the web client's address; ``names`` gives
+    procedure names in the reply's language by code."""
     t = Text(lang)
     code = normalize_receipt_code(receipt_code) or re.sub(r"\s+", "", receipt_code)[:64].upper()
-    failures, app = await repo.lookup_snapshot(session, commune_id=commune_id,
-                                               user_key=user_key, receipt_code=code,
-                                               since=now - WINDOW)
-    if failures >= MAX_FAILURES:
-        await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
-                                 receipt_code=code, success=False, at=now)
+    given = phone_factor(phone)
+    weak = len(given) == SHORT_DIGITS
+    counts, app = await repo.lookup_snapshot(
+        session, commune_id=commune_id, user_key=user_key, client_key=client_key,
+        receipt_code=code, since=now - MONTH, day_since=now - DAY, window_since=now - WINDOW)
+    refusal = None
+    if counts.by_user >= DAILY_FAILURES or counts.by_client >= DAILY_FAILURES:
+        refusal = t("Too many unsuccessful attempts on this code today. Please try again "
+                    "tomorrow, or ask at the one-stop desk.")
+    elif counts.on_code >= CODE_FAILURES and not counts.proven:
         minutes = int(WINDOW.total_seconds() // 60)
-        return StatusAnswer(t("Too many unsuccessful attempts. Please try again in {minutes} "
-                              "minutes, or ask at the one-stop desk.", minutes=minutes),
-                            refused=True)
+        refusal = t("Too many unsuccessful attempts. Please try again in {minutes} minutes, "
+                    "or ask at the one-stop desk.", minutes=minutes)
+    elif weak and (counts.weak >= WEAK_FAILURES
+                   or counts.weak_in_commune >= COMMUNE_WEAK_FAILURES):
+        refusal = t("For this application, please type the whole phone number you gave when "
+                    "applying (the last digits alone are no longer accepted).")
+    if refusal is not None:
+        await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
+                                 client_key=client_key, receipt_code=code, success=False,
+                                 refused=True, weak=weak, at=now)
+        return StatusAnswer(refusal, refused=True)
     # The comparison runs whether or not the code exists, so both failures cost the same.
-    expected = _last4(app.phone or _DUMMY_PHONE) if app else _last4(_DUMMY_PHONE)
-    given = _last4(phone_last4)
-    matched = app is not None and bool(app.phone) and len(given) == 4 and hmac.compare_digest(
-        expected, given)
+    stored = phone_factor(app.phone or "") if app and app.phone else phone_factor(_DUMMY_PHONE)
+    expected = stored[-SHORT_DIGITS:] if weak else stored
+    matched = hmac.compare_digest(expected.encode(), given.encode()) and bool(given) \
+        and app is not None and bool(app.phone)
     await repo.record_lookup(session, commune_id=commune_id, user_key=user_key,
-                             receipt_code=code, success=matched, at=now)
+                             client_key=client_key, receipt_code=code, success=matched,
+                             weak=weak, at=now)
     if not matched or app is None:
-        return StatusAnswer(t("No application matches code {code} and these phone digits. "
-                              "Check the code on your receipt slip and the last 4 digits of the "
-                              "phone number you gave when applying.", code=code))
+        return StatusAnswer(t("No application matches code {code} and this phone number. "
+                              "Check the code on your receipt slip and the phone number you "
+                              "gave when applying.", code=code))
     request = ""
     if app.status == ApplicationStatus.SUPPLEMENT_REQUIRED and app.id is not None:
         changes = await repo.history(session, app.id)

@@ -14,12 +14,10 @@ from typing import Any
 from sqlalchemy import (
     Executable,
     Result,
-    ScalarSelect,
     Select,
     bindparam,
     func,
     insert,
-    literal_column,
     text,
     true,
     update,
@@ -29,7 +27,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.domain import ApplicationStatus, SubmissionChannel
+from storage.domain import (
+    FIRST_DAY,
+    LAST_DAY,
+    ApplicationStatus,
+    InvalidValue,
+    SubmissionChannel,
+    TransitionRefused,
+    within_bounds,
+)
 from storage.models import (
     Application,
     Commune,
@@ -159,18 +165,52 @@ async def upsert_applications(session: AsyncSession, *, commune_id: int,
 
 async def change_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
                         status: ApplicationStatus, actor: str, at: dt.datetime, note: str = "",
-                        completed_at: dt.datetime | None = None) -> Change | None:
-    """Move an application to ``status``; None if unknown, no change if already there."""
+                        completed_at: dt.datetime | None = None, workflow: bool = False,
+                        correction: bool = False) -> Change | None:
+    """Move an application to ``status``; None if the code is unknown.
+
+    The same status again is no change (``status_change_id`` 0, so no follower is told twice);
+    a new note with it is kept in the history. With ``workflow`` a move the one-stop workflow
+    does not allow raises ``TransitionRefused``, unless it is a ``correction``, which needs a
+    note and is recorded as one. Times before receipt or out of bounds raise ``InvalidValue``.
+    """
     app = (await existing(session, commune_id=commune_id, codes=[receipt_code])).get(receipt_code)
     if app is None or app.id is None:
         return None
-    if status == app.status and not note:
-        return Change(app.id, 0, status)
-    values: dict[str, object] = {"status": status, "updated_at": at}
-    if status.settled:
-        values["completed_at"] = completed_at or app.completed_at or at
-    await _core(session, update(Application).where(col(Application.id) == app.id).values(**values))
-    return await _record_change(session, app.id, status, at=at, actor=actor, note=note)
+    if correction and not note.strip():
+        raise InvalidValue("note", "a correction needs a note saying why")
+    for name, when in (("changed_at", at), ("completed_at", completed_at)):
+        if when is None:
+            continue
+        if not within_bounds(when):
+            raise InvalidValue(name, f"must be between {FIRST_DAY} and {LAST_DAY}")
+        if when < app.received_at:
+            raise InvalidValue(name, f"is before received_at {app.received_at.isoformat()}")
+    for _ in range(3):  # another change may come first: judge against the status it left
+        current = ApplicationStatus(app.status)  # the column holds its value
+        if status == current:
+            return await _note_only(session, app.id, status, at=at, actor=actor, note=note)
+        if workflow and not correction and not current.may_become(status):
+            raise TransitionRefused(current, status)
+        values: dict[str, object] = {"status": status, "updated_at": at}
+        if status.settled:
+            values["completed_at"] = completed_at or app.completed_at or at
+        moved = await _core(session, update(Application).where(
+            col(Application.id) == app.id, col(Application.status) == app.status).values(**values))
+        if moved.rowcount:  # type: ignore[attr-defined]
+            return await _record_change(session, app.id, status, at=at, actor=actor,
+                                        note=f"correction: {note.strip()}" if correction else note)
+        await session.refresh(app)
+    raise TransitionRefused(ApplicationStatus(app.status), status)
+
+
+async def _note_only(session: AsyncSession, application_id: int, status: ApplicationStatus, *,
+                     at: dt.datetime, actor: str, note: str) -> Change:
+    """Keep a new note on the current status (what a supplement asks for) without a change."""
+    changes = await history(session, application_id)
+    if note and (not changes or changes[-1].note != note):
+        await _record_change(session, application_id, status, at=at, actor=actor, note=note)
+    return Change(application_id, 0, status)
 
 
 async def history(session: AsyncSession, application_id: int) -> list[StatusChange]:
@@ -184,51 +224,83 @@ _RECORD_LOOKUP = insert(LookupAttempt.metadata.tables["lookupattempt"])
 
 
 async def record_lookup(session: AsyncSession, *, commune_id: int, user_key: str,
-                        receipt_code: str, success: bool, at: dt.datetime) -> None:
-    """Audit one status lookup."""
+                        client_key: str = "", receipt_code: str, success: bool,
+                        refused: bool = False, weak: bool = False, at: dt.datetime) -> None:
+    """Audit one status lookup (``refused``: turned away unchecked; ``weak``: checked on the
+    phone's last digits only)."""
     await _core(session, _RECORD_LOOKUP, [{
-        "commune_id": commune_id, "user_key": user_key, "receipt_code": receipt_code,
-        "success": success, "at": at}])
+        "commune_id": commune_id, "user_key": user_key, "client_key": client_key[:64],
+        "receipt_code": receipt_code, "success": success, "refused": refused, "weak": weak,
+        "at": at}])
+
+
+@dataclass(frozen=True)
+class LookupCounts:
+    """Failed lookups of one code, counted the ways the limits need them."""
+
+    by_client: int  # from this client address since ``day_since``
+    by_user: int  # from this channel account since ``day_since``
+    on_code: int  # from anyone since ``window_since``
+    weak: int  # on the phone's last digits, from anyone since ``since``
+    weak_in_commune: int  # on the phone's last digits, any code, since ``day_since``
+    proven: bool  # this channel account looked the code up successfully since ``since``
 
 
 def _lookup_snapshot_query() -> Select[Any]:
-    """Failures by user, failures on code, and the application if any, as one row.
+    """The failure counts of a code and the application if any, as one row.
 
-    Built once with bind parameters: a lookup then costs one round trip and no compilation.
+    Every count reads the code's own recent attempts (index commune, code, time), so the cost
+    does not grow with other codes' traffic; built once with bind parameters.
     """
     attempts = LookupAttempt.metadata.tables["lookupattempt"]
     table = Application.metadata.tables["application"]
+    failed = attempts.c.success.is_(False) & attempts.c.refused.is_(False)
 
-    def failures(column: str) -> ScalarSelect[int]:
-        # One subquery per index (commune, user | code, time): an OR would scan the commune.
-        return sa_select(func.count()).where(
-            attempts.c.commune_id == bindparam("commune_id"),
-            attempts.c[column] == bindparam(column),
-            attempts.c.at >= bindparam("since"), attempts.c.success.is_(False),
-        ).scalar_subquery()
+    def count(condition: Any) -> Any:
+        return func.count().filter(condition)
 
+    today = failed & (attempts.c.at >= bindparam("day_since"))
+    counts = sa_select(
+        count(today & (attempts.c.client_key == bindparam("client_key"))).label("by_client"),
+        count(today & (attempts.c.user_key == bindparam("user_key"))).label("by_user"),
+        count(failed & (attempts.c.at >= bindparam("window_since"))).label("on_code"),
+        count(failed & attempts.c.weak.is_(True)).label("weak"),
+        count(attempts.c.success.is_(True) & (attempts.c.user_key == bindparam("user_key"))
+              ).label("successes"),
+    ).where(attempts.c.commune_id == bindparam("commune_id"),
+            attempts.c.receipt_code == bindparam("receipt_code"),
+            attempts.c.at >= bindparam("since")).subquery()
+    weak_in_commune = sa_select(func.count()).where(  # the partial index ix_lookup_weak_failure
+        attempts.c.commune_id == bindparam("commune_id"), attempts.c.at >= bindparam("day_since"),
+        attempts.c.weak.is_(True), failed).scalar_subquery()
     found = table.select().where(table.c.commune_id == bindparam("commune_id"),
                                  table.c.receipt_code == bindparam("receipt_code")).subquery()
-    one_row = sa_select(literal_column("1").label("one")).subquery()
-    return (sa_select(failures("user_key").label("by_user"),
-                      failures("receipt_code").label("by_code"), found)
-            .select_from(one_row.outerjoin(found, true())))  # one row, found or not
+    return sa_select(counts, weak_in_commune.label("weak_in_commune"), found).select_from(
+        counts.outerjoin(found, true()))
 
 
 _LOOKUP_SNAPSHOT = _lookup_snapshot_query()
 
 
 async def lookup_snapshot(session: AsyncSession, *, commune_id: int, user_key: str,
-                          receipt_code: str, since: dt.datetime) -> tuple[int, Application | None]:
-    """In one round trip: failed lookups since ``since`` (by this user or on this code,
-    whichever is more) and the application with this code, if any."""
+                          client_key: str, receipt_code: str, since: dt.datetime,
+                          day_since: dt.datetime, window_since: dt.datetime
+                          ) -> tuple[LookupCounts, Application | None]:
+    """In one round trip: the lookups of this code counted for the limits (see
+    ``LookupCounts``; ``since`` is the earliest of the three times) and the application with
+    this code, if any."""
     row = (await _core(session, _LOOKUP_SNAPSHOT, [{
-        "commune_id": commune_id, "user_key": user_key, "receipt_code": receipt_code,
-        "since": since}])).one()
+        "commune_id": commune_id, "user_key": user_key, "client_key": client_key[:64],
+        "receipt_code": receipt_code, "since": since, "day_since": day_since,
+        "window_since": window_since}])).one()
     values = row._mapping
     app = None if values["id"] is None else Application(
         **{c.name: values[c.name] for c in Application.metadata.tables["application"].columns})
-    return max(values["by_user"], values["by_code"]), app
+    counts = LookupCounts(by_client=values["by_client"] if client_key else 0,
+                          by_user=values["by_user"], on_code=values["on_code"],
+                          weak=values["weak"], weak_in_commune=values["weak_in_commune"],
+                          proven=values["successes"] > 0)
+    return counts, app
 
 
 async def subscribe(session: AsyncSession, *, commune_id: int, application_id: int,
@@ -353,6 +425,20 @@ async def mark_sent(session: AsyncSession, ids: Sequence[int], *, at: dt.datetim
     """Record that these outbox messages were delivered."""
     await _core(session, update(Notification).where(col(Notification.id).in_(list(ids)))
                 .values(sent_at=at))
+
+
+async def mark_delivered(session: AsyncSession, keys: Sequence[str], *, at: dt.datetime
+                         ) -> None:
+    """Record that the outbox messages with these idempotency keys were delivered."""
+    await _core(session, update(Notification).where(
+        col(Notification.idempotency_key).in_(list(keys))).values(sent_at=at))
+
+
+async def by_keys(session: AsyncSession, keys: Sequence[str]) -> list[Notification]:
+    """The outbox messages with these idempotency keys, in the keys' order."""
+    found = {n.idempotency_key: n for n in (await session.exec(select(Notification).where(
+        col(Notification.idempotency_key).in_(list(keys))))).all()}
+    return [found[k] for k in keys if k in found]
 
 
 async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: str,

@@ -52,8 +52,8 @@ async def scripted_conversation(send: Send) -> None:
 
     assert (await send(payload="lookup")).texts == [
         "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."]
-    assert (await send(text=CODE.lower())).texts[0].startswith("Tiếp theo, nhập 4 số cuối")
-    status = await send(text="5678")
+    assert (await send(text=CODE.lower())).texts[0].startswith("Bạn nhập số điện thoại đã khai")
+    status = await send(text="0912 345 678")
     assert "Trạng thái: đã tiếp nhận" in status.text
     followed = await send(payload=status.payload("Theo dõi hồ sơ này"))
     assert followed.texts == ["Bạn sẽ nhận tin nhắn tại đây khi hồ sơ thay đổi trạng thái."]

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.outbox import Dispatcher
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
+from handlers.intents.staff import RELAY_LIMIT, RELAY_WINDOW
 from knowledge.answer import Assistant
 from storage import conversations as conversations_repo
 from storage.db import make_engine, make_sessions
@@ -190,7 +191,7 @@ async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
     assert ask_code.text == "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."
     await say(dialogue, CODE.lower())
     [again] = await say(dialogue, "56 7")
-    assert again.text.startswith("Vui lòng nhập đúng 4 số cuối")
+    assert again.text.startswith("Bạn nhập số điện thoại đã khai khi nộp hồ sơ (10 chữ số")
     [status] = await say(dialogue, "5678")
     assert "Trạng thái: đã tiếp nhận" in status.text
     assert [b.payload for b in status.buttons] == ["follow", "menu"]
@@ -403,3 +404,19 @@ async def test_hello_after_an_answer_takes_leave(dialogue: Dialogue) -> None:
     await say(dialogue, "đk kết hôn có mất phí ko", user="8")
     [bye] = await say(dialogue, "dạ vâng, e chào ad ạ", user="8")
     assert bye.intent == "goodbye"
+
+
+async def test_a_flood_of_messages_does_not_flood_staff(dialogue: Dialogue, office: Office
+                                                        ) -> None:
+    await say(dialogue, "cho tôi gặp cán bộ", user="flood")
+    replies = [await say(dialogue, f"alo alo {n} có ai không", user="flood") for n in range(25)]
+    async with office.sessions() as s:
+        relayed = (await s.exec(select(Notification).where(
+            Notification.channel == "staff", Notification.recipient == "telegram:flood"))).all()
+    assert len(relayed) == RELAY_LIMIT
+    assert replies[-1][0].text.startswith("Cán bộ đã nhận nhiều tin nhắn của bạn")
+    later = dt.datetime.now(dt.UTC) + RELAY_WINDOW + dt.timedelta(minutes=1)
+    await dialogue.handle(IncomingMessage("telegram", "flood", text="còn đó không"), now=later)
+    async with office.sessions() as s:
+        assert len((await s.exec(select(Notification).where(
+            Notification.channel == "staff"))).all()) == RELAY_LIMIT + 1

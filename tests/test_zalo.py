@@ -162,7 +162,7 @@ async def test_status_lookup_then_follow(rig: Rig) -> None:
     [ask_code] = await rig.say("tra cứu")
     assert ask_code["text"] == "Vui lòng nhập mã hồ sơ in trên giấy biên nhận."
     [ask_digits] = await rig.say(CODE)
-    assert ask_digits["text"].startswith("Tiếp theo, nhập 4 số cuối")
+    assert ask_digits["text"].startswith("Bạn nhập số điện thoại đã khai")
     [status] = await rig.say("5678")
     assert "Trạng thái: đã tiếp nhận" in status["text"]
     assert [b["payload"] for b in buttons(status)] == ["#follow", "#menu"]

@@ -1,4 +1,5 @@
-"""Status lookup: the receipt code, then the last 4 phone digits; then follow or unfollow.
+"""Status lookup: the receipt code, then the phone number given at submission; then follow or
+unfollow.
 
 Any natural phrasing starts it, a receipt code anywhere in a message skips to the digits,
 and a citizen who asks something else in the middle simply leaves the lookup.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 
 from handlers.messages import Button, Reply
-from handlers.status import lookup_status
+from handlers.status import lookup_status, phone_factor
 from handlers.turn import LOOKUP_CODE, Step, Turn
 from knowledge.intents import Intent
 from storage import applications as repo
@@ -55,23 +56,19 @@ def got_code(turn: Turn, text: str) -> list[Reply]:
         return turn.reply(t("That does not look like a receipt code. It is printed on your "
                             "receipt slip, e.g. 000.00.19.H26-251127-0001."), "ask_code")
     state.step, state.pending_code = Step.PHONE_DIGITS, code
-    return turn.reply(t("Now type the last 4 digits of the phone number you gave when "
-                        "applying."), "ask_phone")
+    return turn.reply(t("Now type the phone number you gave when applying."), "ask_phone")
 
 
 async def got_phone(turn: Turn) -> list[Reply]:
-    """The last 4 phone digits: look the application up."""
+    """The phone number given at submission: look the application up."""
     t, state = turn.t, turn.state
-    groups = re.findall(r"\d+", turn.text)
-    digits = groups[-1] if len(groups) > 1 else "".join(groups)
-    if 9 <= len(whole := "".join(groups)) <= 11:  # the whole number typed: "sdt e 0904 324 321"
-        digits = whole[-4:]
-    if len(digits) != 4:
-        return turn.reply(t("Please type exactly the last 4 digits of your phone number."),
-                          "ask_phone")
+    if not phone_factor(turn.text):
+        return turn.reply(t("Please type the phone number you gave when applying "
+                            "(10 digits, e.g. 0904 123 456)."), "ask_phone")
     answer = await lookup_status(turn.session, commune_id=turn.services.office.commune_id,
-                                 receipt_code=state.pending_code, phone_last4=digits,
-                                 user_key=f"{state.channel}:{state.user_id}", lang=turn.lang,
+                                 receipt_code=state.pending_code, phone=turn.text,
+                                 user_key=f"{state.channel}:{state.user_id}",
+                                 client_key=turn.message.client, lang=turn.lang,
                                  now=turn.now, names=english_names(turn))
     state.step, state.pending_code = Step.IDLE, ""
     if answer.application_id is None:

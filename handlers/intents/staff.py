@@ -18,6 +18,8 @@ from storage.models import Notification
 
 STAFF_TIMEOUT = dt.timedelta(hours=24)  # a conversation left with staff returns to the bot
 NOTICE_EVERY = dt.timedelta(minutes=10)  # how often the whole "passed to staff" is repeated
+RELAY_LIMIT = 10  # messages relayed to staff per conversation in RELAY_WINDOW: a flood stops
+RELAY_WINDOW = dt.timedelta(minutes=10)
 
 
 async def with_staff(turn: Turn) -> list[Reply] | None:
@@ -34,7 +36,10 @@ async def with_staff(turn: Turn) -> list[Reply] | None:
         return turn.reply(t("You are back with the assistant."), "menu", turn.menu_buttons())
     if turn.payload:
         return None  # a button of the assistant's: the assistant answers it
-    await relay(turn, turn.text)
+    if not await relay(turn, turn.text):
+        return turn.reply(t("Staff already have several messages from you and will answer "
+                            "soon; this one was not passed on. Please wait a few minutes."),
+                          "staff")
     # What the assistant clearly can answer, it answers too; staff have the message all the same.
     if turn.intent is not None or any(i is not Intent.STAFF for i in turn.mentioned):
         return None  # an everyday intent: "sđt của xã", "ok"
@@ -75,11 +80,18 @@ async def hand_over(turn: Turn) -> list[Reply]:
     return turn.reply(text, "staff")
 
 
-async def relay(turn: Turn, text: str) -> None:
-    """Queue a citizen's message for the staff channel."""
+async def relay(turn: Turn, text: str) -> bool:
+    """Queue a citizen's message for the staff channel; False when the citizen has sent
+    ``RELAY_LIMIT`` in ``RELAY_WINDOW`` already (staff are not flooded)."""
     state = turn.state
+    if state.relay_window_at is None or turn.now - state.relay_window_at > RELAY_WINDOW:
+        state.relay_window_at, state.relayed = turn.now, 0
+    if state.relayed >= RELAY_LIMIT:
+        return False
+    state.relayed += 1
     key = f"staff:{state.channel}:{state.user_id}:{turn.now.timestamp():.6f}"
     await repo.enqueue(turn.session, [Notification(
         commune_id=turn.services.office.commune_id, channel="staff",
         recipient=relay_recipient(state.channel, state.user_id), text=text,
         idempotency_key=key)])
+    return True
