@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,42 @@ from aiohttp import web
 from bot.runtime import hash_key
 from handlers.applications import Office, save_rows, set_status, stats_for_period
 from storage import applications as repo
-from storage.domain import normalize_receipt_code, parse_status
-from storage.importfile import read_records
+from storage.domain import (
+    FIRST_DAY,
+    LAST_DAY,
+    InvalidValue,
+    TransitionRefused,
+    normalize_receipt_code,
+    parse_status,
+    unstorable,
+    within_bounds,
+)
+from storage.importfile import COLUMNS, read_records
+from storage.models import Application
 
+log = logging.getLogger(__name__)
 OFFICE = web.AppKey("office", Office)
 SPEC = Path(__file__).resolve().parent / "openapi.json"
 MAX_RECORDS = 1000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _column_size(name: str) -> int:
+    length = Application.metadata.tables["application"].c[name].type.length  # type: ignore[attr-defined]
+    return int(length)
+
+
+# The longest value accepted per field, checked before anything is parsed or stored: the
+# column's size where the value is stored as given, else room for any sensible spelling (a
+# receipt code with spaces, a provincial suffix on a procedure code, official names up to
+# 1,100 characters long).
+FIELD_SIZES = {
+    "receipt_code": 100, "procedure_code": 64, "procedure_name": 2000,
+    "applicant_name": _column_size("applicant_name"), "phone": 32, "channel": 64,
+    "received_at": 40, "due_at": 40, "status": 64, "completed_at": 40,
+    "note": 1000, "changed_at": 40,
+}
+PATCH_FIELDS = ("status", "note", "changed_at", "completed_at", "correction")
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -35,9 +66,7 @@ def authenticated(handler: Callable[[web.Request, str], Awaitable[web.StreamResp
                   ) -> Handler:
     """Require a valid key of this commune; the handler receives the integration's name."""
     async def checked(request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else (
-            request.headers.get("X-API-Key", "").strip())
+        key = api_key(request)
         if not key:
             return _error(401, "missing API key (Authorization: Bearer <key>)")
         office = request.app[OFFICE]
@@ -49,10 +78,19 @@ def authenticated(handler: Callable[[web.Request, str], Awaitable[web.StreamResp
     return checked
 
 
+def api_key(request: web.Request) -> str:
+    """The key a request carries (``Authorization: Bearer <key>`` or ``X-API-Key``), or ""."""
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else (
+        request.headers.get("X-API-Key", "").strip())
+
+
 async def _json(request: web.Request) -> Any:
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
+    # Not JSON, not in its charset, an unknown charset, an integer of more than 4,300 digits,
+    # or nested 1,000 deep.
+    except (ValueError, LookupError, RecursionError):
         raise web.HTTPBadRequest(text=json.dumps({"error": "body must be JSON"}),
                                  content_type="application/json") from None
 
@@ -67,10 +105,14 @@ async def post_applications(request: web.Request, integration: str) -> web.Strea
         return _error(400, "send an application object, a list, or {\"applications\": [...]}")
     if len(records) > MAX_RECORDS:
         return _error(413, f"at most {MAX_RECORDS} applications per request")
-    checked = read_records(records)
-    if checked.errors:
-        return _error(422, "nothing was saved: fix these applications",
-                      problems=[{"index": e.line, "message": e.message} for e in checked.errors])
+    # Sizes, characters and years first: what passes can be parsed and stored safely.
+    problems = [{"index": index, "message": str(problem)}
+                for index, record in enumerate(records, 1) for problem in _record_problems(record)]
+    checked = read_records(records) if not problems else None
+    if checked is not None:
+        problems = [{"index": e.line, "message": e.message} for e in checked.errors]
+    if checked is None or problems:
+        return _error(422, "nothing was saved: fix these applications", problems=problems)
     report = await save_rows(request.app[OFFICE], checked.rows, actor=f"api:{integration}",
                              now=dt.datetime.now(dt.UTC))
     return web.json_response({"created": report.created, "updated": report.updated,
@@ -80,22 +122,39 @@ async def post_applications(request: web.Request, integration: str) -> web.Strea
 
 @authenticated
 async def patch_application(request: web.Request, integration: str) -> web.StreamResponse:
-    """Change an application's status, with an optional note and result date."""
+    """Move an application along the one-stop workflow, with an optional note and result
+    date; ``"correction": true`` with a note makes any move, recorded as a correction."""
     code = normalize_receipt_code(request.match_info["code"])
     body = await _json(request)
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         return _error(400, "send {\"status\": \"...\"}")
-    status = parse_status(body["status"])
-    if status is None:
-        return _error(422, f"unknown status '{body['status']}'")
     try:
-        completed = _instant(body.get("completed_at"))
-        at = _instant(body.get("changed_at")) or dt.datetime.now(dt.UTC)
-    except ValueError as exc:
-        return _error(422, str(exc))
-    change = None if code is None else await set_status(
-        request.app[OFFICE], receipt_code=code, status=status, actor=f"api:{integration}",
-        now=at, note=str(body.get("note", ""))[:1000], completed_at=completed)
+        unknown = sorted(set(body) - set(PATCH_FIELDS))
+        if unknown:
+            raise InvalidValue(unknown[0], f"unknown field (known: {', '.join(PATCH_FIELDS)})")
+        raw_status = _string(body["status"], "status")
+        status = parse_status(raw_status)
+        if status is None:
+            raise InvalidValue("status", f"unknown status '{raw_status}'")
+        note = _string(body.get("note", ""), "note", multiline=True).strip()
+        correction = body.get("correction", False)
+        if not isinstance(correction, bool):
+            raise InvalidValue("correction", "must be true or false")
+        completed = _instant(body.get("completed_at"), "completed_at")
+        at = _instant(body.get("changed_at"), "changed_at") or dt.datetime.now(dt.UTC)
+        if code is None:
+            return _error(404, "no application with this receipt code")
+        change = await set_status(request.app[OFFICE], receipt_code=code, status=status,
+                                  actor=f"api:{integration}", now=at, note=note,
+                                  completed_at=completed, workflow=True,
+                                  correction=correction)
+    except InvalidValue as exc:
+        return _error(422, str(exc), field=exc.field)
+    except TransitionRefused as exc:
+        return _error(409, f"an application that is {exc.current.value} cannot become "
+                      f"{exc.wanted.value}; to correct a mistake send \"correction\": true "
+                      "with a note", current=exc.current.value,
+                      allowed=[s.value for s in exc.current.next_statuses])
     if change is None:
         return _error(404, "no application with this receipt code")
     return web.json_response({"receipt_code": code, "status": status.value,
@@ -106,10 +165,12 @@ async def patch_application(request: web.Request, integration: str) -> web.Strea
 async def get_stats(request: web.Request, integration: str) -> web.StreamResponse:
     """Statistics for ``from``–``to`` (dates, inclusive; default: this month)."""
     try:
-        start = _date(request.query.get("from"))
-        end = _date(request.query.get("to"))
-    except ValueError as exc:
-        return _error(422, str(exc))
+        start = _date(request.query.get("from"), "from")
+        end = _date(request.query.get("to"), "to")
+    except InvalidValue as exc:
+        return _error(422, str(exc), field=exc.field)
+    if start and end and end < start:
+        return _error(422, f"to: {end} is before from {start}", field="to")
     stats = await stats_for_period(request.app[OFFICE], start, end, now=dt.datetime.now(dt.UTC))
     return web.json_response(stats.report())
 
@@ -119,24 +180,66 @@ async def openapi(request: web.Request) -> web.FileResponse:
     return web.FileResponse(SPEC, headers={"Content-Type": "application/json"})
 
 
-def _instant(value: object) -> dt.datetime | None:
+def _string(value: object, name: str, *, multiline: bool = False) -> str:
+    """A text field within its size, without NUL, lone surrogates or control characters."""
+    if not isinstance(value, str):
+        raise InvalidValue(name, "must be a string")
+    if len(value) > FIELD_SIZES[name]:
+        raise InvalidValue(name, f"longer than {FIELD_SIZES[name]} characters")
+    if unstorable(value, multiline=multiline):
+        raise InvalidValue(name, "contains a NUL, a control character or an invalid character")
+    return value
+
+
+# Where the year is in the dates read_records accepts: ISO 8601 first, dd/mm/yyyy last.
+_YEAR = re.compile(r"\s*(\d{4})|\s*\d{1,2}[/-]\d{1,2}[/-](\d{4})")
+DATE_FIELDS = ("received_at", "due_at", "completed_at")
+
+
+def _record_problems(record: dict[str, Any]) -> list[InvalidValue]:
+    """What makes an application unsafe to parse or store: an overlong value, a NUL or
+    control character, a value that is no string, a year out of bounds."""
+    problems = []
+    for name, value in record.items():
+        if value is None or name not in COLUMNS:
+            continue  # read_records names unknown fields
+        try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                value = str(value)  # a phone or code sent as a number
+            text = _string(value, name)
+            year = _YEAR.match(text) if name in DATE_FIELDS else None
+            if year and not FIRST_DAY.year <= int(year.group(1) or year.group(2)) <= LAST_DAY.year:
+                raise InvalidValue(name, f"'{text}' is not between {FIRST_DAY} and {LAST_DAY}")
+        except InvalidValue as exc:
+            problems.append(exc)
+    return problems
+
+
+def _instant(value: object, name: str) -> dt.datetime | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValueError("times are ISO 8601 strings with an offset")
-    parsed = dt.datetime.fromisoformat(value)
+    text = _string(value, name)
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(name, f"'{text}' is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"'{value}' has no UTC offset")
+        raise InvalidValue(name, f"'{text}' has no UTC offset")
+    if not within_bounds(parsed):
+        raise InvalidValue(name, f"'{text}' is not between {FIRST_DAY} and {LAST_DAY}")
     return parsed.astimezone(dt.UTC)
 
 
-def _date(value: str | None) -> dt.date | None:
+def _date(value: str | None, name: str) -> dt.date | None:
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"'{value}' is not a date (YYYY-MM-DD)") from None
+        raise InvalidValue(name, f"'{value[:40]}' is not a date (YYYY-MM-DD)") from None
+    if not within_bounds(day):
+        raise InvalidValue(name, f"{day} is not between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 
@@ -29,6 +30,70 @@ class ApplicationStatus(StrEnum):
         """Nothing more will happen to the application."""
         return self in (ApplicationStatus.RETURNED, ApplicationStatus.REJECTED,
                         ApplicationStatus.WITHDRAWN)
+
+    @property
+    def next_statuses(self) -> tuple[ApplicationStatus, ...]:
+        """The statuses the one-stop workflow allows after this one (none once closed)."""
+        return NEXT_STATUSES[self]
+
+    def may_become(self, other: ApplicationStatus) -> bool:
+        """Whether the workflow allows moving from this status to ``other``."""
+        return other in NEXT_STATUSES[self]
+
+
+_S = ApplicationStatus
+# The one-stop workflow (Nghị định 61/2018/NĐ-CP, amended by 107/2021/NĐ-CP): a file is
+# received, processed (possibly waiting for a supplement), then refused or its result made
+# ready and handed over; the citizen may withdraw it until there is a result. Closed statuses
+# are final: moving out of one is an explicit, audited correction.
+NEXT_STATUSES: dict[ApplicationStatus, tuple[ApplicationStatus, ...]] = {
+    _S.RECEIVED: (_S.PROCESSING, _S.SUPPLEMENT_REQUIRED, _S.REJECTED, _S.WITHDRAWN),
+    _S.PROCESSING: (_S.SUPPLEMENT_REQUIRED, _S.RESULT_READY, _S.REJECTED, _S.WITHDRAWN),
+    _S.SUPPLEMENT_REQUIRED: (_S.PROCESSING, _S.REJECTED, _S.WITHDRAWN),
+    _S.RESULT_READY: (_S.RETURNED,),
+    _S.RETURNED: (),
+    _S.REJECTED: (),
+    _S.WITHDRAWN: (),
+}
+
+
+class TransitionRefused(Exception):
+    """A status change the one-stop workflow does not allow."""
+
+    def __init__(self, current: ApplicationStatus, wanted: ApplicationStatus) -> None:
+        super().__init__(f"{current.value} cannot become {wanted.value}")
+        self.current, self.wanted = current, wanted
+
+
+class InvalidValue(ValueError):
+    """A value refused before it reaches the database, naming its field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+# Dates an application may carry: anything else is a typing or export error, and years near
+# 1 or 9999 overflow when converted between time zones.
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2100, 12, 31)
+
+
+def within_bounds(when: dt.date) -> bool:
+    """Whether a date, or a datetime's own calendar date, lies in FIRST_DAY..LAST_DAY."""
+    day = when.date() if isinstance(when, dt.datetime) else when  # no conversion: it may overflow
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+# NUL (PostgreSQL refuses it), lone surrogates (not encodable as UTF-8) and control characters;
+# tab, line feed and carriage return are allowed where a value may span lines.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSTORABLE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def unstorable(text: str, *, multiline: bool = False) -> bool:
+    """Whether ``text`` holds a NUL, a lone surrogate or a control character."""
+    return bool((_UNSTORABLE if multiline else _UNSTORABLE_LINE).search(text))
 
 
 class SubmissionChannel(StrEnum):

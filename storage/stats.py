@@ -27,6 +27,10 @@ from storage.models import Application
 
 SETTLED = [ApplicationStatus.RESULT_READY.value, ApplicationStatus.RETURNED.value]
 CLOSED = [ApplicationStatus.REJECTED.value, ApplicationStatus.WITHDRAWN.value]
+# A period is cut to these (far wider than any application's dates, storage.domain.FIRST_DAY
+# to LAST_DAY): a year such as 1 or 9999 overflows when the driver converts it to UTC.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -101,6 +105,7 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.datetime,
                         end: dt.datetime, now: dt.datetime) -> Stats:
     """Statistics of applications received in ``[start, end)``."""
+    start, end = min(max(start, EARLIEST), LATEST), max(min(end, LATEST), EARLIEST)
     status, due, done = col(Application.status), col(Application.due_at), col(
         Application.completed_at)
     settled = status.in_(SETTLED)

@@ -2,12 +2,15 @@
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.runtime import create_api_key
 from bot.web import create_app
@@ -16,6 +19,7 @@ from knowledge.answer import Assistant
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import make_engine, make_sessions, session_scope
+from storage.domain import ApplicationStatus
 from storage.models import Application, Notification, StatusChange
 
 APPLICATION = {
@@ -23,7 +27,7 @@ APPLICATION = {
     "applicant_name": "Nguyễn Văn A", "phone": "0912345678", "channel": "Trực tuyến",
     "received_at": "2026-11-27T09:15:00+07:00", "status": "Đang xử lý",
 }
-Client = TestClient[object, object]
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
@@ -154,3 +158,192 @@ def test_health_reports_a_missing_database(assistant: Assistant, tmp_path: Path)
         return status
 
     assert asyncio.run(check()) == 503
+
+
+PATH = "/api/v1/applications/000.00.19.H26-251127-0001"
+
+
+async def _history(office: Office) -> list[tuple[str, str, str]]:
+    async with office.sessions() as s:
+        steps = (await s.exec(select(StatusChange).order_by(col(StatusChange.id)))).all()
+    return [(c.status, c.changed_by, c.note) for c in steps]
+
+
+def test_closed_statuses_are_final_and_open_ones_lead_somewhere() -> None:
+    for status in ApplicationStatus:
+        assert (status.next_statuses == ()) is status.closed
+        assert status not in status.next_statuses
+
+
+async def test_status_changes_follow_the_one_stop_workflow(client: tuple[Client, str],
+                                                           office: Office) -> None:
+    http, key = client
+    await http.post("/api/v1/applications", json=APPLICATION, headers=auth(key))  # processing
+    skipped = await http.patch(PATH, json={"status": "returned"}, headers=auth(key))
+    assert skipped.status == 409
+    assert (await skipped.json())["allowed"] == [
+        "supplement_required", "result_ready", "rejected", "withdrawn"]
+    for status in ("result_ready", "Đã trả kết quả"):
+        moved = await http.patch(PATH, json={"status": status}, headers=auth(key))
+        assert (moved.status, (await moved.json())["changed"]) == (200, True)
+    back = await http.patch(PATH, json={"status": "received"}, headers=auth(key))
+    assert back.status == 409
+    assert {k: v for k, v in (await back.json()).items() if k != "error"} == {
+        "current": "returned", "allowed": []}
+    bare = await http.patch(PATH, json={"status": "received", "correction": True},
+                            headers=auth(key))
+    assert (bare.status, (await bare.json())["field"]) == (422, "note")
+    fixed = await http.patch(PATH, json={"status": "processing", "correction": True,
+                                         "note": "trả nhầm hồ sơ"}, headers=auth(key))
+    assert (fixed.status, (await fixed.json())["changed"]) == (200, True)
+    assert (await _history(office))[-3:] == [
+        ("result_ready", "api:mot-cua-tinh", ""), ("returned", "api:mot-cua-tinh", ""),
+        ("processing", "api:mot-cua-tinh", "correction: trả nhầm hồ sơ")]
+
+
+async def test_imports_may_set_any_status_and_it_is_recorded(client: tuple[Client, str],
+                                                             office: Office) -> None:
+    http, key = client
+    for status in ("returned", "received"):  # the system of record says so
+        pushed = await http.post("/api/v1/applications", json=dict(APPLICATION, status=status),
+                                 headers=auth(key))
+        assert pushed.status == 200
+    assert [s for s, _, _ in await _history(office)] == ["received", "returned", "received"]
+
+
+async def test_repeating_a_status_tells_followers_nothing(client: tuple[Client, str],
+                                                          office: Office) -> None:
+    http, key = client
+    await http.post("/api/v1/applications", json=APPLICATION, headers=auth(key))
+    async with session_scope(office.sessions) as s:
+        app = (await s.exec(select(Application))).one()
+        assert app.id is not None
+        await repo.subscribe(s, commune_id=office.commune_id, application_id=app.id,
+                             channel="zalo", recipient="u-1", lang="vi")
+    asked = {"status": "supplement_required", "note": "Bổ sung bản sao CCCD"}
+    first = await http.patch(PATH, json=asked, headers=auth(key))
+    assert (await first.json())["changed"] is True
+    for body in (asked, asked, {"status": "supplement_required"},
+                 dict(asked, note="Bổ sung bản sao CCCD và giấy kết hôn")):
+        again = await http.patch(PATH, json=body, headers=auth(key))
+        assert (again.status, (await again.json())["changed"]) == (200, False)
+    async with office.sessions() as s:
+        assert len((await s.exec(select(Notification))).all()) == 1
+    # The newer note is kept (it is what the citizen is told to bring), once.
+    assert [(s, n) for s, _, n in await _history(office)][-2:] == [
+        ("supplement_required", "Bổ sung bản sao CCCD"),
+        ("supplement_required", "Bổ sung bản sao CCCD và giấy kết hôn")]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"applicant_name": "A" * 201}, "applicant_name: longer than 200 characters"),
+    ({"applicant_name": "Nguyễn\x00Văn A"}, "applicant_name: contains a NUL"),
+    ({"applicant_name": "Nguyễn \ud800"}, "applicant_name: contains a NUL"),
+    ({"procedure_name": "Khai sinh\x1b[2J"}, "procedure_name: contains a NUL"),
+    ({"applicant_name": {"first": "A"}}, "applicant_name: must be a string"),
+    ({"received_at": "0001-01-01"}, "received_at: '0001-01-01' is not between 2000-01-01"),
+    ({"received_at": "31/12/9999 23:59"}, "received_at: '31/12/9999 23:59' is not between"),
+    ({"due_at": "9999-12-31T23:59:59-12:00"}, "due_at: '9999-12-31T23:59:59-12:00' is not"),
+    ({"completed_at": "26/11/2026"}, "completed_at: '26/11/2026' is before received_at"),
+    ({"due_at": "2026-11-26T17:00:00+07:00"}, "due_at: '26/11/2026 17:00 +0700' is before"),
+])
+async def test_invalid_values_are_refused_before_the_database(
+        client: tuple[Client, str], office: Office, change: dict[str, Any], message: str) -> None:
+    http, key = client
+    response = await http.post("/api/v1/applications", json=dict(APPLICATION, **change),
+                               headers=auth(key))
+    assert response.status == 422
+    assert (await response.json())["problems"][0]["message"].startswith(message)
+    async with office.sessions() as s:
+        assert (await s.exec(select(Application))).all() == []
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"status": "result_ready", "changed_at": "9999-12-31T23:00:00+00:00"}, "changed_at"),
+    ({"status": "result_ready", "completed_at": "0001-01-01T00:00:00+07:00"}, "completed_at"),
+    ({"status": "result_ready", "completed_at": "2026-11-26T09:00:00+07:00"}, "completed_at"),
+    ({"status": "result_ready", "completed_at": "2026-11-28T09:00:00"}, "completed_at"),
+    ({"status": "result_ready", "note": "x" * 1001}, "note"),
+    ({"status": "result_ready", "note": "ký\x00"}, "note"),
+    ({"status": "result_ready", "correction": "yes", "note": "n"}, "correction"),
+    ({"status": "result_ready", "comment": "n"}, "comment"),
+    ({"status": "x" * 65}, "status"),
+    ({"status": "lost"}, "status"),
+])
+async def test_invalid_changes_are_refused_and_change_nothing(
+        client: tuple[Client, str], office: Office, body: dict[str, Any], field: str) -> None:
+    http, key = client
+    await http.post("/api/v1/applications", json=APPLICATION, headers=auth(key))
+    response = await http.patch(PATH, json=body, headers=auth(key))
+    assert (response.status, (await response.json())["field"]) == (422, field)
+    async with office.sessions() as s:
+        assert (await s.exec(select(Application))).one().status == "processing"
+    assert len(await _history(office)) == 2  # received, processing: as pushed
+
+
+async def test_a_note_spanning_lines_is_kept(client: tuple[Client, str], office: Office) -> None:
+    http, key = client
+    await http.post("/api/v1/applications", json=APPLICATION, headers=auth(key))
+    note = "Bổ sung:\n- bản sao CCCD\n- giấy kết hôn"
+    response = await http.patch(PATH, json={"status": "supplement_required", "note": note},
+                                headers=auth(key))
+    assert response.status == 200
+    assert (await _history(office))[-1][2] == note
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("from=0001-01-01", "from"), ("to=9999-12-31", "to"), ("from=2026-12-01&to=2026-11-01", "to"),
+])
+async def test_stats_periods_are_bounded_and_in_order(client: tuple[Client, str], query: str,
+                                                      field: str) -> None:
+    http, key = client
+    response = await http.get(f"/api/v1/stats?{query}", headers=auth(key))
+    assert (response.status, (await response.json())["field"]) == (422, field)
+
+
+async def test_bodies_that_are_not_json_get_400(client: tuple[Client, str]) -> None:
+    http, key = client
+    for body, content_type in ((b"1" * 5000, "application/json"),
+                               (b'{"status": "x"}', "application/json; charset=no-such"),
+                               (b'{"status": "\xff"}', "application/json")):
+        headers = {**auth(key), "Content-Type": content_type}
+        assert (await http.post("/api/v1/applications", data=body, headers=headers)).status == 400
+        assert (await http.patch(PATH, data=body, headers=headers)).status == 400
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_a_database_away_answers_503_with_retry_after(assistant: Assistant, tmp_path: Path,
+                                                      where: str) -> None:
+    url = (f"sqlite:///{tmp_path}/no-such-folder/motcua.sqlite3" if where == "sqlite" else
+           f"postgresql://nobody@127.0.0.1:1/{tmp_path.name}")
+
+    async def call() -> list[tuple[int, str | None]]:
+        engine = make_engine(url)
+        office = Office(make_sessions(engine), 1, assistant.kb, WorkCalendar())
+        async with TestClient(TestServer(create_app(assistant, office))) as http:
+            answers = [await http.post("/api/v1/applications", json=APPLICATION,
+                                       headers=auth("some-key")),
+                       await http.patch(PATH, json={"status": "returned"},
+                                        headers=auth("some-key")),
+                       await http.get("/api/v1/stats", headers=auth("some-key"))]
+            statuses = [(r.status, r.headers.get("Retry-After")) for r in answers]
+        await engine.dispose()
+        return statuses
+
+    assert asyncio.run(call()) == [(503, "5")] * 3
+
+
+async def test_an_unexpected_error_is_a_500_that_logs_no_personal_data(
+        client: tuple[Client, str], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    http, key = client
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{APPLICATION['applicant_name']} {APPLICATION['phone']}")
+
+    monkeypatch.setattr("bot.api.save_rows", broken)
+    with caplog.at_level(logging.INFO):
+        response = await http.post("/api/v1/applications", json=APPLICATION, headers=auth(key))
+    assert response.status == 500
+    assert "RuntimeError" in caplog.text
+    assert "Nguyễn" not in caplog.text and "0912345678" not in caplog.text

@@ -99,3 +99,18 @@ async def test_late_overdue_and_refused_are_told_apart(
     assert (report["settled_late"], report["in_progress_overdue"],
             report["closed_without_result"], report["settled_on_time"]) == (1, 1, 1, 0)
     assert report["average_processing_days"] == 4.0
+
+
+async def test_a_period_from_year_1_to_9999_counts_everything(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_scope(sessions) as s:
+        commune = await repo.ensure_commune(s, slug="hat-mon", name="Xã Hát Môn")
+        await repo.upsert_applications(s, commune_id=commune, records=hat_mon_records()[:25],
+                                       actor="t", now=NOW)
+    async with sessions() as s:
+        report = (await compute_stats(
+            s, commune_id=commune, start=dt.datetime.combine(dt.date.min, dt.time(), TZ),
+            end=dt.datetime.combine(dt.date.max, dt.time(23), dt.timezone(-dt.timedelta(hours=7))),
+            now=NOW)).report()
+    assert report["received"] == 25
