@@ -2,29 +2,79 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
-import json
+import hashlib
+import hmac
 import logging
-from dataclasses import asdict
+import re
+import secrets
+import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from limits import RateLimitItem
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
-from bot.api import OFFICE, add_routes
+from bot.api import OFFICE, Handler, add_routes, api_key
+from bot.limits import Limiter, client_address, parse_limit
+from bot.runtime import hash_key
+from bot.settings import Settings
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Unavailable
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
 from storage.applications import take_for_recipient
-from storage.db import session_scope
+from storage.db import session_scope, unavailable
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 ASSISTANT = web.AppKey("assistant", Assistant)
 DIALOGUE = web.AppKey("dialogue", Dialogue)
 MAX_BODY = 64 * 1024
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RETRY_AFTER = "5"  # seconds to wait on 503: a restarting database is usually back by then
+SESSION_HEADER = "X-Chat-Session"
+# Webhooks are authenticated by their platform's signature and must never be refused for
+# volume (the platform would retry, or give up on the bot); Zalo's reads its body itself.
+UNLIMITED_PREFIX = "/webhook/"
+STREAMED_BODIES = frozenset({"/webhook/zalo"})
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """How many requests fit in a window, per kind of client."""
+
+    chat_user: RateLimitItem
+    chat_address: RateLimitItem
+    api_key: RateLimitItem
+    address: RateLimitItem
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budgets:
+        """The limits configured in ``settings``."""
+        return cls(parse_limit(settings.limit_chat_user),
+                   parse_limit(settings.limit_chat_address),
+                   parse_limit(settings.limit_api_key), parse_limit(settings.limit_address))
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the middlewares need: limits, proxies, the session key, embedding sites."""
+
+    settings: Settings
+    budgets: Budgets
+    limiter: Limiter
+    session_key: bytes
+    content_security_policy: str
+    embedders: tuple[re.Pattern[str], ...]
+
+
+PROTECTION = web.AppKey("protection", Protection)
 
 
 async def chat_page(request: web.Request) -> web.FileResponse:
@@ -32,34 +82,86 @@ async def chat_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "chat.html")
 
 
+def _signature(key: bytes, user: str) -> str:
+    digest = hmac.new(key, user.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def new_session(key: bytes) -> tuple[str, str]:
+    """A web chat user id chosen here, and the token that proves it: ``id.signature``."""
+    user = "web-" + secrets.token_hex(16)
+    return user, f"{user}.{_signature(key, user)}"
+
+
+def session_user(request: web.Request) -> str | None:
+    """The web chat user whose token the request carries (``X-Chat-Session``), if genuine."""
+    token = request.headers.get(SESSION_HEADER, "")
+    user, _, signature = token.rpartition(".")
+    key = request.app[PROTECTION].session_key
+    if not user or len(token) > 200 or not hmac.compare_digest(
+            signature.encode(), _signature(key, user).encode()):
+        return None
+    return user
+
+
+def _same_site(request: web.Request) -> bool:
+    """A browser's Origin, when sent, is this site or a site allowed to embed the chat."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser, or a same-origin GET: nothing to forge
+        return True
+    if urlsplit(origin).netloc == request.host:
+        return True
+    return any(p.fullmatch(origin) for p in request.app[PROTECTION].embedders)
+
+
 async def chat_api(request: web.Request) -> web.Response:
-    """``POST /api/chat`` ``{"text", "payload"?, "lang"?, "user"?}`` → ``{"replies": [...]}``."""
+    """``POST /api/chat`` ``{"text", "payload"?, "lang"?, "id"?}`` → ``{"replies": [...],
+    "session"?}``: the first message without a genuine ``X-Chat-Session`` opens a session,
+    whose token comes back under ``session`` for the page to send with every request."""
+    if not _same_site(request):
+        return web.json_response({"error": "origin not allowed"}, status=403)
+    if request.content_type != "application/json":  # forms and text/plain skip CORS checks
+        return web.json_response({"error": "Content-Type must be application/json"},
+                                 status=415)
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested 1,000 deep; huge ints
         return web.json_response({"error": "body must be JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)
     text, payload, lang = body.get("text", ""), body.get("payload", ""), body.get("lang")
-    user = body.get("user", "")
-    if not all(isinstance(v, str) for v in (text, payload, user)) or not user:
-        return web.json_response({"error": "user, text and payload must be strings"},
+    message_id = body.get("id", "")
+    if not all(isinstance(v, str) for v in (text, payload, message_id)):
+        return web.json_response({"error": "text, payload and id must be strings"}, status=400)
+    if message_id and not MESSAGE_ID.fullmatch(message_id):
+        return web.json_response({"error": "id must be 1-64 letters, digits, - or _"},
                                  status=400)
-    message = IncomingMessage(channel="web", user_id=user[:128], text=text[:4000],
-                              payload=payload[:200], lang=lang if lang in LANGUAGES else None)
+    user, token = session_user(request), None
+    if user is None:  # a body's "user" is the client's choice, so it is never trusted
+        user, token = new_session(request.app[PROTECTION].session_key)
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             request.app[PROTECTION].settings.trusted_proxies)
+    # The page's id for the message: sent again after a lost answer, it gets the same replies.
+    message = IncomingMessage(channel="web", user_id=user, text=text[:4000],
+                              payload=payload[:200], lang=lang if lang in LANGUAGES else None,
+                              client=address,
+                              event_id=f"{user}:{message_id}" if message_id else "")
     try:
         replies = await request.app[DIALOGUE].handle(message)
     except Unavailable:  # nothing was saved; the page keeps the text to send again
         return web.json_response({"error": "database unavailable, try again"}, status=503)
-    return web.json_response({"replies": [asdict(r) for r in replies]})
+    answer: dict[str, object] = {"replies": [asdict(r) for r in replies]}
+    if token is not None:
+        answer["session"] = token
+    return web.json_response(answer)
 
 
 async def chat_inbox(request: web.Request) -> web.Response:
-    """``GET /api/chat/inbox?user=…``: messages waiting for a web chat user (status changes of
-    followed applications, staff replies); the page polls it."""
-    user = request.query.get("user", "")
-    if not user or len(user) > 128:
-        return web.json_response({"error": "user is required"}, status=400)
+    """``GET /api/chat/inbox`` with ``X-Chat-Session``: messages waiting for this web chat
+    user (status changes of followed applications, staff replies); the page polls it."""
+    user = session_user(request)
+    if user is None:
+        return web.json_response({"error": "session required"}, status=403)
     office = request.app[OFFICE]
     async with session_scope(office.sessions) as session:
         texts = await take_for_recipient(session, channel="web", recipient=user,
@@ -79,11 +181,139 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({**body, "status": "ok"})
 
 
-def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = False
-               ) -> web.Application:
+async def _too_many(request: web.Request, wait: int) -> web.Response:
+    # Answering a refusal at once lets a flooder send the next request at once, and the
+    # refusals alone then take the server's CPU; held for a moment, each of its connections
+    # costs next to nothing while the citizens are served.
+    await asyncio.sleep(min(wait, request.app[PROTECTION].settings.refusal_delay))
+    headers = {"Retry-After": str(wait)}
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": "too many requests", "retry_after": wait},
+                                 status=429, headers=headers)
+    return web.Response(status=429, text="too many requests", headers=headers)
+
+
+@web.middleware
+async def server_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database away for a moment is a 503 with ``Retry-After`` on every route (the page,
+    the platforms and the one-stop system send again); anything else unexpected is logged by
+    its kind and place, never the data, and answered 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        route = request.match_info.route.resource
+        name = f"{request.method} {route.canonical if route else request.path}"
+        if unavailable(exc):
+            log.warning("%s: database unavailable (%s)", name, type(exc).__name__)
+            return web.json_response({"error": "database unavailable, try again"},
+                                     status=503, headers={"Retry-After": RETRY_AFTER})
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        log.error("%s failed: %s at %s:%s", name, type(exc).__name__,
+                  where.filename if where else "?", where.lineno if where else "?")
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+@web.middleware
+async def rate_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse with 429 and ``Retry-After`` what goes over its budget: chat messages per
+    address and per session, the REST API per key (failed keys per address), anything else
+    per address."""
+    if request.path.startswith(UNLIMITED_PREFIX):
+        return await handler(request)
+    guard = request.app[PROTECTION]
+    budgets, limiter = guard.budgets, guard.limiter
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             guard.settings.trusted_proxies)
+    key = api_key(request) if request.path.startswith("/api/v1/") else ""
+    checks: list[tuple[RateLimitItem, tuple[str, ...]]]
+    if request.path == "/api/chat" and request.method == "POST":
+        user = session_user(request)
+        checks = [(budgets.chat_address, ("chat-address", address))]
+        checks += [(budgets.chat_user, ("chat-user", user))] if user else []
+    elif key:
+        # A key that fails counts against its address below; one that is blocked there
+        # gets no more tries, whatever key it sends next.
+        if wait := await limiter.waiting(budgets.address, "address", address):
+            return await _too_many(request, wait)
+        checks = [(budgets.api_key, ("api-key", hash_key(key)))]
+    else:
+        checks = [(budgets.address, ("address", address))]
+    for budget, who in checks:
+        if wait := await limiter.hit(budget, *who):
+            log.info("rate limit: %s refused for %d s", who[0], wait)  # ids only, never who
+            return await _too_many(request, wait)
+    response = await handler(request)
+    if key and response.status == 401:
+        await limiter.hit(budgets.address, "address", address)
+    return response
+
+
+@web.middleware
+async def bounded_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read a request's body within ``body_timeout`` (a body sent a byte at a time would
+    hold a connection and its handler for as long as the sender likes)."""
+    if request.body_exists and request.path not in STREAMED_BODIES:
+        try:
+            async with asyncio.timeout(request.app[PROTECTION].settings.body_timeout):
+                await request.read()  # kept by aiohttp for the handler's json()
+        except TimeoutError:
+            return web.json_response({"error": "request body too slow"}, status=408,
+                                     headers={"Connection": "close"})
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers that stop the pages being framed by strangers, sniffed, or leaking where the
+    citizen came from; chat answers are never cached (they can be personal)."""
+    response.headers["Content-Security-Policy"] = request.app[PROTECTION].content_security_policy
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.path.startswith("/api/chat"):
+        response.headers["Cache-Control"] = "no-store"
+
+
+def _embedder(source: str) -> re.Pattern[str]:
+    """An origin pattern as CSP writes it (``https://*.example.vn``, ``http://host:*``)."""
+    return re.compile(re.escape(source.rstrip("/")).replace(r"\*", "[^/]*"))
+
+
+def _protection(settings: Settings) -> Protection:
+    secret = settings.secret_key
+    if not secret:
+        log.warning("MOTCUA_SECRET_KEY is not set: web chat sessions are signed with a key "
+                    "made at start, so they end at a restart and other instances refuse them")
+        secret = secrets.token_urlsafe(32)
+    sources = [s for s in settings.embed_origins if s != "'self'"]
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "connect-src 'self'; base-uri 'none'; form-action 'self'; "
+           "frame-ancestors " + " ".join(["'self'", *sources]))
+    return Protection(settings, Budgets.from_settings(settings), Limiter(settings.redis_url),
+                      hashlib.sha256(secret.encode()).digest(), csp,
+                      tuple(_embedder(s) for s in sources))
+
+
+async def _close_limiter(app: web.Application) -> None:
+    await app[PROTECTION].limiter.close()
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The runner ``serve`` uses: idle connections, and requests whose headers take too
+    long, are closed after ``keepalive_timeout`` (aiohttp's default is an hour)."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=settings.keepalive_timeout)
+
+
+def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = False,
+               settings: Settings | None = None) -> web.Application:
     """Build the application around a loaded assistant and a commune's office;
-    ``staff_channel`` says whether hand-overs reach staff (the Telegram staff group)."""
-    app = web.Application(client_max_size=MAX_BODY)
+    ``staff_channel`` says whether hand-overs reach staff (the Telegram staff group);
+    ``settings`` (default: from the environment) gives limits, proxies and embedding sites."""
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[server_errors, rate_limits, bounded_body])
+    app[PROTECTION] = _protection(settings or Settings.from_env())
+    app.on_response_prepare.append(security_headers)
+    app.on_cleanup.append(_close_limiter)
     app[ASSISTANT] = assistant
     app[OFFICE] = office
     app[DIALOGUE] = Dialogue(assistant, office, staff_channel=staff_channel)

@@ -67,7 +67,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("webchat")
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'm.sqlite3'}",
-           "MOTCUA_HOST": "127.0.0.1", "MOTCUA_PORT": str(port), "TELEGRAM_BOT_TOKEN": ""}
+           "MOTCUA_HOST": "127.0.0.1", "MOTCUA_PORT": str(port), "TELEGRAM_BOT_TOKEN": "",
+           # The commune's site of the widget test, on a port chosen later.
+           "MOTCUA_EMBED_ORIGINS": "http://localhost:*", "MOTCUA_SECRET_KEY": "browser-test"}
     log = (folder / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -139,6 +141,9 @@ def _input_is_visible(page: Page) -> None:
 
 
 def test_phone_conversation(page: Page, server: str, tmp_path: Path) -> None:
+    refused: list[str] = []  # what the page's Content-Security-Policy blocked
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)
     page.goto(server + "/")
     expect(page.locator("html")).to_have_attribute("lang", "vi")
     greeting = page.locator(".msg.bot").first
@@ -179,6 +184,7 @@ def test_phone_conversation(page: Page, server: str, tmp_path: Path) -> None:
 
     _no_horizontal_scroll(page)
     _input_is_visible(page)
+    assert refused == []
     page.screenshot(path=tmp_path / "webchat-phone.png")
     page.screenshot(path=SCREENSHOT)
 
@@ -214,6 +220,38 @@ def test_keyboard_large_text_and_english(page: Page, server: str) -> None:
     page.get_by_role("button", name="Tiếng Việt").click()
     expect(page.locator("html")).to_have_attribute("lang", "vi")
     expect(page.get_by_label("Câu hỏi của bạn")).to_be_visible()
+
+
+def test_the_session_is_the_servers_and_survives_a_reload(page: Page, server: str) -> None:
+    bodies: list[str] = []
+    page.on("request", lambda r: bodies.append(r.post_data or "")
+            if r.url.endswith("/api/chat") else None)
+    page.goto(server + "/")
+    page.get_by_label("Câu hỏi của bạn").fill("làm giấy khai sinh cần gì")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.bot", has_text="Giấy tờ cần chuẩn bị — Làm giấy khai sinh")
+           ).to_be_visible()
+    token = page.evaluate("localStorage.getItem('motcua-session')")
+    assert token and token.startswith("web-")
+    assert all('"user"' not in body for body in bodies)  # the page names no user id
+
+    page.reload()  # the same conversation: a follow-up is about the same procedure
+    page.get_by_label("Câu hỏi của bạn").fill("còn phí thì sao")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.bot", has_text="Lệ phí — Làm giấy khai sinh")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('motcua-session')") == token
+
+
+def test_too_fast_says_how_long_to_wait(page: Page, server: str) -> None:
+    page.goto(server + "/")
+    expect(page.locator(".msg.bot").first).to_contain_text("Xin chào")
+    page.route("**/api/chat", lambda route: route.fulfill(
+        status=429, headers={"Retry-After": "7"}, json={"error": "too many requests"}))
+    question = page.get_by_label("Câu hỏi của bạn")
+    question.fill("lệ phí khai sinh")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("đợi 7 giây")
+    expect(question).to_have_value("lệ phí khai sinh")  # given back, to send again
 
 
 def test_server_text_is_never_markup(page: Page, server: str) -> None:

@@ -18,6 +18,7 @@
       choices: "Lựa chọn", wait: "Đang trả lời…", other: "English", otherLang: "en",
       error: "Không kết nối được máy chủ. Vui lòng kiểm tra mạng và thử lại.",
       busy: "Hệ thống đang bận. Vui lòng gửi lại sau ít phút.",
+      slow: "Bạn gửi hơi nhanh. Vui lòng đợi {s} giây rồi gửi lại.",
     },
     en: {
       title: "Administrative procedures assistant",
@@ -27,6 +28,7 @@
       choices: "Choices", wait: "Answering…", other: "Tiếng Việt", otherLang: "vi",
       error: "Cannot reach the server. Please check your connection and try again.",
       busy: "The system is busy. Please send your message again in a few minutes.",
+      slow: "You are sending too quickly. Please wait {s} seconds and send again.",
     },
   };
 
@@ -38,12 +40,17 @@
     try { localStorage.setItem(key, value); } catch (e) { /* not remembered */ }
   }
 
-  // One id per browser, so the conversation (and a lookup in progress) survives a reload.
-  let user = load("motcua-user");
-  if (!user) {
-    user = "web-" + Array.from(crypto.getRandomValues(new Uint8Array(16)),
-      (b) => b.toString(16).padStart(2, "0")).join("");
-    save("motcua-user", user);
+  // The server opens a session with the first message and returns its token; kept per
+  // browser, so the conversation (and a lookup in progress) survives a reload.
+  let session = load("motcua-session");
+  function headers(extra) {
+    return Object.assign(session ? { "X-Chat-Session": session } : {}, extra || {});
+  }
+  function keep(data) {
+    if (data && typeof data.session === "string") {
+      session = data.session;
+      save("motcua-session", session);
+    }
   }
   let lang = load("motcua-lang") === "en" ? "en" : "vi";
 
@@ -120,9 +127,18 @@
     log.scrollTop = Math.max(0, el.offsetTop - 8);
   }
 
+  // Each message carries an id; sent again after a lost answer, it is answered once.
+  let unsent = null;  // { text, id } of the last message that got no answer
+  function messageId() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   // Requests go one after another, so replies keep the order of the questions.
   let queue = Promise.resolve();
   function ask(body, shown) {
+    body.id = body.text && unsent && unsent.text === body.text ? unsent.id : messageId();
     if (body.payload && body.payload.startsWith("lang:")) setLang(body.payload.slice(5));
     const mine = shown ? bubble("me", shown) : null;
     if (mine) showFrom(mine);
@@ -136,11 +152,16 @@
     try {
       const res = await fetch("api/chat", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(Object.assign({ user: user }, body)),
+        headers: headers({ "Content-Type": "application/json" }),
+        body: JSON.stringify(body),
       });
+      if (res.status === 429) {
+        throw new Error("slow:" + (parseInt(res.headers.get("Retry-After"), 10) || 60));
+      }
       if (!res.ok) throw new Error(res.status === 503 ? "busy" : "HTTP " + res.status);
       const data = await res.json();
+      keep(data);
+      unsent = null;
       wait.remove();
       error.hidden = true;
       let first = null;
@@ -153,9 +174,12 @@
       return true;
     } catch (e) {
       wait.remove();
-      error.textContent = e.message === "busy" ? TEXTS[lang].busy : TEXTS[lang].error;
+      error.textContent = e.message === "busy" ? TEXTS[lang].busy
+        : e.message.startsWith("slow:") ? TEXTS[lang].slow.replace("{s}", e.message.slice(5))
+        : TEXTS[lang].error;
       error.hidden = false;
       if (body.text && !input.value) input.value = body.text;  // ready to send again
+      if (body.text) unsent = { text: body.text, id: body.id };
       return false;
     } finally {
       log.removeAttribute("aria-busy");
@@ -188,8 +212,9 @@
 
   // Staff replies and status changes of a followed application arrive through the inbox.
   async function poll() {
+    if (!session) return;  // nothing can be waiting before the first message
     try {
-      const res = await fetch("api/chat/inbox?user=" + encodeURIComponent(user));
+      const res = await fetch("api/chat/inbox", { headers: headers() });
       if (res.ok) {
         for (const reply of (await res.json()).replies || []) showFrom(bubble("bot", reply.text));
       }
