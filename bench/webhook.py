@@ -45,7 +45,7 @@ from knowledge.evaluate import read_questions  # noqa: E402
 from tests.fakes.telegram import text_update  # noqa: E402
 
 TOKEN = "123456:BENCH"
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789"
 CHATS = 500
 FAKE = """
 import sys

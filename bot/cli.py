@@ -9,9 +9,11 @@ import datetime as dt
 import getpass
 import json
 import logging
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +28,9 @@ from knowledge.portal import read_portal, write_toml
 from knowledge.schema import Procedure
 from storage.applications import revoke_integration_keys
 from storage.db import session_scope, upgrade
+from storage.domain import FIRST_DAY, LAST_DAY, within_bounds
 from storage.importfile import ImportFileError
+from storage.retention import purge
 
 log = logging.getLogger("bot")
 
@@ -56,8 +60,38 @@ def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]
     return settings, build_knowledge(portal, settings.commune)
 
 
+# Telegram accepts 1–256 of these characters as a webhook secret; fewer than 16 can be guessed.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+_NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def configuration_problems(env: Mapping[str, str]) -> list[str]:
+    """What in the channels' settings would leave a channel failing silently, each naming
+    the variable to set; ``serve`` refuses to start on any."""
+    from bot.zalo import REQUIRED_ENV as ZALO_ENV
+
+    problems = []
+    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "")
+    if env.get("TELEGRAM_BOT_TOKEN") and env.get("PUBLIC_BASE_URL") and not secret:
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET is not set: with TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL the "
+            "webhook is registered with Telegram, and every update would be refused (403). "
+            f"Set it to a new random value: {_NEW_SECRET}")
+    elif secret and not _WEBHOOK_SECRET.fullmatch(secret):
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and - "
+            f"(Telegram refuses others; a short one can be guessed): {_NEW_SECRET}")
+    missing = [name for name in ZALO_ENV if not env.get(name, "").strip()]
+    if 0 < len(missing) < len(ZALO_ENV):
+        problems.append(f"Zalo is half configured: {', '.join(missing)} not set "
+                        "(set all five to turn Zalo on, or none to leave it off)")
+    return problems
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web server (web chat on localhost by default) with the database."""
+    if problems := configuration_problems(environment()):
+        raise SystemExit("refusing to start:\n  " + "\n  ".join(problems))
     settings, kb = _settings_and_kb(args)
     host, port = args.host or settings.host, args.port or settings.port
     log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
@@ -68,13 +102,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from bot.outbox import Dispatcher, Sender
         from bot.telegram import TelegramConfig, add_telegram_routes, build_application
         from bot.telegram import senders as telegram_senders
-        from bot.web import DIALOGUE, create_app
+        from bot.web import DIALOGUE, create_app, make_runner
         from bot.zalo import ZaloClient, ZaloConfig, add_zalo_routes
 
         async with open_office(settings, kb) as office:
             assistant = Assistant(kb)
             telegram = TelegramConfig.from_env(environment())
-            app = create_app(assistant, office,
+            app = create_app(assistant, office, settings=settings,
                              staff_channel=bool(telegram and telegram.staff_chat_id))
             outbox_senders: dict[str, Sender] = {}
             if telegram is None:
@@ -92,11 +126,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             else:
                 add_zalo_routes(app, dialogue=app[DIALOGUE], config=zalo, client=zalo_client)
                 outbox_senders["zalo"] = zalo_client.notify
-            runner = web.AppRunner(app, access_log=None)
+            runner = make_runner(app, settings)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             log.info("web chat on http://%s:%d/", host, port)
-            outbox = asyncio.create_task(Dispatcher(office, outbox_senders).run_forever())
+            outbox = asyncio.create_task(Dispatcher(
+                office, outbox_senders,
+                retry_after=dt.timedelta(seconds=settings.outbox_retry)).run_forever())
             try:
                 await asyncio.Event().wait()
             finally:
@@ -228,21 +264,26 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_applications_import(args: argparse.Namespace) -> int:
     """Import a CSV/XLSX export of the one-stop system."""
+    limits = Settings.from_env().import_limits
+
     async def run(office: Office) -> int:
         try:
             report = await import_file(office, Path(args.file), skip_bad=args.skip_bad,
-                                       now=dt.datetime.now(dt.UTC))
+                                       now=dt.datetime.now(dt.UTC), limits=limits)
         except ImportFileError as exc:
             print(f"nothing imported: {exc}", file=sys.stderr)
             return 1
         for error in report.errors:
             print(f"line {error.line}: {error.message}", file=sys.stderr)
+        if report.more_errors:
+            print(f"… and {report.more_errors:,} more problems", file=sys.stderr)
+        problems = len(report.errors) + report.more_errors
         if not report.imported:
-            print(f"nothing imported: {len(report.errors)} problems in {report.rows} rows "
-                  "(fix them, or use --skip-bad to import the good rows)", file=sys.stderr)
+            print(f"nothing imported: {problems:,} problems in {report.bad_rows:,} of "
+                  f"{report.rows:,} rows (fix them, or use --skip-bad to import the good rows)",
+                  file=sys.stderr)
             return 1
-        skipped = f"; {len({e.line for e in report.errors})} bad rows skipped" \
-            if report.errors else ""
+        skipped = f"; {report.bad_rows:,} bad rows skipped" if report.bad_rows else ""
         print(f"imported {report.rows} rows: {report.created} new, {report.updated} updated, "
               f"{report.unchanged} unchanged; {report.notifications} notifications queued"
               f"{skipped}")
@@ -252,12 +293,12 @@ def cmd_applications_import(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Look an application up as a citizen would (code + last 4 phone digits)."""
+    """Look an application up as a citizen would (code + the phone number given)."""
     async def run(office: Office) -> int:
         async with session_scope(office.sessions) as session:
             answer = await lookup_status(
                 session, commune_id=office.commune_id, receipt_code=args.code,
-                phone_last4=args.phone_last4, user_key=f"cli:{getpass.getuser()}",
+                phone=args.phone, user_key=f"cli:{getpass.getuser()}",
                 lang=args.lang, now=dt.datetime.now(dt.UTC))
         if args.json:
             print(json.dumps({"found": answer.application_id is not None,
@@ -270,8 +311,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _office_command(args, run)
 
 
+def _day(text: str) -> dt.date:
+    """A date option: ISO 8601, within the dates an application may carry."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+    if not within_bounds(day):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
+    return day
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print the statistics of a period."""
+    if args.start and args.end and args.end < args.start:
+        print("stats: --to is before --from", file=sys.stderr)
+        return 2
+
     async def run(office: Office) -> int:
         stats = await stats_for_period(office, args.start, args.end,
                                        now=dt.datetime.now(dt.UTC))
@@ -286,6 +343,26 @@ def cmd_stats(args: argparse.Namespace) -> int:
             print(f"  {key:<26} {report[key]}")
         for row in report["by_procedure"]:
             print(f"  {row['code'] or '-':<10} {row['received']:>6}  {row['name'][:60]}")
+        return 0
+
+    return _office_command(args, run)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete the commune's records older than their retention period (MOTCUA_KEEP_*_DAYS)."""
+    periods = Settings.from_env().retention
+
+    async def run(office: Office) -> int:
+        async with session_scope(office.sessions) as session:
+            counts = await purge(session, commune_id=office.commune_id,
+                                 now=dt.datetime.now(dt.UTC), periods=periods,
+                                 dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        for kind, days in asdict(periods).items():
+            if kind in counts:
+                print(f"{kind:<14} {verb:<12} {counts[kind]:>9,}  (older than {days} days)")
+            else:
+                print(f"{kind:<14} kept forever")
         return 0
 
     return _office_command(args, run)
@@ -353,16 +430,22 @@ def parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="look an application up")
     status.add_argument("code")
-    status.add_argument("--phone-last4", required=True)
+    status.add_argument("--phone", required=True,
+                        help="the phone number given at submission (or its last 4 digits)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--lang", choices=["vi", "en"], default="vi")
     status.set_defaults(func=cmd_status, portal=[])
 
     stats = sub.add_parser("stats", help="statistics of a period")
-    stats.add_argument("--from", dest="start", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
-    stats.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    stats.add_argument("--from", dest="start", type=_day, metavar="YYYY-MM-DD")
+    stats.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=cmd_stats, portal=[])
+
+    purge_parser = sub.add_parser("purge", help="delete records past their retention period")
+    purge_parser.add_argument("--dry-run", action="store_true",
+                              help="count what would be deleted, delete nothing")
+    purge_parser.set_defaults(func=cmd_purge, portal=[])
 
     apikey = sub.add_parser("apikey", help="API keys of integrations")
     apikey.add_argument("action", choices=["create", "revoke"])

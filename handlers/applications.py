@@ -23,7 +23,7 @@ from knowledge.workdays import TZ, WorkCalendar
 from storage import applications as repo
 from storage.db import session_scope
 from storage.domain import ApplicationStatus, SubmissionChannel
-from storage.importfile import ApplicationRow, RowError, read_applications
+from storage.importfile import ApplicationRow, ImportLimits, RowError, read_applications
 from storage.models import Application, Notification
 from storage.stats import Stats, compute_stats
 
@@ -54,7 +54,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     notifications: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # the first ones found
+    more_errors: int = 0  # problems found beyond ``errors``
+    bad_rows: int = 0
 
 
 def _method(methods: Sequence[Method], channel: SubmissionChannel) -> Method | None:
@@ -123,29 +125,35 @@ async def save_rows(office: Office, rows: Sequence[ApplicationRow], *, actor: st
     return report
 
 
-async def import_file(office: Office, path: Path, *, skip_bad: bool, now: dt.datetime
-                      ) -> ImportReport:
+async def import_file(office: Office, path: Path, *, skip_bad: bool, now: dt.datetime,
+                      limits: ImportLimits | None = None) -> ImportReport:
     """Import a one-stop export. With bad rows nothing is imported unless ``skip_bad``.
 
-    Raises ``storage.importfile.ImportFileError`` for a file that cannot be read at all.
+    Raises ``storage.importfile.ImportFileError`` for a file that cannot be read at all or
+    is beyond ``limits``; the database is then left as it was.
     """
-    parsed = read_applications(path)
-    rows = len(parsed.rows) + len({e.line for e in parsed.errors})  # a row may have two errors
-    if parsed.errors and not skip_bad:
-        return ImportReport(rows=rows, errors=parsed.errors)
+    parsed = read_applications(path, limits=limits or ImportLimits())
+    rows = len(parsed.rows) + parsed.bad_rows
+    if parsed.bad_rows and not skip_bad:
+        return ImportReport(rows=rows, errors=parsed.errors, more_errors=parsed.more_errors,
+                            bad_rows=parsed.bad_rows)
     report = await save_rows(office, parsed.rows, actor=f"import:{path.name}", now=now)
-    report.rows, report.errors = rows, parsed.errors
+    report.rows, report.errors, report.more_errors, report.bad_rows = (
+        rows, parsed.errors, parsed.more_errors, parsed.bad_rows)
     return report
 
 
 async def set_status(office: Office, *, receipt_code: str, status: ApplicationStatus,
                      actor: str, now: dt.datetime, note: str = "",
-                     completed_at: dt.datetime | None = None) -> repo.Change | None:
-    """Change one application's status and notify its followers; None if the code is unknown."""
+                     completed_at: dt.datetime | None = None, workflow: bool = False,
+                     correction: bool = False) -> repo.Change | None:
+    """Change one application's status and notify its followers; None if the code is unknown.
+    ``workflow`` and ``correction`` as in ``storage.applications.change_status``."""
     async with session_scope(office.sessions) as session:
         change = await repo.change_status(session, commune_id=office.commune_id,
                                           receipt_code=receipt_code, status=status, actor=actor,
-                                          at=now, note=note, completed_at=completed_at)
+                                          at=now, note=note, completed_at=completed_at,
+                                          workflow=workflow, correction=correction)
         if change is not None:
             await notify_followers(session, commune_id=office.commune_id, changes=[change])
     return change

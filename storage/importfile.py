@@ -1,9 +1,11 @@
 """Reading one-stop system exports of applications (hồ sơ): a CSV or XLSX file in, checked rows out.
 
 Pure parsing and validation, no database. ``read_applications`` returns every row that is fine
-and one ``RowError`` per problem found, so staff can fix all bad rows in one pass; a problem
-with the file as a whole (type, encoding, size, missing columns) raises ``ImportFileError``.
-Rows are streamed, so a file of hundreds of thousands of rows is read in one pass.
+and the problems of the others (the first ``ImportLimits.max_errors`` of them, and a count of
+the rest), so staff can fix the bad rows in one pass; a problem with the file as a whole (type,
+encoding, size, too many rows, missing columns) raises ``ImportFileError``. Rows are streamed
+and counted as they come, so a file declaring or holding millions of junk rows is refused in
+bounded memory and time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from itertools import chain, islice
 from pathlib import Path
-from zipfile import BadZipFile
+from typing import TextIO
+from zipfile import BadZipFile, ZipFile
 from zoneinfo import ZoneInfo
 
 # openpyxl ships no type information; its values are checked by type where they are used.
@@ -28,6 +31,8 @@ from openpyxl.styles.numbers import is_datetime  # type: ignore[import-untyped]
 from knowledge.text import fold
 from storage.domain import (
     CHANNEL_NAMES,
+    FIRST_DAY,
+    LAST_DAY,
     STATUS_NAMES,
     ApplicationStatus,
     SubmissionChannel,
@@ -35,6 +40,7 @@ from storage.domain import (
     normalize_receipt_code,
     parse_channel,
     parse_status,
+    within_bounds,
 )
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -48,6 +54,29 @@ END_OF_DAY_HOUR = 17
 
 # A cell as the readers hand it over; a ``date`` (not ``datetime``) is a date without a time.
 Cell = str | int | float | datetime | date | None
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """How large an import may be; a file beyond these is refused before it fills memory."""
+
+    max_bytes: int = 100 * 2**20  # the file as uploaded
+    max_rows: int = 200_000  # rows after the header, blank ones included
+    max_errors: int = 100  # row problems listed one by one; the rest are only counted
+
+    # A workbook is a zip, and what it unpacks to bounds openpyxl's time (the sheet is parsed
+    # as a stream) and memory (the shared strings are loaded whole, about 7 bytes of memory
+    # per byte). A real export takes about 600 bytes of sheet and under 250 of shared
+    # strings per row.
+    @property
+    def max_unpacked_bytes(self) -> int:
+        """The whole workbook unpacked: 488 MB for 200,000 rows."""
+        return self.max_rows * 2560
+
+    @property
+    def max_shared_strings_bytes(self) -> int:
+        """The shared strings unpacked: 61 MB for 200,000 rows."""
+        return self.max_rows * 320
+
 
 
 class ImportFileError(ValueError):
@@ -81,10 +110,26 @@ class RowError:
 
 @dataclass
 class ImportFile:
-    """What a file holds: the valid rows, and every problem of the others."""
+    """What a file holds: the valid rows, and the problems of the others (the first
+    ``max_errors`` listed, ``more_errors`` only counted)."""
 
     rows: list[ApplicationRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    bad_rows: int = 0
+    more_errors: int = 0
+    max_errors: int | None = None
+
+    def add(self, line: int, row: ApplicationRow | None, problems: list[str]) -> None:
+        """Record one checked row: kept if valid, its problems listed while there is room."""
+        if row is not None:
+            self.rows.append(row)
+        if not problems:
+            return
+        self.bad_rows += 1
+        room = len(problems) if self.max_errors is None else max(
+            0, self.max_errors - len(self.errors))
+        self.errors.extend(RowError(line, message) for message in problems[:room])
+        self.more_errors += len(problems) - min(room, len(problems))
 
 
 # Accepted headers per field, the first one named in messages. Headers are compared folded.
@@ -111,6 +156,7 @@ def _header_key(text: str) -> str:
 
 
 _ALIASES = {_header_key(name): key for key, names in COLUMNS.items() for name in names}
+_SPELLINGS = 200  # spellings of statuses and channels remembered; junk files have millions
 _HEADER_SEARCH_ROWS = 20  # title lines some exports put above the header
 _SAMPLE_BYTES = 64 * 1024
 
@@ -120,15 +166,19 @@ _DMY = re.compile(
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PROCEDURE_CODE = re.compile(r"(\d\.\d{6})(?:\.[0-9A-Z]+)*")
 _DATE_FORMATS = "dd/mm/yyyy[ HH:MM] or ISO 8601"
+# A physical CSV line longer than this is no export row (real ones are a few hundred
+# characters); refusing it keeps one line from holding the whole file in memory.
+_MAX_LINE_CHARS = 100_000
 
 
 def read_applications(
-    path: Path, *, tz: ZoneInfo = LOCAL_TZ, max_bytes: int = 100 * 2**20
+    path: Path, *, tz: ZoneInfo = LOCAL_TZ, limits: ImportLimits = ImportLimits()
 ) -> ImportFile:
     """Parse and check an export of applications (.csv in UTF-8, or .xlsx).
 
     Times without an offset are local to ``tz``; all datetimes returned are in UTC.
     """
+    max_bytes = limits.max_bytes
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise ImportFileError(
@@ -146,8 +196,8 @@ def read_applications(
         )
     if size == 0:
         raise ImportFileError(f"{path.name} is empty")
-    records = _csv_records(path) if suffix == ".csv" else _xlsx_records(path)
-    return _read(path, records, tz)
+    records = _csv_records(path) if suffix == ".csv" else _xlsx_records(path, limits)
+    return _read(path, records, tz, limits)
 
 
 def read_records(records: Sequence[Mapping[str, object]], *, tz: ZoneInfo = LOCAL_TZ
@@ -159,16 +209,13 @@ def read_records(records: Sequence[Mapping[str, object]], *, tz: ZoneInfo = LOCA
     for line, record in enumerate(records, 1):
         unknown = sorted(set(record) - set(COLUMNS))
         if unknown:
-            result.errors.append(RowError(line, f"unknown fields: {', '.join(unknown)}"))
+            result.add(line, None, [f"unknown fields: {', '.join(unknown)}"])
             continue
         cells: list[Cell] = []
         for key in COLUMNS:
             value = record.get(key)
             cells.append(value if value is None or isinstance(value, str) else str(value))
-        row, problems = reader.read(line, cells)
-        if row is not None:
-            result.rows.append(row)
-        result.errors.extend(RowError(line, message) for message in problems)
+        result.add(line, *reader.read(line, cells))
     return result
 
 
@@ -176,20 +223,31 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
-def _read(path: Path, records: Iterator[tuple[int, Sequence[Cell]]], tz: ZoneInfo) -> ImportFile:
+def _read(path: Path, records: Iterator[tuple[int, Sequence[Cell]]], tz: ZoneInfo,
+          limits: ImportLimits) -> ImportFile:
     """Find the header among the first rows, then check every row after it."""
-    filled = ((line, cells) for line, cells in records if not _blank(cells))
+    header_line = 1  # until the header is found, count rows from the top
+
+    def counted() -> Iterator[tuple[int, Sequence[Cell]]]:
+        # By line number, not by rows seen: a workbook can jump from row 2 to row 10**9, and
+        # the rows skipped come out blank, one by one.
+        for line, cells in records:
+            if line - header_line > limits.max_rows:
+                raise ImportFileError(
+                    f"{path.name} has more rows than the limit of {limits.max_rows:,}: "
+                    "export a shorter period")
+            yield line, cells
+
+    filled = ((line, cells) for line, cells in counted() if not _blank(cells))
     head = list(islice(filled, _HEADER_SEARCH_ROWS))
     if not head:
         raise ImportFileError(f"{path.name} has no rows")
     index, _ = _find_header([cells for _, cells in head])
+    header_line = head[index][0]
     reader = _RowReader(_columns(path, head[index][1]), tz)
-    result = ImportFile()
+    result = ImportFile(max_errors=limits.max_errors)
     for line, cells in chain(head[index + 1 :], filled):
-        row, problems = reader.read(line, cells)
-        if row is not None:
-            result.rows.append(row)
-        result.errors.extend(RowError(line, message) for message in problems)
+        result.add(line, *reader.read(line, cells))
     return result
 
 
@@ -248,6 +306,16 @@ class _RowReader:
         self.statuses: dict[str, ApplicationStatus | None] = {}
         self.channels: dict[str, SubmissionChannel | None] = {}
 
+    def status(self, text: str) -> ApplicationStatus | None:
+        if text not in self.statuses and len(self.statuses) < _SPELLINGS:
+            self.statuses[text] = parse_status(text)
+        return self.statuses[text] if text in self.statuses else parse_status(text)
+
+    def channel(self, text: str) -> SubmissionChannel | None:
+        if text not in self.channels and len(self.channels) < _SPELLINGS:
+            self.channels[text] = parse_channel(text)
+        return self.channels[text] if text in self.channels else parse_channel(text)
+
     def cell(self, cells: Sequence[Cell], key: str) -> Cell:
         column = self.columns.get(key)
         if column is None or column[0] >= len(cells):
@@ -295,9 +363,7 @@ class _RowReader:
 
         channel: SubmissionChannel | None = None
         if raw_channel := required("channel"):
-            if raw_channel not in self.channels:
-                self.channels[raw_channel] = parse_channel(raw_channel)
-            channel = self.channels[raw_channel]
+            channel = self.channel(raw_channel)
             if channel is None:
                 problems.append(
                     f"{name('channel')}: '{raw_channel}' is not a known channel "
@@ -306,9 +372,7 @@ class _RowReader:
 
         status: ApplicationStatus | None = None
         if raw_status := required("status"):
-            if raw_status not in self.statuses:
-                self.statuses[raw_status] = parse_status(raw_status)
-            status = self.statuses[raw_status]
+            status = self.status(raw_status)
             if status is None:
                 problems.append(
                     f"{name('status')}: '{raw_status}' is not a known status "
@@ -394,6 +458,13 @@ class _RowReader:
             problems.append(
                 f"{self.columns[key][1]}: '{_shown(value)}' is not a date ({_DATE_FORMATS})"
             )
+        elif not within_bounds(parsed):
+            # Years such as 1 or 9999 are typing errors, and overflow once a zone is applied.
+            problems.append(
+                f"{self.columns[key][1]}: '{_shown(value)}' is not between "
+                f"{FIRST_DAY:%d/%m/%Y} and {LAST_DAY:%d/%m/%Y}"
+            )
+            return None
         return parsed
 
 
@@ -476,7 +547,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Records of a UTF-8 CSV (BOM or not), numbered as a spreadsheet numbers its rows."""
     delimiter = _sniff_delimiter(path)
     with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream, delimiter=delimiter)
+        reader = csv.reader(_bounded_lines(path, stream), delimiter=delimiter)
         try:
             yield from enumerate(reader, start=1)
         except UnicodeDecodeError:
@@ -485,6 +556,18 @@ def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
             raise ImportFileError(
                 f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})"
             ) from None
+
+
+def _bounded_lines(path: Path, stream: TextIO) -> Iterator[str]:
+    """The stream's lines, refusing one too long to be a row (a file without line breaks)."""
+    number = 0
+    while line := stream.readline(_MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > _MAX_LINE_CHARS:
+            raise ImportFileError(
+                f"{path.name}: line {number} is longer than {_MAX_LINE_CHARS:,} characters; "
+                "this is not an export of applications")
+        yield line
 
 
 def _sniff_delimiter(path: Path) -> str:
@@ -520,25 +603,56 @@ def _sniff_delimiter(path: Path) -> str:
     return best
 
 
-def _xlsx_records(path: Path) -> Iterator[tuple[int, list[Cell]]]:
+def _xlsx_records(path: Path, limits: ImportLimits) -> Iterator[tuple[int, list[Cell]]]:
     """Rows of the workbook's active sheet, numbered as Excel shows them."""
     unreadable = (BadZipFile, KeyError, ValueError, SyntaxError, EOFError, OSError, zlib.error)
     try:
+        _check_unpacked_size(path, limits)
         workbook = load_workbook(path, read_only=True, data_only=True)
+    except ImportFileError:
+        raise
     except unreadable as exc:
         raise ImportFileError(
             f"{path.name} is not a readable Excel workbook (.xlsx): {exc}"
         ) from None
     try:
         sheet = workbook.active or workbook.worksheets[0]
+        # The size the sheet declares, read before any row: a few hundred KB can declare
+        # millions of rows, and reading them to find out takes minutes.
+        declared = sheet.max_row
+        if isinstance(declared, int) and declared > limits.max_rows + _HEADER_SEARCH_ROWS:
+            raise ImportFileError(
+                f"{path.name} declares {declared:,} rows; the limit is {limits.max_rows:,}: "
+                "export a shorter period")
         # Some exporters declare a wrong sheet size ("A1"); trusting it would drop rows silently.
         sheet.reset_dimensions()
         for line, row in enumerate(sheet.iter_rows(), start=1):
             yield line, [_xlsx_value(c) for c in row]
+    except ImportFileError:
+        raise
     except unreadable as exc:
         raise ImportFileError(f"{path.name}: the workbook is damaged ({exc})") from None
     finally:
         workbook.close()
+
+
+def _check_unpacked_size(path: Path, limits: ImportLimits) -> None:
+    """Refuse a workbook that unpacks to more than the limit (a zip bomb), before unpacking.
+
+    Reading a member stops at the size its header declares, so the declared sizes bound
+    what openpyxl can be made to read.
+    """
+    with ZipFile(path) as archive:
+        items = archive.infolist()
+    unpacked = sum(item.file_size for item in items)
+    strings = sum(item.file_size for item in items
+                  if item.filename.lower().endswith("sharedstrings.xml"))
+    for what, size, limit in (("holds text of", strings, limits.max_shared_strings_bytes),
+                              ("unpacks to", unpacked, limits.max_unpacked_bytes)):
+        if size > limit:
+            raise ImportFileError(
+                f"{path.name} {what} {_size(size)} (the limit for {limits.max_rows:,} rows "
+                f"is {_size(limit)}); this is not an export of applications")
 
 
 def _xlsx_value(cell: object) -> Cell:

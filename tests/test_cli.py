@@ -1,12 +1,14 @@
 """The ``python -m bot`` commands, run as a user runs them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bot.cli import configuration_problems
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +96,41 @@ def test_broken_knowledge_file_is_refused_with_file_and_field(tmp_path: Path) ->
     assert result.returncode == 2
     assert f"{bad}: name_en: Field required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SECRET = "Kq7_w2-RmZ0pX4vN8sT1"  # 20 characters Telegram accepts
+
+
+@pytest.mark.parametrize(("environ", "named"), [
+    ({"TELEGRAM_BOT_TOKEN": "123:abc", "PUBLIC_BASE_URL": "https://xa.example"},
+     "TELEGRAM_WEBHOOK_SECRET is not set: with TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL the "
+     "webhook is registered with Telegram, and every update would be refused (403)"),
+    ({"TELEGRAM_BOT_TOKEN": "123:abc", "PUBLIC_BASE_URL": "https://xa.example",
+      "TELEGRAM_WEBHOOK_SECRET": "short-secret"},
+     "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and -"),
+    ({"TELEGRAM_BOT_TOKEN": "123:abc", "PUBLIC_BASE_URL": "https://xa.example",
+      "TELEGRAM_WEBHOOK_SECRET": "a secret with spaces!"},
+     "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and -"),
+    ({"ZALO_APP_ID": "1", "ZALO_APP_SECRET": "s", "ZALO_OA_SECRET_KEY": "k"},
+     "Zalo is half configured: ZALO_ACCESS_TOKEN, ZALO_REFRESH_TOKEN not set"),
+])
+def test_serve_refuses_a_configuration_that_would_fail_silently(
+        tmp_path: Path, environ: dict[str, str], named: str) -> None:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TELEGRAM_", "ZALO_", "PUBLIC_BASE_URL"))}
+    # Were it not refused, the server would start here and the run would time out.
+    env.update(environ, DATABASE_URL=f"sqlite:///{tmp_path / 'm.sqlite3'}", MOTCUA_PORT="9")
+    result = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("refusing to start:\n  ")
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m.sqlite3").exists()  # refused before touching anything
+
+
+def test_a_safe_channel_configuration_has_no_problems() -> None:
+    assert configuration_problems({}) == []
+    assert configuration_problems({"TELEGRAM_BOT_TOKEN": "123:abc"}) == []  # polling
+    assert configuration_problems({"TELEGRAM_BOT_TOKEN": "123:abc",
+                                   "PUBLIC_BASE_URL": "https://xa.example",
+                                   "TELEGRAM_WEBHOOK_SECRET": SECRET}) == []

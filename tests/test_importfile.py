@@ -3,6 +3,7 @@
 import re
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ import pytest
 from openpyxl import Workbook  # type: ignore[import-untyped]
 
 from storage.domain import ApplicationStatus, SubmissionChannel
-from storage.importfile import ImportFileError, read_applications
+from storage.importfile import ImportFileError, ImportLimits, read_applications
 
 VI_HEADER = ("Mã hồ sơ,Mã thủ tục,Tên thủ tục,Người nộp,Số điện thoại,Hình thức nộp,"
              "Ngày tiếp nhận,Ngày hẹn trả,Trạng thái,Ngày trả kết quả")
@@ -248,7 +249,7 @@ def test_a_damaged_workbook_or_too_large_file_is_refused(tmp_path: Path) -> None
     with pytest.raises(ImportFileError, match="not a readable Excel workbook"):
         read_applications(write(tmp_path, VI_HEADER, name="export.xlsx"))
     with pytest.raises(ImportFileError, match=r"too large \(\d+ bytes; the limit is 10 bytes\)"):
-        read_applications(write(tmp_path, VI_HEADER), max_bytes=10)
+        read_applications(write(tmp_path, VI_HEADER), limits=ImportLimits(max_bytes=10))
     with pytest.raises(ImportFileError, match="is empty"):
         read_applications(write(tmp_path, ""))
 
@@ -272,3 +273,136 @@ def test_xlsx_rows_beyond_a_wrong_declared_sheet_size_are_read(tmp_path: Path) -
                 assert count == 1
             target.writestr(item, data)
     assert [row.line for row in read_applications(path).rows] == [2, 3, 4]
+
+
+SHORT_HEADER = ["Mã hồ sơ", "Tên thủ tục", "Người nộp", "Hình thức nộp", "Ngày tiếp nhận",
+                "Trạng thái"]
+SHORT_ROW = ["Khai sinh", "An", "Trực tiếp", "24/11/2026", "Tiếp nhận"]
+
+
+def rewrite_sheet(saved: Path, path: Path, change: Callable[[bytes], bytes],
+                  extra: dict[str, bytes] | None = None) -> Path:
+    """A copy of a saved workbook with its sheet's XML changed (and members added)."""
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = change(data)
+            target.writestr(item, data)
+        for name, data in (extra or {}).items():
+            target.writestr(name, data)
+    return path
+
+
+def small_workbook(tmp_path: Path, rows: int) -> Path:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(SHORT_HEADER)
+    for i in range(rows):
+        sheet.append([f"H26-{i:06d}", *SHORT_ROW])
+    saved = tmp_path / "saved.xlsx"
+    workbook.save(saved)
+    return saved
+
+
+def test_a_workbook_declaring_millions_of_rows_is_refused_before_reading(tmp_path: Path) -> None:
+    def declare_millions(xml: bytes) -> bytes:
+        # Rows that cannot be parsed: refused for its declared size, they are never read.
+        xml = xml.replace(b"</sheetData>", b"<row r='3'><c><broken></sheetData>")
+        return re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:J3000000"/>', xml)
+
+    path = rewrite_sheet(small_workbook(tmp_path, 1), tmp_path / "junk.xlsx", declare_millions)
+    with pytest.raises(ImportFileError) as caught:
+        read_applications(path)
+    assert str(caught.value) == ("junk.xlsx declares 3,000,000 rows; the limit is 200,000: "
+                                 "export a shorter period")
+
+
+def test_a_workbook_jumping_to_row_a_billion_is_refused(tmp_path: Path) -> None:
+    def jump(xml: bytes) -> bytes:
+        # openpyxl hands over every row skipped as a blank one: counted, they are refused.
+        return xml.replace(b"</sheetData>", b'<row r="1000000000"><c t="inlineStr"><is><t>x'
+                                            b"</t></is></c></row></sheetData>")
+
+    path = rewrite_sheet(small_workbook(tmp_path, 1), tmp_path / "junk.xlsx", jump)
+    with pytest.raises(ImportFileError, match="has more rows than the limit of 200,000"):
+        read_applications(path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_rows_beyond_the_limit_refuse_the_file_whatever_it_declares(tmp_path: Path,
+                                                                    kind: str) -> None:
+    def write_rows(rows: int) -> Path:
+        if kind == "csv":
+            lines = [",".join(SHORT_HEADER)] + [f"H26-{i:06d}," + ",".join(SHORT_ROW)
+                                                for i in range(rows)]
+            return write(tmp_path, "\n".join(lines) + "\n")
+        # A sheet declaring one row ("A1") but holding more, as some exporters write it.
+        return rewrite_sheet(small_workbook(tmp_path, rows), tmp_path / "export.xlsx",
+                             lambda xml: re.sub(rb'<dimension ref="[^"]*" ?/>',
+                                                b'<dimension ref="A1"/>', xml))
+
+    limits = ImportLimits(max_rows=50)
+    assert len(read_applications(write_rows(50), limits=limits).rows) == 50
+    with pytest.raises(ImportFileError) as caught:
+        read_applications(write_rows(51), limits=limits)
+    assert str(caught.value) == (f"export.{kind} has more rows than the limit of 50: "
+                                 "export a shorter period")
+
+
+def test_a_workbook_unpacking_to_too_much_text_is_refused(tmp_path: Path) -> None:
+    saved = small_workbook(tmp_path, 1)
+    limits = ImportLimits(max_rows=10)  # 3,200 bytes of shared strings, 25,600 in all
+    bomb = rewrite_sheet(saved, tmp_path / "bomb.xlsx", lambda xml: xml,
+                         {"xl/sharedStrings.xml": b"<si><t>0</t></si>" * 1000})
+    with pytest.raises(ImportFileError) as caught:
+        read_applications(bomb, limits=limits)
+    assert str(caught.value) == ("bomb.xlsx holds text of 17,000 bytes (the limit for 10 rows "
+                                 "is 3,200 bytes); this is not an export of applications")
+    padded = rewrite_sheet(saved, tmp_path / "padded.xlsx", lambda xml: xml,
+                           {"docProps/custom.xml": b" " * 30_000})
+    with pytest.raises(ImportFileError, match=r"padded.xlsx unpacks to [\d,]+ bytes \(the "
+                                              r"limit for 10 rows is 25,600 bytes\)"):
+        read_applications(padded, limits=limits)
+    assert len(read_applications(saved, limits=limits).rows) == 1
+
+
+def test_a_csv_line_without_line_breaks_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, VI_HEADER + "\n" + "H26-0001," + "x," * 60_000 + "\n")
+    with pytest.raises(ImportFileError) as caught:
+        read_applications(path)
+    assert str(caught.value) == ("export.csv: line 2 is longer than 100,000 characters; "
+                                 "this is not an export of applications")
+
+
+def test_many_bad_rows_list_the_first_problems_and_count_the_rest(tmp_path: Path) -> None:
+    good = "H26-{:06d},1.001193,,An,,Trực tuyến,24/11/2026,,Đang xử lý,\n"
+    bad = "??{:06d},1.001193,,Bình,,Trực tuyến,24/11/2026,,Đang chờ {},\n"  # two problems
+    rows = [(good if i % 10 == 0 else bad).format(i, i) for i in range(1000)]
+    result = read_applications(write(tmp_path, VI_HEADER + "\n" + "".join(rows)))
+    assert len(result.rows) == 100
+    assert result.bad_rows == 900
+    assert len(result.errors) == 100  # the first ones, in file order
+    assert [e.line for e in result.errors[:4]] == [3, 3, 4, 4]
+    assert result.errors[1].message.startswith("Trạng thái: 'Đang chờ 1' is not a known status")
+    assert result.more_errors == 1800 - 100
+    few = read_applications(write(tmp_path, VI_HEADER + "\n" + "".join(rows)),
+                            limits=ImportLimits(max_errors=3))
+    assert (len(few.errors), few.more_errors, few.bad_rows) == (3, 1797, 900)
+
+
+@pytest.mark.parametrize("written", [
+    "01/01/0001", "31/12/9999 23:59", "0001-01-01T00:00:00+07:00", "9999-12-31", "31/12/1999"])
+def test_dates_outside_2000_to_2100_are_row_errors(tmp_path: Path, written: str) -> None:
+    path = write(tmp_path, f"{VI_HEADER}\n"
+                           f"H26-0001,1.001193,,An,,Trực tuyến,{written},,Đang xử lý,\n"
+                           f"H26-0002,1.001193,,Bình,,Trực tuyến,24/11/2026,{written},Tiếp nhận,\n"
+                           "H26-0003,1.001193,,Chi,,Trực tuyến,01/01/2000,31/12/2100,Tiếp nhận,\n")
+    result = read_applications(path)
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, f"Ngày tiếp nhận: '{written}' is not between 01/01/2000 and 31/12/2100"),
+        (3, f"Ngày hẹn trả: '{written}' is not between 01/01/2000 and 31/12/2100"),
+    ]
+    [row] = result.rows
+    assert row.received_at == utc(2000, 1, 1, 1)
+    assert row.due_at == utc(2100, 12, 31, 10)
