@@ -1,17 +1,19 @@
-"""Fault runs: is every acknowledged Telegram update answered exactly once?
+"""Fault runs: is every acknowledged Telegram update answered exactly once, every web chat
+message answered?
 
-    python bench/faults.py [--updates 600] [--kills 3] [--database URL] [--outages]
+    python bench/faults.py [--updates 600] [--chats 200] [--kills 3] [--database URL] [--outages]
 
 Starts ``python -m bot serve`` with Telegram pointed at a local fake Bot API (in this process),
 then posts ``/start`` updates from distinct chats, ``--concurrency`` at a time, the way Telegram
 does: an update that got no 200 (refused, connection lost, server down) is delivered again until
-it gets one. Meanwhile the server is killed with SIGKILL ``--kills`` times mid-burst and started
-again; with ``--outages`` (PostgreSQL only) the database also refuses new connections
-(``ALLOW_CONNECTIONS false`` with its backends terminated) and then turns read-only for a few
-seconds each. At the end it waits for the outbox to send what the dead processes could not, and
-counts what reached the fake server per chat: every acknowledged update must have exactly one
-reply; a duplicate is possible only for a kill between ``sendMessage`` and marking it sent.
-Prints the counts and exits 1 if any acknowledged update is unanswered.
+it gets one; web chat citizens ask meanwhile, sending a message again (same id) until it is
+answered, as the page does. Meanwhile the server is killed with SIGKILL ``--kills`` times
+mid-burst and started again; with ``--outages`` (PostgreSQL only) the database also refuses
+new connections (``ALLOW_CONNECTIONS false`` with its backends terminated) and then turns
+read-only for a few seconds each. At the end it waits for the outbox to send what the dead
+processes could not, and counts what reached the fake server per chat: every acknowledged
+update must have exactly one reply; a duplicate is possible only for a kill between
+``sendMessage`` and marking it sent. Prints the counts; exits 1 if anything is unanswered.
 """
 
 from __future__ import annotations
@@ -80,6 +82,28 @@ async def deliver(http: aiohttp.ClientSession, url: str, update: dict[str, objec
         await asyncio.sleep(0.2)  # Telegram waits longer; the count is what matters
 
 
+async def chat(http: aiohttp.ClientSession, url: str, n: int, answered: set[int],
+               stop: asyncio.Event) -> None:
+    """One web chat message, sent again with the same id until it gets its answer, as the
+    page does; its session comes from a first message."""
+    session = ""
+    for body in ({"text": "xin chào", "id": f"hello-{n}"},
+                 {"text": "làm giấy khai sinh cần gì", "id": f"ask-{n}"}):
+        while not stop.is_set():
+            try:
+                async with http.post(url, json=body, headers={
+                        "X-Chat-Session": session} if session else {}) as response:
+                    if response.status == 200:
+                        answer = await response.json()
+                        session = answer.get("session", session)
+                        if body["id"].startswith("ask") and answer["replies"]:
+                            answered.add(n)
+                        break
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.2)
+
+
 async def database_outages(admin_url: str, name: str) -> None:
     """Refuse new connections, then go read-only, a few seconds each."""
     connection = await asyncpg.connect(admin_url)
@@ -109,7 +133,9 @@ async def run(args: argparse.Namespace, database: str, admin: tuple[str, str] | 
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET,
            "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{fake_port}",
            "PUBLIC_BASE_URL": "https://faults.invalid", "MOTCUA_PORT": str(port),
-           "MOTCUA_OUTBOX_RETRY_SECONDS": str(RETRY_SECONDS), "DATABASE_URL": database}
+           "MOTCUA_OUTBOX_RETRY_SECONDS": str(RETRY_SECONDS), "DATABASE_URL": database,
+           # Sessions must outlive a restart; the run's clients share one address.
+           "MOTCUA_SECRET_KEY": "faults-session-key", "MOTCUA_LIMIT_CHAT_ADDRESS": "100000/minute"}
     server = Server(env, port)
     await server.start()
     url = f"http://127.0.0.1:{port}/webhook/telegram"
@@ -125,7 +151,13 @@ async def run(args: argparse.Namespace, database: str, admin: tuple[str, str] | 
             async with gate:
                 await deliver(http, url, update, acknowledged, stop)
 
+        async def one_chat(n: int) -> None:
+            async with gate:
+                await chat(http, f"http://127.0.0.1:{port}/api/chat", n, chatted, stop)
+
+        chatted: set[int] = set()
         tasks = [asyncio.create_task(one(u)) for u in queue]
+        tasks += [asyncio.create_task(one_chat(n)) for n in range(args.chats)]
         rng = random.Random(args.seed)
         marks = sorted(rng.sample(range(args.updates // 10, args.updates * 9 // 10),
                                   args.kills))
@@ -150,7 +182,8 @@ async def run(args: argparse.Namespace, database: str, admin: tuple[str, str] | 
     print(f"answered exactly once: {sum(replies[FIRST_CHAT + n] == 1 for n in acknowledged)}")
     print(f"unanswered: {len(lost)}  duplicated: {len(doubled)} "
           f"(a duplicate needs a kill between sendMessage and its mark)")
-    return 1 if lost or len(acknowledged) < args.updates else 0
+    print(f"web chat: {args.chats} citizens asked, {len(chatted)} got their answer")
+    return 1 if lost or len(acknowledged) < args.updates or len(chatted) < args.chats else 0
 
 
 def main() -> None:
@@ -159,6 +192,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--chats", type=int, default=200,
+                        help="web chat citizens asking meanwhile (two messages each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database", default="",
                         help="a PostgreSQL server URL (a throwaway database is made on it)")

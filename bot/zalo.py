@@ -371,7 +371,8 @@ class ZaloWebhook:
         self.client = client
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Answer 200 to every genuine event (Zalo only wants to know it arrived)."""
+        """Answer 200 to every genuine event (Zalo only wants to know it arrived), 503 when
+        the database could not take it."""
         raw = await _read_body(request)
         if raw is None:
             return _refuse(413, "body too large")

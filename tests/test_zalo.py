@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot.outbox import Dispatcher
@@ -20,6 +21,7 @@ from bot.zalo import Delivery, ZaloClient, ZaloConfig, add_zalo_routes
 from handlers.applications import Office, set_status
 from handlers.conversation import Button, Dialogue, IncomingMessage, Reply
 from knowledge.answer import Assistant
+from storage import conversations as conversations_repo
 from storage.domain import ApplicationStatus
 from storage.models import ChannelToken, Conversation, Subscription
 from tests.fakes.zalo import NOT_INTERACTED, FakeZalo, now_ms, sign
@@ -404,3 +406,32 @@ async def test_scripted_conversation(rig: Rig) -> None:
                          for m in got for b in buttons(m)])
 
     await scripted_conversation(send)
+
+
+async def test_an_event_the_database_could_not_take_is_asked_for_again(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    first_times = conversations_repo.first_times
+
+    async def away_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(conversations_repo, "first_times", first_times)
+        raise OperationalError("INSERT INTO seenevent", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(conversations_repo, "first_times", away_once)
+    event = text_event("gks", msg_id="away-1")
+    assert await rig.post(event) == 503  # nothing saved, nothing sent: Zalo may send it again
+    assert rig.fake.sent(USER) == []
+    assert await rig.post(event) == 200
+    assert await rig.post(event) == 200  # and once more: answered once
+    [card] = rig.fake.sent(USER)
+    assert "(mã 1.001193)" in card["text"]
+
+
+async def test_a_reply_zalo_could_not_take_is_sent_later_by_the_outbox(rig: Rig) -> None:
+    rig.fake.down = True
+    assert await rig.post(text_event("/start", msg_id="down-1")) == 200
+    rig.fake.down = False
+    assert rig.fake.sent(USER) == []
+    outbox = Dispatcher(rig.office, {"zalo": rig.client.notify})
+    assert await outbox.run_once(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)) == 1
+    [welcome] = rig.fake.sent(USER)
+    assert welcome["text"].startswith("Xin chào!")
