@@ -132,7 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.info("web chat on http://%s:%d/", host, port)
             outbox = asyncio.create_task(Dispatcher(
                 office, outbox_senders,
-                retry_after=dt.timedelta(seconds=settings.outbox_retry)).run_forever())
+                retry_after=dt.timedelta(seconds=settings.outbox_retry),
+                retention=settings.retention).run_forever())
             try:
                 await asyncio.Event().wait()
             finally:

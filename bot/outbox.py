@@ -1,6 +1,6 @@
 """Delivery of the outbox: status notifications to followers, the staff relay, and replies a
-channel could not send at once (a crash, an outage); and the hourly tidying of handled channel
-events.
+channel could not send at once (a crash, an outage); and, hourly, deleting what is past its
+retention period (until the scheduler takes that job).
 
 Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
 another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
@@ -20,26 +20,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from handlers.applications import Office
 from handlers.messages import Reply, load_buttons
 from storage import applications as repo
-from storage import conversations as conversations_repo
 from storage.db import session_scope
+from storage.retention import RetentionPeriods, purge
 
 log = logging.getLogger(__name__)
 Sender = Callable[[str, Reply], Awaitable[bool]]  # (recipient, message) → done with it?
 RETRY_AFTER = dt.timedelta(minutes=1)
-EVENTS_KEPT = dt.timedelta(days=7)  # Telegram gives up redelivering an update after a day
 TIDY_EVERY = 3600.0  # seconds
+DEFAULT_RETENTION = RetentionPeriods()
 
 
 class Dispatcher:
     """Sends pending notifications through the senders of the configured channels."""
 
     def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30,
-                 retry_after: dt.timedelta = RETRY_AFTER) -> None:
+                 retry_after: dt.timedelta = RETRY_AFTER,
+                 retention: RetentionPeriods = DEFAULT_RETENTION) -> None:
         self.office = office
         self.senders = senders
         self.batch = batch  # about Telegram's 30 messages/s for bulk sending
         # Also the lease on a reply a channel is sending right now (see Dialogue.handle).
         self.retry_after = retry_after
+        self.retention = retention
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Send one batch; returns how many were delivered.
@@ -74,7 +76,7 @@ class Dispatcher:
 
     async def run_forever(self, interval: float = 1.0) -> None:
         """Send batches until cancelled, at most one batch per ``interval`` seconds; once an
-        hour, forget old handled channel events."""
+        hour, delete what is past its retention period."""
         tidied = 0.0
         while True:
             try:
@@ -87,8 +89,13 @@ class Dispatcher:
             await asyncio.sleep(interval)
 
     async def tidy(self, now: dt.datetime | None = None) -> int:
-        """Forget channel events handled more than ``EVENTS_KEPT`` ago (the duplicate check
-        needs them only while a channel may still redeliver)."""
+        """Delete what is past its retention period (``storage.retention``: conversations,
+        questions, lookup audit, notifications, handled channel events); returns how many
+        records went."""
         now = now or dt.datetime.now(dt.UTC)
         async with session_scope(self.office.sessions) as session:
-            return await conversations_repo.forget_events(session, before=now - EVENTS_KEPT)
+            counts = await purge(session, commune_id=self.office.commune_id, now=now,
+                                 periods=self.retention)
+        if any(counts.values()):
+            log.info("retention: deleted %s", counts)
+        return sum(counts.values())
