@@ -179,8 +179,10 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
                               "gave when applying.", code=code))
     request = ""
     if app.status == ApplicationStatus.SUPPLEMENT_REQUIRED and app.id is not None:
-        changes = await repo.history(session, app.id)
-        request = changes[-1].note if changes else ""
+        # What staff asked for; a correction's note explains the correction, not the request.
+        notes = [c.note for c in await repo.history(session, app.id)
+                 if not c.note.startswith(repo.CORRECTION)]
+        request = notes[-1] if notes else ""
     name = (names or {}).get(app.procedure_code or "")
     if name:
         app = app.model_copy(update={"procedure_name": name})

@@ -163,6 +163,9 @@ async def upsert_applications(session: AsyncSession, *, commune_id: int,
     return report
 
 
+CORRECTION = "correction: "  # how a correction's note starts in the history
+
+
 async def change_status(session: AsyncSession, *, commune_id: int, receipt_code: str,
                         status: ApplicationStatus, actor: str, at: dt.datetime, note: str = "",
                         completed_at: dt.datetime | None = None, workflow: bool = False,
@@ -199,7 +202,7 @@ async def change_status(session: AsyncSession, *, commune_id: int, receipt_code:
             col(Application.id) == app.id, col(Application.status) == app.status).values(**values))
         if moved.rowcount:  # type: ignore[attr-defined]
             return await _record_change(session, app.id, status, at=at, actor=actor,
-                                        note=f"correction: {note.strip()}" if correction else note)
+                                        note=f"{CORRECTION}{note.strip()}" if correction else note)
         await session.refresh(app)
     raise TransitionRefused(ApplicationStatus(app.status), status)
 
