@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,36 +34,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.webhook import free_port, p99, wait_for  # noqa: E402
 from knowledge.evaluate import read_questions  # noqa: E402
 
 FLOOD_ADDRESS = "203.0.113.66"
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_for(url: str) -> None:
-    """Wait until ``url`` answers (server started)."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            try:
-                async with http.get(url) as response:
-                    if response.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
-
-
-def p99(values: list[float]) -> float:
-    """The 99th percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 async def citizen(http: aiohttp.ClientSession, url: str, number: int, questions: list[str],

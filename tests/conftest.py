@@ -30,18 +30,19 @@ def assistant() -> Assistant:
     return Assistant(load_knowledge())
 
 
+async def admin(sql: str) -> None:
+    """Run one statement on the PostgreSQL server's ``postgres`` database."""
+    connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     """A fresh PostgreSQL database, migrated, dropped after the run."""
     name = f"motcua_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(f"{POSTGRES}/postgres")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
     try:
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except OSError as exc:

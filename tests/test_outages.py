@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -19,7 +18,7 @@ from knowledge.answer import Assistant
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import make_engine, make_sessions, session_scope, upgrade
-from tests.conftest import POSTGRES
+from tests.conftest import POSTGRES, admin
 from tests.fakes.telegram import FakeTelegram, text_update
 from tests.samples import CODE, record
 
@@ -27,14 +26,6 @@ TOKEN = "123456:OUTAGE"
 SECRET = "outage-secret-123456"
 ROOMY = Settings(limit_chat_user="1000/minute", limit_chat_address="1000/minute",
                  limit_address="1000/minute", secret_key="test-secret")
-
-
-async def admin(sql: str) -> None:
-    connection = await asyncpg.connect(f"{POSTGRES}/postgres")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 @dataclass
