@@ -55,10 +55,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.runtime import create_api_key, open_office  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.telegram import TelegramConfig, add_telegram_routes, build_application  # noqa: E402
+from bot.settings import (  # noqa: E402
+    Settings,
+    TelegramConfig,
+    ZaloConfig,
+)
+from bot.telegram import add_telegram_routes, build_application  # noqa: E402
 from bot.web import DIALOGUE, create_app  # noqa: E402
-from bot.zalo import ZaloClient, ZaloConfig, add_zalo_routes  # noqa: E402
+from bot.zalo import ZaloClient, add_zalo_routes  # noqa: E402
 from handlers.applications import Office  # noqa: E402
 from knowledge.answer import Assistant  # noqa: E402
 from storage import applications as repo  # noqa: E402

@@ -9,17 +9,16 @@ import datetime as dt
 import getpass
 import json
 import logging
-import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.runtime import create_api_key, open_office
-from bot.settings import Settings, environment
+from bot.settings import Settings
 from handlers.applications import Office, import_file, stats_for_period
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
@@ -60,90 +59,15 @@ def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]
     return settings, build_knowledge(portal, settings.commune)
 
 
-# Telegram accepts 1–256 of these characters as a webhook secret; fewer than 16 can be guessed.
-_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
-_NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-
-
-def configuration_problems(env: Mapping[str, str]) -> list[str]:
-    """What in the channels' settings would leave a channel failing silently, each naming
-    the variable to set; ``serve`` refuses to start on any."""
-    from bot.zalo import REQUIRED_ENV as ZALO_ENV
-
-    problems = []
-    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "")
-    if env.get("TELEGRAM_BOT_TOKEN") and env.get("PUBLIC_BASE_URL") and not secret:
-        problems.append(
-            "TELEGRAM_WEBHOOK_SECRET is not set: with TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL the "
-            "webhook is registered with Telegram, and every update would be refused (403). "
-            f"Set it to a new random value: {_NEW_SECRET}")
-    elif secret and not _WEBHOOK_SECRET.fullmatch(secret):
-        problems.append(
-            "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and - "
-            f"(Telegram refuses others; a short one can be guessed): {_NEW_SECRET}")
-    missing = [name for name in ZALO_ENV if not env.get(name, "").strip()]
-    if 0 < len(missing) < len(ZALO_ENV):
-        problems.append(f"Zalo is half configured: {', '.join(missing)} not set "
-                        "(set all five to turn Zalo on, or none to leave it off)")
-    return problems
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web server (web chat on localhost by default) with the database."""
-    if problems := configuration_problems(environment()):
-        raise SystemExit("refusing to start:\n  " + "\n  ".join(problems))
+    from bot.app import serve
+
     settings, kb = _settings_and_kb(args)
-    host, port = args.host or settings.host, args.port or settings.port
-    log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
-
-    async def serve() -> None:
-        from aiohttp import web
-
-        from bot.outbox import Dispatcher, Sender
-        from bot.telegram import TelegramConfig, add_telegram_routes, build_application
-        from bot.telegram import senders as telegram_senders
-        from bot.web import DIALOGUE, create_app, make_runner
-        from bot.zalo import ZaloClient, ZaloConfig, add_zalo_routes
-
-        async with open_office(settings, kb) as office:
-            assistant = Assistant(kb)
-            telegram = TelegramConfig.from_env(environment())
-            app = create_app(assistant, office, settings=settings,
-                             staff_channel=bool(telegram and telegram.staff_chat_id))
-            outbox_senders: dict[str, Sender] = {}
-            if telegram is None:
-                log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
-            else:
-                application = build_application(telegram, app[DIALOGUE],
-                                                polling=not telegram.public_base_url)
-                add_telegram_routes(app, application, telegram)
-                outbox_senders.update(telegram_senders(application, telegram))
-            zalo = ZaloConfig.from_env(environment())
-            zalo_client = None if zalo is None else ZaloClient(zalo, office)
-            if zalo is None or zalo_client is None:
-                log.info("zalo: off (set ZALO_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY, "
-                         "ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN to turn it on)")
-            else:
-                add_zalo_routes(app, dialogue=app[DIALOGUE], config=zalo, client=zalo_client)
-                outbox_senders["zalo"] = zalo_client.notify
-            runner = make_runner(app, settings)
-            await runner.setup()
-            await web.TCPSite(runner, host, port).start()
-            log.info("web chat on http://%s:%d/", host, port)
-            outbox = asyncio.create_task(Dispatcher(
-                office, outbox_senders,
-                retry_after=dt.timedelta(seconds=settings.outbox_retry),
-                retention=settings.retention).run_forever())
-            try:
-                await asyncio.Event().wait()
-            finally:
-                outbox.cancel()
-                await runner.cleanup()
-                if zalo_client is not None:
-                    await zalo_client.close()
-
+    settings = replace(settings, host=args.host or settings.host,
+                       port=args.port or settings.port)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(serve(settings, kb))
     return 0
 
 

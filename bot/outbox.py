@@ -1,6 +1,5 @@
 """Delivery of the outbox: status notifications to followers, the staff relay, and replies a
-channel could not send at once (a crash, an outage); and, hourly, deleting what is past its
-retention period (until the scheduler takes that job).
+channel could not send at once (a crash, an outage).
 
 Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
 another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
@@ -12,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,27 +19,23 @@ from handlers.applications import Office
 from handlers.messages import Reply, load_buttons
 from storage import applications as repo
 from storage.db import session_scope
-from storage.retention import RetentionPeriods, purge
 
 log = logging.getLogger(__name__)
 Sender = Callable[[str, Reply], Awaitable[bool]]  # (recipient, message) → done with it?
 RETRY_AFTER = dt.timedelta(minutes=1)
-TIDY_EVERY = 3600.0  # seconds
-DEFAULT_RETENTION = RetentionPeriods()
+
 
 
 class Dispatcher:
     """Sends pending notifications through the senders of the configured channels."""
 
     def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30,
-                 retry_after: dt.timedelta = RETRY_AFTER,
-                 retention: RetentionPeriods = DEFAULT_RETENTION) -> None:
+                 retry_after: dt.timedelta = RETRY_AFTER) -> None:
         self.office = office
         self.senders = senders
         self.batch = batch  # about Telegram's 30 messages/s for bulk sending
         # Also the lease on a reply a channel is sending right now (see Dialogue.handle).
         self.retry_after = retry_after
-        self.retention = retention
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Send one batch; returns how many were delivered.
@@ -75,27 +69,10 @@ class Dispatcher:
         return len(delivered)
 
     async def run_forever(self, interval: float = 1.0) -> None:
-        """Send batches until cancelled, at most one batch per ``interval`` seconds; once an
-        hour, delete what is past its retention period."""
-        tidied = 0.0
+        """Send batches until cancelled, at most one batch per ``interval`` seconds."""
         while True:
             try:
                 await self.run_once()
-                if time.monotonic() - tidied > TIDY_EVERY:
-                    await self.tidy()
-                    tidied = time.monotonic()
             except (OSError, SQLAlchemyError) as exc:  # database away for a moment
                 log.warning("outbox: %s; retrying", type(exc).__name__)
             await asyncio.sleep(interval)
-
-    async def tidy(self, now: dt.datetime | None = None) -> int:
-        """Delete what is past its retention period (``storage.retention``: conversations,
-        questions, lookup audit, notifications, handled channel events); returns how many
-        records went."""
-        now = now or dt.datetime.now(dt.UTC)
-        async with session_scope(self.office.sessions) as session:
-            counts = await purge(session, commune_id=self.office.commune_id, now=now,
-                                 periods=self.retention)
-        if any(counts.values()):
-            log.info("retention: deleted %s", counts)
-        return sum(counts.values())

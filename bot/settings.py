@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,70 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
     """The process environment over the ``.env`` file."""
     return {**read_dotenv(dotenv), **os.environ}
+
+
+DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+DEFAULT_ZALO_API = "https://openapi.zalo.me"
+DEFAULT_ZALO_OAUTH = "https://oauth.zaloapp.com"
+ZALO_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_ACCESS_TOKEN",
+            "ZALO_REFRESH_TOKEN")
+# Telegram accepts 1–256 of these characters as a webhook secret; fewer than 16 can be guessed.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram settings; the token and secret never appear in ``repr``."""
+
+    token: str = field(repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    api_base_url: str = DEFAULT_TELEGRAM_API
+    staff_chat_id: str = ""
+    public_base_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TelegramConfig | None:
+        """The configuration, or None when no bot token is set (the channel is off)."""
+        token = env.get("TELEGRAM_BOT_TOKEN", "")
+        if not token:
+            return None
+        api = env.get("TELEGRAM_API_BASE_URL") or DEFAULT_TELEGRAM_API
+        return cls(token=token, webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
+                   api_base_url=api.rstrip("/"),
+                   staff_chat_id=env.get("TELEGRAM_STAFF_CHAT_ID", ""),
+                   public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"))
+
+
+@dataclass(frozen=True)
+class ZaloConfig:
+    """Credentials and endpoints of one Official Account; secrets stay out of ``repr``."""
+
+    app_id: str
+    app_secret: str = field(repr=False)
+    oa_secret_key: str = field(repr=False)
+    access_token: str = field(repr=False)  # initial value; the database holds the current one
+    refresh_token: str = field(repr=False)  # likewise
+    api_base_url: str = DEFAULT_ZALO_API
+    oauth_base_url: str = DEFAULT_ZALO_OAUTH
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ZaloConfig | None:
+        """The OA's configuration, or None when the channel is not configured."""
+        values = {name: env.get(name, "").strip() for name in ZALO_ENV}
+        missing = [name for name, value in values.items() if not value]
+        if missing:  # off; half configured is refused by Settings.problems
+            return None
+        return cls(
+            app_id=values["ZALO_APP_ID"],
+            app_secret=values["ZALO_APP_SECRET"],
+            oa_secret_key=values["ZALO_OA_SECRET_KEY"],
+            access_token=values["ZALO_ACCESS_TOKEN"],
+            refresh_token=values["ZALO_REFRESH_TOKEN"],
+            api_base_url=(env.get("ZALO_API_BASE_URL") or DEFAULT_ZALO_API).rstrip("/"),
+            oauth_base_url=(env.get("ZALO_OAUTH_BASE_URL")
+                            or DEFAULT_ZALO_OAUTH).rstrip("/"),
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +123,11 @@ class Settings:
     # The outbox tries a failed message again after this many seconds (times its attempts);
     # also how long a channel that is sending a reply holds it before the outbox may.
     outbox_retry: float = 60.0
+    # The channels: None when off (no credentials).
+    telegram: TelegramConfig | None = None
+    zalo: ZaloConfig | None = None
+    # What would leave a channel failing silently, each naming its variable: serve refuses it.
+    problems: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -77,6 +148,9 @@ class Settings:
             portal_files=portal,
             **_data_handling(env),
             **_web_protection(env),
+            telegram=TelegramConfig.from_env(env),
+            zalo=ZaloConfig.from_env(env),
+            problems=tuple(channel_problems(env)),
         )
 
 
@@ -130,3 +204,24 @@ def _data_handling(env: dict[str, str]) -> dict[str, Any]:
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     return {"import_limits": ImportLimits(**limits), "retention": retention}
+
+
+def channel_problems(env: Mapping[str, str]) -> list[str]:
+    """What in the channels' settings would leave a channel failing silently, each naming
+    the variable to set."""
+    problems = []
+    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "")
+    if env.get("TELEGRAM_BOT_TOKEN") and env.get("PUBLIC_BASE_URL") and not secret:
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET is not set: with TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL the "
+            "webhook is registered with Telegram, and every update would be refused (403). "
+            f"Set it to a new random value: {NEW_SECRET}")
+    elif secret and not WEBHOOK_SECRET.fullmatch(secret):
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and - "
+            f"(Telegram refuses others; a short one can be guessed): {NEW_SECRET}")
+    missing = [name for name in ZALO_ENV if not env.get(name, "").strip()]
+    if 0 < len(missing) < len(ZALO_ENV):
+        problems.append(f"Zalo is half configured: {', '.join(missing)} not set "
+                        "(set all five to turn Zalo on, or none to leave it off)")
+    return problems

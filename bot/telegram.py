@@ -12,7 +12,6 @@ import hmac
 import logging
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +28,7 @@ from telegram.ext import (
 )
 
 from bot.outbox import Sender
+from bot.settings import TelegramConfig
 from bot.telegram_request import AiohttpRequest
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 from handlers.messages import read_relay_tag, relay_tag
@@ -36,31 +36,8 @@ from handlers.turn import LOOKUP_CODE, PROCEDURE
 from knowledge.intents import Intent
 
 log = logging.getLogger(__name__)
-DEFAULT_API = "https://api.telegram.org"
 DIALOGUE_KEY = "dialogue"
 CONFIG_KEY = "config"
-
-
-@dataclass(frozen=True)
-class TelegramConfig:
-    """The Telegram settings; the token and secret never appear in ``repr``."""
-
-    token: str = field(repr=False)
-    webhook_secret: str = field(default="", repr=False)
-    api_base_url: str = DEFAULT_API
-    staff_chat_id: str = ""
-    public_base_url: str = ""
-
-    @classmethod
-    def from_env(cls, env: dict[str, str]) -> TelegramConfig | None:
-        """The configuration, or None when no bot token is set (the channel is off)."""
-        token = env.get("TELEGRAM_BOT_TOKEN", "")
-        if not token:
-            return None
-        return cls(token=token, webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
-                   api_base_url=(env.get("TELEGRAM_API_BASE_URL") or DEFAULT_API).rstrip("/"),
-                   staff_chat_id=env.get("TELEGRAM_STAFF_CHAT_ID", ""),
-                   public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"))
 
 
 SHORT_TITLE = 20  # two buttons this short share a row; longer titles need the width

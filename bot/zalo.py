@@ -25,12 +25,12 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from bot.settings import ZaloConfig
 from handlers.applications import Office
 from handlers.conversation import (
     Button,
@@ -46,10 +46,6 @@ from storage.db import session_scope
 log = logging.getLogger(__name__)
 
 CHANNEL = "zalo"
-DEFAULT_API_BASE_URL = "https://openapi.zalo.me"
-DEFAULT_OAUTH_BASE_URL = "https://oauth.zaloapp.com"
-REQUIRED_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_ACCESS_TOKEN",
-                "ZALO_REFRESH_TOKEN")
 
 MAX_BODY = 64 * 1024  # a Zalo event is a few hundred bytes
 # Zalo's user ids are digits (19 of them); anything else, or longer, is not from Zalo and
@@ -67,39 +63,6 @@ CS_WINDOW = dt.timedelta(hours=48)  # free customer-service messages after the c
 TOKEN_ERRORS = frozenset({-216, -124, -201})  # invalid or expired access token
 ACCESS, REFRESH = "access_token", "refresh_token"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
-
-
-@dataclass(frozen=True)
-class ZaloConfig:
-    """Credentials and endpoints of one Official Account; secrets stay out of ``repr``."""
-
-    app_id: str
-    app_secret: str = field(repr=False)
-    oa_secret_key: str = field(repr=False)
-    access_token: str = field(repr=False)  # initial value; the database holds the current one
-    refresh_token: str = field(repr=False)  # likewise
-    api_base_url: str = DEFAULT_API_BASE_URL
-    oauth_base_url: str = DEFAULT_OAUTH_BASE_URL
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ZaloConfig | None:
-        """The OA's configuration, or None when the channel is not configured."""
-        values = {name: env.get(name, "").strip() for name in REQUIRED_ENV}
-        missing = [name for name, value in values.items() if not value]
-        if missing:
-            if len(missing) < len(REQUIRED_ENV):  # half configured: say why it stays off
-                log.warning("Zalo channel off: %s not set", ", ".join(missing))
-            return None
-        return cls(
-            app_id=values["ZALO_APP_ID"],
-            app_secret=values["ZALO_APP_SECRET"],
-            oa_secret_key=values["ZALO_OA_SECRET_KEY"],
-            access_token=values["ZALO_ACCESS_TOKEN"],
-            refresh_token=values["ZALO_REFRESH_TOKEN"],
-            api_base_url=(env.get("ZALO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
-            oauth_base_url=(env.get("ZALO_OAUTH_BASE_URL")
-                            or DEFAULT_OAUTH_BASE_URL).rstrip("/"),
-        )
 
 
 class Delivery(enum.StrEnum):
@@ -240,6 +203,20 @@ class ZaloClient:
             log.warning("Zalo API unreachable: %s", type(exc).__name__)
             return None
         return answer if isinstance(answer, dict) else None
+
+    async def refresh_if_expiring(self, *, within: dt.timedelta,
+                                  now: dt.datetime | None = None) -> bool | None:
+        """Renew the access token if it expires within ``within`` (or its expiry is unknown):
+        True when renewed, False when still valid, None when Zalo would not renew it."""
+        now = now or dt.datetime.now(dt.UTC)
+        async with self.office.sessions() as session:
+            stored = await conversations_repo.token(
+                session, commune_id=self.office.commune_id, channel=CHANNEL, name=ACCESS)
+        if stored is not None and stored.expires_at is not None \
+                and stored.expires_at - now > within:
+            return False
+        self._access = stored.value if stored else self.config.access_token
+        return await self._refresh(self._access) is not None
 
     async def _access_token(self) -> str:
         if self._access is None:

@@ -1,4 +1,5 @@
-"""Queries on conversations, unanswered questions, handled channel events and channel tokens.
+"""Queries on conversations, unanswered questions, handled channel events, channel tokens and
+periodic jobs' runs.
 
 SQLite and PostgreSQL are the supported databases (``INSERT … ON CONFLICT`` in both).
 """
@@ -18,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     ChannelToken,
     Conversation,
+    JobRun,
     Notification,
     SeenEvent,
     Unanswered,
@@ -145,3 +147,20 @@ async def lock_tokens(session: AsyncSession, *, commune_id: int, channel: str) -
     await session.exec(select(col(ChannelToken.id)).where(
         col(ChannelToken.commune_id) == commune_id,
         col(ChannelToken.channel) == channel).with_for_update())
+
+
+async def claim_job(session: AsyncSession, *, name: str, slot: str, at: dt.datetime) -> int | None:
+    """Claim the run of job ``name`` for ``slot``: its id, or None when another instance (or
+    an earlier start of this one) has it already."""
+    result = await (await session.connection()).execute(
+        _insert(session, JobRun).on_conflict_do_nothing().returning(col(JobRun.id)),
+        [{"name": name, "slot": slot, "started_at": at, "outcome": ""}])
+    return result.scalar_one_or_none()
+
+
+async def finish_job(session: AsyncSession, *, run_id: int, at: dt.datetime,
+                     outcome: str) -> None:
+    """Record how a claimed run ended."""
+    await (await session.connection()).execute(
+        update(JobRun).where(col(JobRun.id) == run_id).values(finished_at=at,
+                                                               outcome=outcome[:200]))

@@ -198,3 +198,17 @@ class ChannelToken(SQLModel, table=True):
     value: str = Field(sa_type=Text)
     expires_at: dt.datetime | None = None
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a periodic job for one slot (its hour, its day): claimed by the instance
+    that inserts it, so a job runs once per slot however many instances are up."""
+
+    __table_args__ = (UniqueConstraint("name", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    slot: str = Field(max_length=32)  # the slot's start, local time, ISO 8601
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None
+    outcome: str = Field(default="", max_length=200)  # "ok", counts, or the error's kind

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import configuration_problems
+from bot.settings import channel_problems as configuration_problems
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]

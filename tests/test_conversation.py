@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.outbox import Dispatcher
+from bot import jobs
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 from handlers.intents.staff import RELAY_LIMIT, RELAY_WINDOW
@@ -18,6 +18,7 @@ from knowledge.answer import Assistant
 from storage import conversations as conversations_repo
 from storage.db import make_engine, make_sessions
 from storage.models import Notification, Subscription, Unanswered
+from storage.retention import RetentionPeriods
 from tests.samples import CODE
 
 
@@ -345,11 +346,11 @@ async def test_handled_events_are_forgotten_after_a_week(dialogue: Dialogue,
                                                          office: Office) -> None:
     message = IncomingMessage("zalo", "42", text="/start", event_id="evt-7")
     assert len(await dialogue.handle(message)) == 1
-    outbox = Dispatcher(office, {})
+    retention = jobs.retention_job(office, RetentionPeriods())
     now = dt.datetime.now(dt.UTC)
-    assert await outbox.tidy(now + dt.timedelta(days=1)) == 0
+    await jobs.run_job(office, retention, now + dt.timedelta(days=1))
     assert await dialogue.handle(message) == []  # still known: a redelivery
-    assert await outbox.tidy(now + dt.timedelta(days=8)) >= 1
+    await jobs.run_job(office, retention, now + dt.timedelta(days=8))
     assert len(await dialogue.handle(message)) == 1  # forgotten, so treated as new
 
 

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.runtime import create_api_key
-from bot.settings import Settings
-from bot.telegram import TelegramConfig, add_telegram_routes, build_application
+from bot.settings import Settings, TelegramConfig
+from bot.telegram import add_telegram_routes, build_application
 from bot.web import DIALOGUE, SESSION_HEADER, create_app
 from handlers.applications import Office
 from knowledge.answer import Assistant

@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
 from bot.outbox import Dispatcher
-from bot.telegram import TelegramConfig, add_telegram_routes, build_application, senders
+from bot.settings import TelegramConfig
+from bot.telegram import add_telegram_routes, build_application, senders
 from handlers.applications import Office, set_status
 from handlers.conversation import Dialogue, IncomingMessage
 from knowledge.answer import Assistant

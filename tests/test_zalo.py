@@ -16,8 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
+from bot import jobs
 from bot.outbox import Dispatcher
-from bot.zalo import Delivery, ZaloClient, ZaloConfig, add_zalo_routes
+from bot.settings import Settings, ZaloConfig
+from bot.zalo import Delivery, ZaloClient, add_zalo_routes
 from handlers.applications import Office, set_status
 from handlers.conversation import Button, Dialogue, IncomingMessage, Reply
 from knowledge.answer import Assistant
@@ -111,11 +113,14 @@ async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
             await client.close()
 
 
-def test_configuration_from_the_environment(caplog: pytest.LogCaptureFixture) -> None:
-    assert ZaloConfig.from_env({}) is None  # channel not used: no noise
-    assert not caplog.records
-    assert ZaloConfig.from_env(environment("", ZALO_REFRESH_TOKEN="")) is None
-    assert "ZALO_REFRESH_TOKEN" in caplog.text  # half configured: the operator is told why
+def test_configuration_from_the_environment() -> None:
+    assert ZaloConfig.from_env({}) is None  # channel not used
+    assert Settings.from_env({}).problems == ()
+    half = environment("", ZALO_REFRESH_TOKEN="")
+    assert ZaloConfig.from_env(half) is None
+    # Half configured: serve refuses to start, and says what is missing.
+    [problem] = Settings.from_env(half).problems
+    assert "ZALO_REFRESH_TOKEN" in problem
     full = dict(environment(""))
     del full["ZALO_API_BASE_URL"], full["ZALO_OAUTH_BASE_URL"]
     config = ZaloConfig.from_env(full)
@@ -435,3 +440,23 @@ async def test_a_reply_zalo_could_not_take_is_sent_later_by_the_outbox(rig: Rig)
     assert await outbox.run_once(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)) == 1
     [welcome] = rig.fake.sent(USER)
     assert welcome["text"].startswith("Xin chào!")
+
+
+async def test_the_token_job_renews_the_access_token_before_it_expires(rig: Rig) -> None:
+    job = jobs.zalo_token_job(rig.client)
+    now = dt.datetime.now(dt.UTC)
+    # At the first run the stored token's expiry is unknown: it is renewed and stored.
+    assert await jobs.run_job(rig.office, job, now)
+    tokens = await rig.stored_tokens()
+    assert (tokens["access_token"].value, tokens["refresh_token"].value) == ("at-2", "rt-2")
+    assert len(rig.fake.refreshes()) == 1
+    # Half an hour later it is still valid for a day: left alone.
+    assert await jobs.run_job(rig.office, job, now + dt.timedelta(minutes=30))
+    assert len(rig.fake.refreshes()) == 1
+    # An hour before it expires: renewed, the new single-use refresh token kept.
+    expiry = tokens["access_token"].expires_at
+    assert expiry is not None
+    assert await jobs.run_job(rig.office, job, expiry - dt.timedelta(hours=1))
+    tokens = await rig.stored_tokens()
+    assert (tokens["access_token"].value, tokens["refresh_token"].value) == ("at-3", "rt-3")
+    assert len(rig.fake.refreshes()) == 2

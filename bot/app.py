@@ -1,0 +1,78 @@
+"""The composition root: the server assembled from one ``Settings``.
+
+The web application (web chat, REST API), each configured channel (its routes and its
+outbox sender), the outbox dispatcher and the periodic jobs are built here and nowhere else;
+adding a channel or a job touches this module (and ``bot.jobs`` for a job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bot import jobs
+from bot.outbox import Dispatcher, Sender
+from bot.runtime import open_office
+from bot.settings import Settings
+from bot.telegram import add_telegram_routes, build_application
+from bot.telegram import senders as telegram_senders
+from bot.web import DIALOGUE, create_app, make_runner
+from bot.zalo import ZaloClient, add_zalo_routes
+from knowledge.answer import Assistant
+from knowledge.loader import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, kb: KnowledgeBase) -> None:
+    """Run the server until cancelled; refuse to start on a dangerous configuration."""
+    if settings.problems:
+        raise SystemExit("refusing to start:\n  " + "\n  ".join(settings.problems))
+    log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
+    async with open_office(settings, kb) as office:
+        telegram, zalo = settings.telegram, settings.zalo
+        app = create_app(Assistant(kb), office, settings=settings,
+                         staff_channel=bool(telegram and telegram.staff_chat_id))
+        senders: dict[str, Sender] = {}
+        periodic = [jobs.retention_job(office, settings.retention)]
+        closing: list[Callable[[], Awaitable[None]]] = []
+        if telegram is None:
+            log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
+        else:
+            application = build_application(telegram, app[DIALOGUE],
+                                            polling=not telegram.public_base_url)
+            add_telegram_routes(app, application, telegram)
+            senders.update(telegram_senders(application, telegram))
+        if zalo is None:
+            log.info("zalo: off (set ZALO_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY, "
+                     "ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN to turn it on)")
+        else:
+            client = ZaloClient(zalo, office)
+            add_zalo_routes(app, dialogue=app[DIALOGUE], config=zalo, client=client)
+            senders["zalo"] = client.notify
+            periodic.append(jobs.zalo_token_job(client))
+            closing.append(client.close)
+        runner = make_runner(app, settings)
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("web chat on http://%s:%d/", settings.host, settings.port)
+        outbox = asyncio.create_task(Dispatcher(
+            office, senders, retry_after=dt.timedelta(seconds=settings.outbox_retry)
+        ).run_forever())
+        scheduler = jobs.Scheduler(office, periodic)
+        scheduler.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await scheduler.stop()
+            outbox.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbox
+            await runner.cleanup()
+            for close in closing:
+                await close()
