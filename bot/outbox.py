@@ -1,78 +1,277 @@
-"""Delivery of the outbox: status notifications to followers, the staff relay, and replies a
-channel could not send at once (a crash, an outage).
+"""Delivery of the outbox: status notifications, reminders and broadcasts to citizens, the
+staff relay, and replies a channel could not send at once (a crash, an outage).
 
-Every instance runs a dispatcher; each message is claimed in a transaction (skipping rows
-another instance holds on PostgreSQL), sent by its channel's sender and marked sent.
-Delivery is at least once: a crash between sending and marking sends it again.
+Every instance runs a dispatcher. It claims the messages that are due (one indexed query;
+on PostgreSQL instances skip each other's rows) and sends them concurrently within each
+channel's pace: an overall rate and a rate per recipient (Telegram: about 30 messages/s, one a
+second per chat). A message that fails is due again later with backoff and never holds up the
+others; it is tried until it expires (days), then listed for staff (``python -m bot outbox
+expired``). A recipient who blocked the bot is marked unreachable and not messaged again
+until they write; proactive messages wait out the quiet hours. Delivery is at least once: a
+crash between sending and marking sends a message again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.applications import Office
 from handlers.messages import Reply, load_buttons
+from knowledge.workdays import TZ
 from storage import applications as repo
 from storage.db import session_scope
+from storage.models import Notification
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, Reply], Awaitable[bool]]  # (recipient, message) → done with it?
 RETRY_AFTER = dt.timedelta(minutes=1)
+MAX_BACKOFF = dt.timedelta(hours=1)
+EXPIRY = dt.timedelta(days=3)
+BURST = 0.2  # seconds of a channel's rate that may be caught up after an idle moment
+# Citizen-facing messages nobody asked for just now: held during quiet hours.
+PROACTIVE = frozenset({"status", "reminder", "broadcast"})
 
+
+class Outcome(enum.Enum):
+    """What became of one message, as its sender tells it."""
+
+    SENT = "sent"
+    RETRY = "retry"  # a timeout, a 5xx: trying again later may help
+    BLOCKED = "blocked"  # the recipient blocked the bot (Telegram's 403)
+    UNDELIVERABLE = "undeliverable"  # the channel will not take it (outside Zalo's window)
+
+
+class Throttled(Exception):
+    """The channel asked to wait ``seconds`` (HTTP 429) before messaging this recipient again,
+    or anyone when ``everyone``."""
+
+    def __init__(self, seconds: float, *, everyone: bool = False) -> None:
+        super().__init__(seconds)
+        self.seconds, self.everyone = seconds, everyone
+
+
+# (recipient, message) → True/SENT when sent, False/RETRY to try again later, or an Outcome;
+# may raise Throttled.
+Sender = Callable[[str, Reply], Awaitable[bool | Outcome]]
+
+
+@dataclass
+class Pace:
+    """A channel's limits: ``rate`` messages/s overall (0: none) and ``per_recipient``
+    messages/s to one recipient (0: none). Channels sharing one bot share one Pace."""
+
+    rate: float = 0.0
+    per_recipient: float = 0.0
+    _next_slot: float = field(default=0.0, repr=False)  # loop time of the next free send
+    _recipients: dict[str, dt.datetime] = field(default_factory=dict, repr=False)
+
+    async def take(self) -> None:
+        """Wait for this channel's next free slot. Slots left idle in the last ``BURST``
+        seconds (while a batch was being claimed) may still be used: never more than ``rate``
+        on average, at most a fifth more within one second."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        slot = max(now - BURST, self._next_slot)
+        self._next_slot = slot + 1 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing on this channel for ``seconds`` (a 429 for everyone)."""
+        self._next_slot = max(self._next_slot, time.monotonic() + seconds)
+
+    def allowed_at(self, key: str, now: dt.datetime) -> dt.datetime:
+        """When ``key`` (channel:recipient) may next be messaged; if now, the send is counted."""
+        at = max(now, self._recipients.get(key, now))
+        if at == now and self.per_recipient > 0:
+            self._recipients[key] = now + dt.timedelta(seconds=1 / self.per_recipient)
+        return at
+
+    def sent(self, key: str, now: dt.datetime) -> None:
+        """A message to ``key`` leaves now: the next one waits a full interval from here (the
+        batch may have waited for its slots since ``now``)."""
+        if self.per_recipient > 0:
+            self._recipients[key] = max(now, dt.datetime.now(dt.UTC)) + dt.timedelta(
+                seconds=1 / self.per_recipient)
+
+    def hold(self, key: str, until: dt.datetime) -> None:
+        """Message ``key`` no sooner than ``until`` (a 429 for one recipient)."""
+        self._recipients[key] = max(until, self._recipients.get(key, until))
+
+    def forget(self, before: dt.datetime) -> None:
+        """Drop recipients free again before ``before`` (keeps memory flat in a broadcast)."""
+        if len(self._recipients) > 10_000:
+            self._recipients = {k: v for k, v in self._recipients.items() if v > before}
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Local hours (Asia/Ho_Chi_Minh) when proactive messages wait; start == end: none."""
+
+    start: dt.time = dt.time(21)
+    end: dt.time = dt.time(7)
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """From "21:00-07:00" (checked by ``Settings``); "" means none."""
+        if not text:
+            return cls(dt.time(0), dt.time(0))
+        start, end = (dt.time.fromisoformat(part) for part in text.split("-"))
+        return cls(start, end)
+
+    def until(self, now: dt.datetime) -> dt.datetime | None:
+        """The end of the quiet hours ``now`` falls in, or None outside them."""
+        local = now.astimezone(TZ)
+        t = local.time()
+        inside = (self.start <= t or t < self.end) if self.start > self.end \
+            else self.start <= t < self.end
+        if not inside or self.start == self.end:
+            return None
+        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        return (end if end > local else end + dt.timedelta(days=1)).astimezone(dt.UTC)
+
+
+def backoff(retry_after: dt.timedelta, attempts: int) -> dt.timedelta:
+    """The wait after the ``attempts``-th failure: doubling, at most an hour."""
+    return min(retry_after * (1 << min(max(attempts - 1, 0), 16)), MAX_BACKOFF)
+
+
+@dataclass
+class _Results:
+    sent: list[int] = field(default_factory=list)
+    closed: dict[str, list[int]] = field(default_factory=dict)  # outcome → ids
+    due: dict[int, dt.datetime] = field(default_factory=dict)
+    held: set[int] = field(default_factory=set)  # due later, not tried: attempt given back
+    blocked: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Dispatcher:
-    """Sends pending notifications through the senders of the configured channels."""
+    """Sends due outbox messages through the senders of the configured channels."""
 
-    def __init__(self, office: Office, senders: dict[str, Sender], *, batch: int = 30,
-                 retry_after: dt.timedelta = RETRY_AFTER) -> None:
+    def __init__(self, office: Office, senders: dict[str, Sender], *,
+                 paces: dict[str, Pace] | None = None, batch: int = 30,
+                 retry_after: dt.timedelta = RETRY_AFTER, expiry: dt.timedelta = EXPIRY,
+                 quiet: QuietHours | None = None) -> None:
         self.office = office
         self.senders = senders
-        self.batch = batch  # about Telegram's 30 messages/s for bulk sending
-        # Also the lease on a reply a channel is sending right now (see Dialogue.handle).
+        self.paces = paces or {}
+        # About one second of sending per claim at the fastest channel's rate.
+        self.batch = max([batch, *(int(p.rate) for p in self.paces.values())])
+        # Also the lease on a claimed message, and on a reply a channel is sending right now.
         self.retry_after = retry_after
+        self.expiry = expiry
+        self.quiet = quiet or QuietHours()
+        self.claimed = 0  # messages claimed by the last batch
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
-        """Send one batch; returns how many were delivered.
+        """Claim one batch of due messages and send it; returns how many were delivered.
 
-        Claiming counts an attempt and commits before anything is sent: the claim is a lease
-        (another instance takes the message again only after ``retry_after``), and no
-        database transaction stays open while a channel's server answers.
+        The claim commits before anything is sent, so no transaction stays open while a
+        channel's server answers.
         """
         if not self.senders:
             return 0
         now = now or dt.datetime.now(dt.UTC)
+        results = _Results()
         async with session_scope(self.office.sessions) as session:
             claimed = await repo.claim_notifications(
                 session, channels=list(self.senders), limit=self.batch, now=now,
-                retry_after=self.retry_after)
-            for message in claimed:
-                message.attempts += 1
-                session.add(message)
-            batch = [(m.id, m.channel, m.recipient, Reply(m.text, load_buttons(m.buttons)))
-                     for m in claimed]
-        delivered: list[int] = []
-        for message_id, channel, recipient, reply in batch:
-            try:
-                if await self.senders[channel](recipient, reply) and message_id is not None:
-                    delivered.append(message_id)
-            except Exception:  # one broken message must not stop the others
-                log.exception("outbox: sending notification %s failed", message_id)
-        if delivered:
-            async with session_scope(self.office.sessions) as session:
-                await repo.mark_sent(session, delivered, at=now)
-        return len(delivered)
+                lease=self.retry_after)
+            sendable = await self._triage(session, claimed, now, results)
+            batch = [(m.id, m.channel, m.recipient, m.attempts,
+                      Reply(m.text, load_buttons(m.buttons))) for m in sendable]
+        await asyncio.gather(*(self._send(row, now, results) for row in batch))
+        async with session_scope(self.office.sessions) as session:
+            await repo.mark_sent(session, results.sent, at=now)
+            for outcome, ids in results.closed.items():
+                await repo.close_notifications(session, ids, at=now, outcome=outcome)
+            await repo.reschedule(session, results.due, uncount=results.held)
+            for channel, recipient in results.blocked:
+                await repo.mark_unreachable(session, channel=channel, recipient=recipient,
+                                            at=now)
+        for pace in self.paces.values():
+            pace.forget(now)
+        if results.closed or results.blocked:
+            log.info("outbox: %d sent, %s closed, %d recipients unreachable", len(results.sent),
+                     {k: len(v) for k, v in results.closed.items()}, len(results.blocked))
+        self.claimed = len(claimed)
+        return len(results.sent)
+
+    async def _triage(self, session: AsyncSession, claimed: list[Notification],
+                      now: dt.datetime, results: _Results) -> list[Notification]:
+        """Close what expired or cannot reach its recipient, hold what must wait; the rest."""
+        quiet_until = self.quiet.until(now)
+        unreachable: dict[str, set[str]] = {}
+        for channel in {m.channel for m in claimed}:
+            unreachable[channel] = await repo.unreachable_among(
+                session, channel, {m.recipient for m in claimed if m.channel == channel})
+        sendable = []
+        for m in claimed:
+            assert m.id is not None
+            pace = self.paces.get(m.channel)
+            if (m.expires_at or m.created_at + self.expiry) <= now:
+                results.closed.setdefault("expired", []).append(m.id)
+            elif m.recipient in unreachable[m.channel]:
+                results.closed.setdefault("unreachable", []).append(m.id)
+            elif quiet_until is not None and m.kind in PROACTIVE:
+                results.due[m.id] = quiet_until
+                results.held.add(m.id)
+            elif pace is not None and (at := pace.allowed_at(
+                    f"{m.channel}:{m.recipient}", now)) > now:
+                results.due[m.id] = at  # this chat's next free second; others go on
+                results.held.add(m.id)
+            else:
+                sendable.append(m)
+        return sendable
+
+    async def _send(self, row: tuple[int | None, str, str, int, Reply], now: dt.datetime,
+                    results: _Results) -> None:
+        message_id, channel, recipient, attempts, reply = row
+        assert message_id is not None
+        pace = self.paces.get(channel)
+        if pace is not None:
+            await pace.take()
+            pace.sent(f"{channel}:{recipient}", now)
+        try:
+            outcome = await self.senders[channel](recipient, reply)
+        except Throttled as exc:
+            wait = dt.timedelta(seconds=max(exc.seconds, 0.0))
+            if pace is not None:
+                if exc.everyone:
+                    pace.pause(exc.seconds)
+                pace.hold(f"{channel}:{recipient}", now + wait)
+            results.due[message_id] = now + wait
+            results.held.add(message_id)  # the channel's pacing, not the message's fault
+            return
+        except Exception:  # one broken message must not stop the others
+            log.exception("outbox: sending notification %s failed", message_id)
+            outcome = Outcome.RETRY
+        if outcome is True or outcome is Outcome.SENT:
+            results.sent.append(message_id)
+        elif outcome is Outcome.BLOCKED:
+            results.blocked.add((channel, recipient))
+        elif outcome is Outcome.UNDELIVERABLE:
+            results.closed.setdefault("undeliverable", []).append(message_id)
+        else:
+            results.due[message_id] = now + backoff(self.retry_after, attempts)
 
     async def run_forever(self, interval: float = 1.0) -> None:
-        """Send batches until cancelled, at most one batch per ``interval`` seconds."""
+        """Send batches until cancelled: back to back while a full batch is due, else one
+        claim per ``interval`` seconds."""
         while True:
+            self.claimed = 0
             try:
                 await self.run_once()
             except (OSError, SQLAlchemyError) as exc:  # database away for a moment
                 log.warning("outbox: %s; retrying", type(exc).__name__)
-            await asyncio.sleep(interval)
+            if self.claimed < self.batch:
+                await asyncio.sleep(interval)

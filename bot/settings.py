@@ -123,6 +123,12 @@ class Settings:
     # The outbox tries a failed message again after this many seconds (times its attempts);
     # also how long a channel that is sending a reply holds it before the outbox may.
     outbox_retry: float = 60.0
+    # Delivery limits (bot/outbox.py): Telegram's messages/s overall and to one chat; days a
+    # message is tried before it expires; local quiet hours ("21:00-07:00", "" for none).
+    telegram_rate: float = 30.0
+    telegram_chat_rate: float = 1.0
+    outbox_expiry_days: float = 3.0
+    quiet_hours: str = "21:00-07:00"
     # The channels: None when off (no credentials).
     telegram: TelegramConfig | None = None
     zalo: ZaloConfig | None = None
@@ -179,14 +185,21 @@ def _web_protection(env: dict[str, str]) -> dict[str, Any]:
     for key, name in (("keepalive_timeout", "MOTCUA_KEEPALIVE_TIMEOUT"),
                       ("body_timeout", "MOTCUA_BODY_TIMEOUT"),
                       ("refusal_delay", "MOTCUA_REFUSAL_DELAY"),
-                      ("outbox_retry", "MOTCUA_OUTBOX_RETRY_SECONDS")):
+                      ("outbox_retry", "MOTCUA_OUTBOX_RETRY_SECONDS"),
+                      ("telegram_rate", "MOTCUA_TELEGRAM_RATE"),
+                      ("telegram_chat_rate", "MOTCUA_TELEGRAM_CHAT_RATE"),
+                      ("outbox_expiry_days", "MOTCUA_OUTBOX_EXPIRY_DAYS")):
         if value := env.get(name):
             try:
                 values[key] = float(value)
             except ValueError:
-                raise SystemExit(f"{name} must be a number of seconds") from None
+                raise SystemExit(f"{name} must be a number") from None
             if not values[key] >= (0 if key == "refusal_delay" else 0.001):
                 raise SystemExit(f"{name} must be a number of seconds")
+    if (quiet := env.get("MOTCUA_QUIET_HOURS")) is not None:
+        if quiet and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", quiet):
+            raise SystemExit("MOTCUA_QUIET_HOURS must read like 21:00-07:00 (or be empty)")
+        values["quiet_hours"] = quiet
     return values
 
 

@@ -8,16 +8,18 @@ replies. The adapter never decides what to answer.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 import re
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -27,13 +29,17 @@ from telegram.ext import (
     filters,
 )
 
-from bot.outbox import Sender
+from bot.outbox import Outcome, Sender, Throttled
 from bot.settings import TelegramConfig
 from bot.telegram_request import AiohttpRequest
+from handlers import broadcasts
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
-from handlers.messages import read_relay_tag, relay_tag
+from handlers.messages import Button, read_relay_tag, relay_tag
 from handlers.turn import LOOKUP_CODE, PROCEDURE
+from knowledge.i18n import Text
 from knowledge.intents import Intent
+from knowledge.text import fold
+from storage.db import unavailable
 
 log = logging.getLogger(__name__)
 DIALOGUE_KEY = "dialogue"
@@ -58,13 +64,11 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows)
 
 
-async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
-                     reply: Reply) -> bool:
-    """Send one reply, split at Telegram's length limit; buttons go with the last part.
-
-    False when it should be tried again later (Telegram's flood limit, a network error);
-    True when it was sent, or when the chat blocked the bot (it is given up on).
-    """
+async def deliver(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                  reply: Reply) -> Outcome:
+    """Send one reply, split at Telegram's length limit (buttons go with the last part), and
+    say what became of it: SENT, BLOCKED (the chat blocked the bot), RETRY (a timeout, a 5xx);
+    Telegram's flood limit raises ``Throttled`` with the wait it asked for."""
     parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
     for i, part in enumerate(parts):
         markup = keyboard(reply) if i == len(parts) - 1 else None
@@ -72,13 +76,27 @@ async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], cha
             await application.bot.send_message(chat_id, part, reply_markup=markup,
                                                disable_web_page_preview=True)
         except Forbidden:
-            log.info("telegram: chat %s blocked the bot; message dropped", chat_id)
-            return True
-        except TelegramError as exc:  # RetryAfter, TimedOut, NetworkError, a 5xx
-            log.warning("telegram: message to %s not sent (%s); the outbox retries it",
-                        chat_id, type(exc).__name__)
-            return False
-    return True
+            log.info("telegram: chat %s blocked the bot", chat_id)
+            return Outcome.BLOCKED
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
+                            else float(wait)) from None
+        except TelegramError as exc:  # TimedOut, NetworkError, a 5xx
+            log.warning("telegram: message to %s not sent (%s)", chat_id, type(exc).__name__)
+            return Outcome.RETRY
+    return Outcome.SENT
+
+
+async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                     reply: Reply) -> bool:
+    """The webhook's sending: True when done with the reply (sent, or the chat blocked the
+    bot); False to leave it to the outbox (which tries again later)."""
+    try:
+        return await deliver(application, chat_id, reply) is not Outcome.RETRY
+    except Throttled:
+        log.warning("telegram: flood limit reached for %s; the outbox sends it later", chat_id)
+        return False
 
 
 # Set by the webhook around one update: the ids the database could not take just now, so the
@@ -149,7 +167,22 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
     config: TelegramConfig = context.application.bot_data[CONFIG_KEY]
     if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
+        announcement = re.fullmatch(r"/thongbao(?:@\w+)?(?:\s+(.*))?", message.text.strip(),
+                                    re.S)
+        if announcement:
+            staff = update.effective_user
+            await _staff_command(update, _announce(
+                context.application, chat.id, announcement.group(1) or "",
+                f"telegram:{staff.id if staff else chat.id}"))
+            return
         quoted = message.reply_to_message.text if message.reply_to_message else None
+        preview = re.match(r"Xem trước thông báo số (\d{1,9})", quoted or "")
+        answer = fold(message.text).strip(" .!")
+        if preview and answer in ("gui", "huy"):  # "gửi" typed in reply to a preview
+            await _staff_command(update, _confirm(
+                context.application, chat.id, "send" if answer == "gui" else "cancel",
+                int(preview.group(1))))
+            return
         citizen = read_relay_tag(quoted or "")
         if citizen:
             await dialogue.from_staff(channel=citizen[0], user_id=citizen[1],
@@ -171,8 +204,65 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()  # only stops the button's spinner: not worth failing over
     except TelegramError as exc:
         log.info("telegram: callback query not answered (%s)", type(exc).__name__)
+    config: TelegramConfig = context.application.bot_data[CONFIG_KEY]
+    confirm = re.fullmatch(r"bc:(send|cancel):(\d{1,9})", query.data or "")
+    if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
+        if confirm:
+            await _staff_command(update, _confirm(context.application, chat.id,
+                                                  confirm.group(1), int(confirm.group(2))))
+        return  # the staff group is not a citizen
     await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
+
+
+async def _staff_command(update: Update, work: Awaitable[None]) -> None:
+    """Run a staff command; with the database away, have Telegram deliver it again."""
+    try:
+        await work
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        unsaved = UNSAVED.get()
+        if unsaved is not None:
+            unsaved.append(update.update_id)
+
+
+async def _announce(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                    text: str, staff: str) -> None:
+    """``/thongbao <text>`` in the staff group: a draft to everyone subscribed, previewed
+    there with its recipient count and the buttons that send or cancel it."""
+    dialogue: Dialogue = application.bot_data[DIALOGUE_KEY]
+    t = Text("vi")
+    try:
+        made = await broadcasts.create(dialogue.office, text=text, created_by=staff)
+    except broadcasts.BroadcastError:
+        await send_reply(application, chat_id, Reply(t(
+            "Write the announcement after the command, at most {limit} characters: "
+            "/thongbao <text>", limit=broadcasts.MAX_TEXT)))
+        return
+    number = made.broadcast.id
+    await send_reply(application, chat_id, Reply(
+        t("Preview of announcement {id}; it will reach {count} subscribers:", id=number,
+          count=made.recipients) + "\n\n" + made.text,
+        [Button(t("Send"), f"bc:send:{number}"), Button(t("Cancel"), f"bc:cancel:{number}")]))
+
+
+async def _confirm(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                   action: str, number: int) -> None:
+    """The staff group's "Send" or "Cancel" under a preview."""
+    office = application.bot_data[DIALOGUE_KEY].office
+    t = Text("vi")
+    try:
+        if action == "send":
+            done = await broadcasts.schedule(office, number)
+            text = t("Announcement {id} is being sent to {count} recipients.", id=number,
+                     count=done.recipients)
+        else:
+            await broadcasts.cancel(office, number)
+            text = t("Announcement {id} is cancelled.", id=number)
+    except broadcasts.BroadcastError:
+        text = t("Announcement {id} can no longer be sent or cancelled.", id=number)
+    await send_reply(application, chat_id, Reply(text))
 
 
 def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bool = False
@@ -195,13 +285,14 @@ def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bo
 def senders(application: Application[Any, Any, Any, Any, Any, Any], config: TelegramConfig
             ) -> dict[str, Sender]:
     """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
-    async def citizen(recipient: str, reply: Reply) -> bool:
-        return await send_reply(application, int(recipient), reply)
+    async def citizen(recipient: str, reply: Reply) -> Outcome:
+        return await deliver(application, int(recipient), reply)
 
-    async def staff(recipient: str, reply: Reply) -> bool:
-        # The tag lets a staff member's reply find its way back to the citizen.
-        return await send_reply(application, int(config.staff_chat_id),
-                                Reply(f"{relay_tag(recipient)} {reply.text}"))
+    async def staff(recipient: str, reply: Reply) -> Outcome:
+        # A citizen's message carries a tag so that a staff member's reply finds its way
+        # back; what is for staff alone (the morning digest) does not.
+        text = f"{relay_tag(recipient)} {reply.text}" if ":" in recipient else reply.text
+        return await deliver(application, int(config.staff_chat_id), Reply(text))
 
     return {"telegram": citizen, **({"staff": staff} if config.staff_chat_id else {})}
 

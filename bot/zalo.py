@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.outbox import Outcome
 from bot.settings import ZaloConfig
 from handlers.applications import Office
 from handlers.conversation import (
@@ -160,11 +161,13 @@ class ZaloClient:
                                                     messages=sent)
         return delivery
 
-    async def notify(self, recipient: str, reply: Reply) -> bool:
-        """The outbox's sender: False only when trying again later may help."""
-        # Outside the window or refused, a retry would fail the same way: the notice is
-        # dropped (and logged); ZNS templates would be the way to reach such citizens.
-        return await self.send(recipient, reply) is not Delivery.FAILED
+    async def notify(self, recipient: str, reply: Reply) -> Outcome:
+        """The outbox's sender: RETRY when trying again later may help; UNDELIVERABLE when
+        Zalo will not take it (outside the 48-hour window, over the 8 messages, refused): the
+        outbox records it (ZNS templates would be the way to reach such citizens)."""
+        delivery = await self.send(recipient, reply)
+        return {Delivery.SENT: Outcome.SENT, Delivery.FAILED: Outcome.RETRY}.get(
+            delivery, Outcome.UNDELIVERABLE)
 
     async def _contact(self, user_id: str) -> tuple[dt.datetime, int] | None:
         async with self.office.sessions() as session:

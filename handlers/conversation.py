@@ -191,6 +191,7 @@ class Dialogue:
         states = await conversations_repo.conversations(
             session, commune_id=self.office.commune_id,
             keys={(w.message.channel, w.message.user_id) for w in batch})
+        await repo.mark_reachable(session, {(w.message.channel, w.message.user_id) for w in batch})
         answers: list[list[Reply]] = []
         outbox: list[Notification] = []
         for waiting in batch:
@@ -218,6 +219,7 @@ class Dialogue:
                     recipient=message.user_id, text=reply.text,
                     buttons=dump_buttons(reply.buttons), idempotency_key=reply_key(message, i),
                     created_at=waiting.now, attempts=1,
+                    next_attempt_at=waiting.now + repo.REPLY_LEASE,
                     sent_at=None if pushed else waiting.now)
                     for i, reply in enumerate(replies[:MAX_REPLIES]))
         await conversations_repo.queue_replies(session, outbox)
@@ -250,4 +252,4 @@ class Dialogue:
             session.add(state)
             await repo.enqueue(session, [Notification(
                 commune_id=self.office.commune_id, channel=channel, recipient=user_id,
-                text=text, idempotency_key=f"staff-reply:{reply_id}")])
+                text=text, idempotency_key=f"staff-reply:{reply_id}", kind="staff")])

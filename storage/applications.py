@@ -7,7 +7,7 @@ import, its status history and the notifications it causes land together or not 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -16,10 +16,13 @@ from sqlalchemy import (
     Result,
     Select,
     bindparam,
+    case,
+    delete,
     func,
     insert,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy import select as sa_select  # Core query mixing tables and scalars
@@ -44,6 +47,7 @@ from storage.models import (
     Notification,
     StatusChange,
     Subscription,
+    Unreachable,
 )
 
 CHUNK = 1000  # receipt codes per IN (...) query; well below every driver's parameter limit
@@ -403,31 +407,112 @@ async def _record_change(session: AsyncSession, application_id: int, status: App
 
 
 async def claim_notifications(session: AsyncSession, *, channels: Sequence[str], limit: int,
-                              now: dt.datetime, retry_after: dt.timedelta
-                              ) -> list[Notification]:
-    """Pending messages for these channels, oldest first, locked for this sender.
+                              now: dt.datetime, lease: dt.timedelta) -> list[Notification]:
+    """Messages due for these channels, earliest first, leased to this sender for ``lease``.
 
-    On PostgreSQL concurrent senders skip each other's rows (``SKIP LOCKED``); a failed
-    message waits ``retry_after`` per attempt before it is tried again.
+    One indexed query (``ix_notification_due``); on PostgreSQL concurrent senders skip each
+    other's rows (``SKIP LOCKED``). Each claim counts an attempt; a message whose sender dies
+    is due again when its lease runs out.
     """
     query = (select(Notification)
-             .where(col(Notification.sent_at).is_(None), col(Notification.channel).in_(channels),
-                    col(Notification.attempts) < MAX_ATTEMPTS)
-             .order_by(col(Notification.created_at), col(Notification.id)).limit(limit * 4))
+             .where(col(Notification.sent_at).is_(None),
+                    col(Notification.next_attempt_at) <= now,
+                    col(Notification.channel).in_(channels))
+             .order_by(col(Notification.next_attempt_at), col(Notification.id)).limit(limit))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    pending = (await session.exec(query)).all()
-    return [n for n in pending
-            if n.attempts == 0 or n.created_at + retry_after * n.attempts <= now][:limit]
+    claimed = list((await session.exec(query)).all())
+    for message in claimed:
+        message.attempts += 1
+        message.next_attempt_at = now + lease
+        session.add(message)
+    await session.flush()
+    return claimed
 
 
-MAX_ATTEMPTS = 5  # a message that failed this often stays in the outbox for staff to see
+# How long a channel answering an event holds its replies before the outbox may send them
+# (``handlers.conversation`` writes replies due this long after they were made).
+REPLY_LEASE = dt.timedelta(minutes=1)
+NOT_SENT = ("expired", "unreachable", "undeliverable")  # outcomes of a closed message
 
 
 async def mark_sent(session: AsyncSession, ids: Sequence[int], *, at: dt.datetime) -> None:
     """Record that these outbox messages were delivered."""
     await _core(session, update(Notification).where(col(Notification.id).in_(list(ids)))
                 .values(sent_at=at))
+
+
+async def close_notifications(session: AsyncSession, ids: Sequence[int], *, at: dt.datetime,
+                              outcome: str) -> None:
+    """Take these messages out of the outbox unsent, saying why (one of ``NOT_SENT``)."""
+    if ids:
+        await _core(session, update(Notification).where(col(Notification.id).in_(list(ids)))
+                    .values(sent_at=at, outcome=outcome))
+
+
+async def reschedule(session: AsyncSession, due: dict[int, dt.datetime], *,
+                     uncount: Collection[int] = ()) -> None:
+    """Make messages due again at the given times; those in ``uncount`` (held, not tried)
+    get their attempt back."""
+    if due:
+        table = Notification.__table__  # type: ignore[attr-defined]
+        await _core(session, update(table).where(table.c.id == bindparam("key")).values(
+            next_attempt_at=bindparam("due"),
+            attempts=table.c.attempts - bindparam("back")),
+            [{"key": i, "due": at, "back": int(i in uncount)} for i, at in due.items()])
+
+
+async def unreachable_among(session: AsyncSession, channel: str, recipients: Collection[str]
+                            ) -> set[str]:
+    """Which of these recipients blocked the bot on ``channel``."""
+    if not recipients:
+        return set()
+    return set((await session.exec(select(Unreachable.recipient).where(
+        col(Unreachable.channel) == channel,
+        col(Unreachable.recipient).in_(list(recipients))))).all())
+
+
+async def mark_unreachable(session: AsyncSession, *, channel: str, recipient: str,
+                           at: dt.datetime) -> int:
+    """Record that a recipient blocked the bot on a channel and close their pending messages
+    there as "unreachable"; returns how many were closed."""
+    if not await unreachable_among(session, channel, [recipient]):
+        session.add(Unreachable(channel=channel, recipient=recipient, since=at))
+        await session.flush()
+    result = await _core(session, update(Notification).where(
+        col(Notification.channel) == channel, col(Notification.recipient) == recipient,
+        col(Notification.sent_at).is_(None)).values(sent_at=at, outcome="unreachable"))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_reachable(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:
+    """These (channel, recipient) wrote to us again: they can be messaged again (one
+    statement on a table that is usually empty)."""
+    if keys:
+        await _core(session, delete(Unreachable).where(tuple_(
+            col(Unreachable.channel), col(Unreachable.recipient)).in_(list(keys))))
+
+
+async def expired_notifications(session: AsyncSession, *, commune_id: int, limit: int = 1000
+                                ) -> list[Notification]:
+    """A commune's messages that expired unsent, newest first (for staff to send again)."""
+    return list((await session.exec(select(Notification).where(
+        col(Notification.commune_id) == commune_id,
+        col(Notification.outcome) == "expired").order_by(
+        col(Notification.sent_at).desc(), col(Notification.id).desc()).limit(limit))).all())
+
+
+async def resend_expired(session: AsyncSession, *, commune_id: int, ids: Sequence[int] | None,
+                         now: dt.datetime, expires_at: dt.datetime) -> int:
+    """Put a commune's expired messages (these, or all when ``ids`` is None) back in the
+    outbox, due now and kept until ``expires_at``; returns how many."""
+    query = update(Notification).where(col(Notification.commune_id) == commune_id,
+                                       col(Notification.outcome) == "expired")
+    if ids is not None:
+        query = query.where(col(Notification.id).in_(list(ids)))
+    result = await _core(session, query.values(
+        sent_at=None, outcome=None, attempts=0, next_attempt_at=now, expires_at=expires_at))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def mark_delivered(session: AsyncSession, keys: Sequence[str], *, at: dt.datetime
@@ -454,3 +539,70 @@ async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: 
         message.sent_at, message.attempts = now, message.attempts + 1
         session.add(message)
     return [m.text for m in pending]
+
+
+# Statuses whose deadline still runs: the commune has neither a result nor a final answer.
+OPEN_STATUSES = (ApplicationStatus.RECEIVED, ApplicationStatus.PROCESSING,
+                 ApplicationStatus.SUPPLEMENT_REQUIRED)
+Window = tuple[dt.datetime, dt.datetime]  # [start, end)
+
+
+async def set_supplement_due(session: AsyncSession, *, application_id: int,
+                             due: dt.datetime | None) -> None:
+    """Record by when the documents asked for are due (None: no deadline given)."""
+    if due is not None and not within_bounds(due):
+        raise InvalidValue("supplement_due_at", f"must be between {FIRST_DAY} and {LAST_DAY}")
+    await _core(session, update(Application).where(col(Application.id) == application_id)
+                .values(supplement_due_at=due))
+
+
+async def queued_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` (at most ``CHUNK``) already in the outbox."""
+    if not keys:
+        return set()
+    return set((await session.exec(select(Notification.idempotency_key).where(
+        col(Notification.idempotency_key).in_(keys)))).all())
+
+
+async def followed_for_reminders(session: AsyncSession, *, commune_id: int, overdue: Window,
+                                 appointment: Window, uncollected: Window, supplement: Window
+                                 ) -> list[tuple[Application, Subscription]]:
+    """Followed applications in one of the reminder windows, with each follower: open and past
+    ``due_at`` within ``overdue``; ready and due within ``appointment``; ready since
+    ``completed_at`` within ``uncollected``; asked for documents due within ``supplement``.
+    One query, each branch a range on an index of (commune, status, date)."""
+    a = Application
+    ready = col(a.status) == ApplicationStatus.RESULT_READY
+
+    def within(column: Any, window: Window) -> Any:
+        return (column >= window[0]) & (column < window[1])
+
+    query = (select(a, Subscription)
+             .join(Subscription, col(Subscription.application_id) == col(a.id))
+             .where(col(a.commune_id) == commune_id,
+                    (col(a.status).in_(OPEN_STATUSES) & within(col(a.due_at), overdue))
+                    | (ready & within(col(a.due_at), appointment))
+                    | (ready & within(col(a.completed_at), uncollected))
+                    | ((col(a.status) == ApplicationStatus.SUPPLEMENT_REQUIRED)
+                       & within(col(a.supplement_due_at), supplement)))
+             .order_by(col(a.id), col(Subscription.id)))
+    return [(app, sub) for app, sub in (await session.exec(query)).all()]
+
+
+async def due_by_field(session: AsyncSession, *, commune_id: int, today: Window,
+                       next_day: Window) -> dict[str, tuple[int, int, int]]:
+    """Open applications per field: (due within ``today``, due within ``next_day``, due
+    before ``today``: overdue), for the staff digest."""
+    a = Application
+    due = col(a.due_at)
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    query = (sa_select(col(a.field), count((due >= today[0]) & (due < today[1])),
+                       count(due >= next_day[0]), count(due < today[0]))
+             .where(col(a.commune_id) == commune_id, col(a.status).in_(OPEN_STATUSES),
+                    due < next_day[1])
+             .group_by(col(a.field)))
+    rows: Sequence[Any] = (await _core(session, query)).all()
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows}

@@ -38,6 +38,12 @@ class Application(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("commune_id", "receipt_code"),
         Index("ix_application_commune_received", "commune_id", "received_at"),
+        # The reminder scan and the staff digest: one range per status (0008).
+        Index("ix_application_status_due", "commune_id", "status", "due_at"),
+        Index("ix_application_status_completed", "commune_id", "status", "completed_at"),
+        Index("ix_application_supplement_due", "commune_id", "supplement_due_at",
+              postgresql_where=text("supplement_due_at IS NOT NULL"),
+              sqlite_where=text("supplement_due_at IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -55,6 +61,7 @@ class Application(SQLModel, table=True):
     status: ApplicationStatus = Field(sa_type=String(24))
     completed_at: dt.datetime | None = None
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    supplement_due_at: dt.datetime | None = None  # documents asked for are due by then
 
 
 class StatusChange(SQLModel, table=True):
@@ -92,6 +99,8 @@ class Notification(SQLModel, table=True):
     __table_args__ = (
         Index("ix_notification_pending", "created_at", postgresql_where=text("sent_at IS NULL"),
               sqlite_where=text("sent_at IS NULL")),
+        Index("ix_notification_due", "next_attempt_at", postgresql_where=text("sent_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -102,8 +111,23 @@ class Notification(SQLModel, table=True):
     buttons: str | None = Field(default=None, sa_type=Text)  # JSON [[title, payload], …]
     idempotency_key: str = Field(max_length=160, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow)
-    sent_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None  # sent, or closed with an ``outcome``
     attempts: int = 0
+    # "reply", "relay", "staff" (to a citizen), "status", "reminder", "broadcast": the last
+    # three are proactive and held during quiet hours.
+    kind: str = Field(default="reply", max_length=16)
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow)  # not claimed before
+    expires_at: dt.datetime | None = None  # None: created_at + the outbox's expiry
+    # Why a closed message was not sent: "expired", "unreachable", "undeliverable"; None if sent.
+    outcome: str | None = Field(default=None, max_length=16)
+
+
+class Unreachable(SQLModel, table=True):
+    """A recipient who blocked the bot on a channel: not messaged until they write again."""
+
+    channel: str = Field(max_length=16, primary_key=True)
+    recipient: str = Field(max_length=128, primary_key=True)
+    since: dt.datetime = Field(default_factory=utcnow)
 
 
 class LookupAttempt(SQLModel, table=True):
@@ -212,3 +236,38 @@ class JobRun(SQLModel, table=True):
     started_at: dt.datetime = Field(default_factory=utcnow)
     finished_at: dt.datetime | None = None
     outcome: str = Field(default="", max_length=200)  # "ok", counts, or the error's kind
+
+
+class AnnouncementSubscriber(SQLModel, table=True):
+    """A citizen's consent to the commune's announcements on one channel: when, where, in
+    which language (and hamlet); kept with ``withdrawn_at`` when they stop, as the record."""
+
+    __table_args__ = (UniqueConstraint("commune_id", "channel", "recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=128)
+    lang: str = Field(default="vi", max_length=8)
+    hamlet: str = Field(default="", max_length=64)  # folded ("thon 3"), "" when not named
+    consented_at: dt.datetime = Field(default_factory=utcnow)
+    withdrawn_at: dt.datetime | None = None
+
+
+class Broadcast(SQLModel, table=True):
+    """A staff announcement: its text, audience and when it goes out."""
+
+    __table_args__ = (Index("ix_broadcast_due", "status", "send_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    text: str = Field(sa_type=Text)
+    link: str = Field(default="", max_length=500)
+    audience: str = Field(default="all", max_length=16)  # all, field, procedure, hamlet, lang
+    audience_value: str = Field(default="", max_length=200)
+    created_by: str = Field(max_length=120)  # "cli", "api:<integration>", "telegram:<user id>"
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    status: str = Field(default="draft", max_length=16)  # draft, scheduled, queued, cancelled
+    send_at: dt.datetime | None = None
+    queued_at: dt.datetime | None = None
+    recipients: int = 0  # outbox rows written when it was queued

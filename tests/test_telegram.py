@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
+from sqlmodel import select
 
 from bot.outbox import Dispatcher
 from bot.settings import TelegramConfig
@@ -19,6 +20,7 @@ from handlers.conversation import Dialogue, IncomingMessage
 from knowledge.answer import Assistant
 from storage import conversations as conversations_repo
 from storage.domain import ApplicationStatus
+from storage.models import Unreachable
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.samples import CODE, T0
 from tests.script import Received, scripted_conversation
@@ -223,6 +225,23 @@ async def test_followers_are_notified_through_the_outbox(rig: Rig) -> None:
     assert note.startswith("Cập nhật hồ sơ của bạn:")
     assert "Trạng thái: đã có kết quả, chờ nhận" in note
     assert await rig.outbox.run_once() == 0  # sent once
+
+
+async def test_a_follower_who_blocked_the_bot_is_marked_unreachable_after_one_403(
+        rig: Rig) -> None:
+    for n, text in enumerate(["/tracuu", CODE, "0912345678"]):
+        await rig.post(text_update(n + 1, 531, text))
+    await rig.post(button_update(4, 531, "follow"))
+    rig.fake.blocked.add(531)
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(hour=3)  # 10:00 local
+    before = len(rig.fake.sent(531))
+    for status in (ApplicationStatus.PROCESSING, ApplicationStatus.RESULT_READY):
+        await set_status(rig.office, receipt_code=CODE, status=status, actor="staff:lan",
+                         now=T0)
+        await rig.outbox.run_once(tomorrow)
+    assert len(rig.fake.sent(531)) == before + 1  # one 403, then no more tries
+    async with rig.office.sessions() as s:
+        assert [u.recipient for u in (await s.exec(select(Unreachable))).all()] == ["531"]
 
 
 async def test_staff_group_relay_round_trip(rig: Rig) -> None:

@@ -93,5 +93,5 @@ async def relay(turn: Turn, text: str) -> bool:
     await repo.enqueue(turn.session, [Notification(
         commune_id=turn.services.office.commune_id, channel="staff",
         recipient=relay_recipient(state.channel, state.user_id), text=text,
-        idempotency_key=key)])
+        idempotency_key=key, kind="relay")])
     return True

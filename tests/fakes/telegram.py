@@ -2,7 +2,9 @@
 
 Point python-telegram-bot at it (``TELEGRAM_API_BASE_URL``) and assert on ``calls``. Chats in
 ``blocked`` answer 403 like a user who blocked the bot; ``flood`` answers 429 with
-``retry_after`` that many times before accepting.
+``retry_after`` that many times before accepting. With ``limits`` on, sendMessage is held to
+Telegram's limits — ``rate`` messages/s overall (a bucket of one second's worth) and
+``chat_rate`` per chat — and answered 429 with ``retry_after`` beyond them (``refused`` counts).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,13 @@ class FakeTelegram:
     blocked: set[int] = field(default_factory=set)
     flood: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)  # updates for getUpdates
+    limits: bool = False
+    rate: float = 30.0
+    chat_rate: float = 1.0
+    refused: int = 0  # 429s answered for going over the limits
+    _tokens: float = 0.0
+    _filled_at: float = 0.0
+    _chat_last: dict[int, float] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -78,12 +89,34 @@ class FakeTelegram:
                 return web.json_response({"ok": False, "error_code": 429,
                                           "description": "Too Many Requests: retry after 1",
                                           "parameters": {"retry_after": 1}}, status=429)
+            if self.limits and (wait := self._over_limits(chat_id)):
+                self.refused += 1
+                return web.json_response({"ok": False, "error_code": 429,
+                                          "description": f"Too Many Requests: retry after {wait}",
+                                          "parameters": {"retry_after": wait}}, status=429)
             self.calls.append(("sendMessage:ok", params))
             return _ok({"message_id": next(self._ids), "date": 1764300000,
                         "chat": {"id": chat_id, "type": "private"}, "from": BOT,
                         "text": params.get("text", "")})
         return _error(404, "Not Found: method not found")
 
+
+    def _over_limits(self, chat_id: int) -> int:
+        """0 when a message to ``chat_id`` is within the limits now (and counts it), else the
+        seconds to wait, rounded up as Telegram does."""
+        now = time.monotonic()
+        if not self._filled_at:
+            self._tokens, self._filled_at = self.rate, now
+        self._tokens = min(self.rate, self._tokens + (now - self._filled_at) * self.rate)
+        self._filled_at = now
+        last = self._chat_last.get(chat_id)
+        if last is not None and now - last < 1 / self.chat_rate:
+            return max(1, math.ceil(1 / self.chat_rate - (now - last)))
+        if self._tokens < 1:
+            return max(1, math.ceil((1 - self._tokens) / self.rate))
+        self._tokens -= 1
+        self._chat_last[chat_id] = now
+        return 0
 
     async def _updates(self, offset: int, timeout: float) -> list[dict[str, Any]]:
         """Like Telegram: confirm updates below ``offset``, wait up to ``timeout`` for new."""
