@@ -1,11 +1,13 @@
 """Benchmark of the applications store, on SQLite and PostgreSQL.
 
     python bench/applications.py [--rows 1000000] [--databases sqlite,postgresql]
+                                 [--only reminders]
 
 For each database: load ``--rows`` applications with 5 status changes each through the
 storage layer (the path imports and the API use), import a 100,000-row CSV export through the
 full import command path, time citizen status lookups (median, p99) and the statistics query
-for one month and for the whole year. PostgreSQL is reached at MOTCUA_BENCH_POSTGRES
+for one month and for the whole year, and the reminder scan (``--only reminders`` measures it
+alone). PostgreSQL is reached at MOTCUA_BENCH_POSTGRES
 (default postgresql://postgres@127.0.0.1:5432); a throwaway database is created and dropped.
 """
 
@@ -28,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
+from handlers import reminders  # noqa: E402
 from handlers.applications import Office, import_file  # noqa: E402
 from handlers.status import lookup_status  # noqa: E402
 from knowledge.loader import load_knowledge  # noqa: E402
@@ -120,7 +123,7 @@ async def lookups(office: Office, rows: int, count: int = 2000) -> list[float]:
         async with session_scope(office.sessions) as session:
             answer = await lookup_status(
                 session, commune_id=office.commune_id, receipt_code=code(n),
-                phone_last4=f"{n % 100_000_000:08d}"[-4:], user_key=f"bench:{i}", lang="vi",
+                phone=f"09{n % 100_000_000:08d}", user_key=f"bench:{i}", lang="vi",
                 now=dt.datetime.now(dt.UTC))
         out.append(time.perf_counter() - started)
         assert answer.application_id is not None, answer.text
@@ -138,7 +141,43 @@ async def stats_time(office: Office, first: dt.date, last: dt.date) -> tuple[flo
     return time.perf_counter() - started, stats.total.received
 
 
-async def bench(label: str, url: str, rows: int, workdir: Path) -> None:
+SCAN_AT = dt.datetime(YEAR, 12, 10, 9, tzinfo=TZ)  # a Thursday morning
+
+
+async def reminder_scan(office: Office, ticks: int = 20) -> None:
+    """Make the applications of every 20th id open, asking for documents, or ready (10 % in
+    all, with due and supplement dates around ``SCAN_AT``), let every 3rd application have a
+    follower, then time the reminder scan: the first tick (it queues) and the next ones."""
+    async with session_scope(office.sessions) as session:
+        connection = await session.connection()
+        await connection.execute(text(
+            "UPDATE application SET status = CASE id % 20 WHEN 0 THEN 'processing' "
+            "WHEN 1 THEN 'supplement_required' ELSE 'result_ready' END, "
+            "supplement_due_at = CASE id % 20 WHEN 1 THEN due_at END "
+            "WHERE id % 20 IN (0, 1) OR id % 10 = 2"))
+        await connection.execute(text(
+            "INSERT INTO subscription (commune_id, application_id, channel, recipient, lang, "
+            "created_at) SELECT commune_id, id, 'telegram', CAST(id AS VARCHAR(20)), 'vi', "
+            "received_at FROM application WHERE id % 3 = 0"))
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("ANALYZE application"))
+            await connection.execute(text("ANALYZE subscription"))
+        else:
+            await connection.execute(text("ANALYZE"))
+    times, owed = [], []
+    for tick in range(ticks):
+        started = time.perf_counter()
+        owed.append(await reminders.scan(office, SCAN_AT + dt.timedelta(minutes=15 * tick)))
+        times.append(time.perf_counter() - started)
+    later = sorted(times[1:])
+    print(f"  reminder scan: first tick {times[0] * 1e3:.0f} ms "
+          f"({sum(owed[0].values()):,} messages queued: "
+          f"{', '.join(f'{k} {n:,}' for k, n in sorted(owed[0].items()))}); "
+          f"next ticks median {statistics.median(later) * 1e3:.0f} ms, "
+          f"max {later[-1] * 1e3:.0f} ms (n={len(later)}, nothing new to queue)")
+
+
+async def bench(label: str, url: str, rows: int, workdir: Path, only: str = "") -> None:
     """Run every measurement on one database."""
     print(f"{label}: {rows:,} applications x {len(STEPS) - 1} status changes", flush=True)
     await upgrade(url)
@@ -149,6 +188,10 @@ async def bench(label: str, url: str, rows: int, workdir: Path) -> None:
     office = Office(sessions, commune, load_knowledge(), WorkCalendar.for_commune("hat-mon"))
     rate = await load(office, rows)
     print(f"  load through storage: {rate:,.0f} applications/s (with 5 changes each)")
+    if only == "reminders":
+        await reminder_scan(office)
+        await engine.dispose()
+        return
     export = workdir / f"export-{label}.csv"
     write_export(export, 100_000, offset=rows)
     started = time.perf_counter()
@@ -166,6 +209,7 @@ async def bench(label: str, url: str, rows: int, workdir: Path) -> None:
         runs = [await stats_time(office, first, last) for _ in range(3)]
         print(f"  stats, {name}: median {statistics.median(t for t, _ in runs):.2f} s "
               f"over {runs[0][1]:,} applications")
+    await reminder_scan(office)
     await engine.dispose()
 
 
@@ -174,19 +218,22 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--only", choices=["reminders"], default="",
+                        help="load the applications, then measure only this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for name in args.databases.split(","):
             if name == "sqlite":
                 await bench("SQLite", f"sqlite:///{workdir / 'bench.sqlite3'}", args.rows,
-                            workdir)
+                            workdir, args.only)
             elif name == "postgresql":
                 db = f"motcua_bench_{uuid.uuid4().hex[:8]}"
                 admin = await asyncpg.connect(f"{POSTGRES}/postgres")
                 await admin.execute(f'CREATE DATABASE "{db}"')
                 try:
-                    await bench("PostgreSQL", f"{POSTGRES}/{db}", args.rows, workdir)
+                    await bench("PostgreSQL", f"{POSTGRES}/{db}", args.rows, workdir,
+                                args.only)
                 finally:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
                     await admin.close()

@@ -12,14 +12,17 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot.runtime import hash_key
+from handlers import broadcasts
 from handlers.applications import Office, save_rows, set_status, stats_for_period
 from storage import applications as repo
+from storage.broadcasts import Report
 from storage.domain import (
     FIRST_DAY,
     LAST_DAY,
@@ -31,7 +34,7 @@ from storage.domain import (
     within_bounds,
 )
 from storage.importfile import COLUMNS, read_records
-from storage.models import Application
+from storage.models import Application, Broadcast
 
 log = logging.getLogger(__name__)
 OFFICE = web.AppKey("office", Office)
@@ -53,9 +56,10 @@ FIELD_SIZES = {
     "receipt_code": 100, "procedure_code": 64, "procedure_name": 2000,
     "applicant_name": _column_size("applicant_name"), "phone": 32, "channel": 64,
     "received_at": 40, "due_at": 40, "status": 64, "completed_at": 40,
-    "note": 1000, "changed_at": 40,
+    "note": 1000, "changed_at": 40, "supplement_due_at": 40,
 }
-PATCH_FIELDS = ("status", "note", "changed_at", "completed_at", "correction")
+PATCH_FIELDS = ("status", "note", "changed_at", "completed_at", "correction",
+                "supplement_due_at")
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -147,7 +151,8 @@ async def patch_application(request: web.Request, integration: str) -> web.Strea
         change = await set_status(request.app[OFFICE], receipt_code=code, status=status,
                                   actor=f"api:{integration}", now=at, note=note,
                                   completed_at=completed, workflow=True,
-                                  correction=correction)
+                                  correction=correction, supplement_due_at=_instant(
+                                      body.get("supplement_due_at"), "supplement_due_at"))
     except InvalidValue as exc:
         return _error(422, str(exc), field=exc.field)
     except TransitionRefused as exc:
@@ -173,6 +178,84 @@ async def get_stats(request: web.Request, integration: str) -> web.StreamRespons
         return _error(422, f"to: {end} is before from {start}", field="to")
     stats = await stats_for_period(request.app[OFFICE], start, end, now=dt.datetime.now(dt.UTC))
     return web.json_response(stats.report())
+
+
+def _broadcast(preview: broadcasts.Preview | None = None, *, broadcast: Broadcast | None = None,
+               report: Report | None = None) -> dict[str, Any]:
+    """A broadcast as the API shows it."""
+    item = preview.broadcast if preview else broadcast
+    assert item is not None
+    out: dict[str, Any] = {
+        "id": item.id, "status": item.status, "audience": item.audience,
+        "value": item.audience_value,
+        "send_at": item.send_at.isoformat() if item.send_at else None,
+        "recipients": preview.recipients if preview else item.recipients}
+    if preview:
+        out["preview"] = preview.text
+    if report:
+        out["channels"] = {c: asdict(r) for c, r in {**report.channels,
+                                                      "total": report.total}.items()}
+    return out
+
+
+def _broadcast_id(request: web.Request) -> int:
+    return int(request.match_info["id"])  # the route admits 1 to 9 digits only
+
+
+@authenticated
+async def post_broadcast(request: web.Request, integration: str) -> web.StreamResponse:
+    """Create a draft broadcast; the answer is its preview and recipient count."""
+    body = await _json(request)
+    if not isinstance(body, dict):
+        return _error(400, "send {\"text\": \"...\"}")
+    fields = {"text": body.get("text"), "link": body.get("link", ""),
+              "audience": body.get("audience", "all"), "value": body.get("value", "")}
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            return _error(422, "must be a string", field=name)
+    try:
+        made = await broadcasts.create(request.app[OFFICE], created_by=f"api:{integration}",
+                                       **fields)
+    except broadcasts.BroadcastError as exc:
+        return _error(422, str(exc))
+    return web.json_response(_broadcast(made), status=201)
+
+
+@authenticated
+async def send_broadcast(request: web.Request, integration: str) -> web.StreamResponse:
+    """Confirm a draft: send it now, or at ``at``."""
+    body = await _json(request) if request.body_exists else {}
+    if not isinstance(body, dict):
+        return _error(400, "send {} or {\"at\": \"...\"}")
+    try:
+        at = _instant(body.get("at"), "changed_at")
+        done = await broadcasts.schedule(request.app[OFFICE], _broadcast_id(request), at=at)
+    except InvalidValue as exc:
+        return _error(422, str(exc), field="at")
+    except broadcasts.BroadcastError as exc:
+        return _error(404 if str(exc).startswith("no broadcast") else 409, str(exc))
+    return web.json_response(_broadcast(broadcast=done))
+
+
+@authenticated
+async def get_broadcast(request: web.Request, integration: str) -> web.StreamResponse:
+    """A broadcast and its report per channel."""
+    try:
+        item, report = await broadcasts.status(request.app[OFFICE], _broadcast_id(request))
+    except broadcasts.BroadcastError as exc:
+        return _error(404, str(exc))
+    return web.json_response(_broadcast(broadcast=item, report=report))
+
+
+@authenticated
+async def cancel_broadcast(request: web.Request, integration: str) -> web.StreamResponse:
+    """Cancel a broadcast: what is not yet sent is not sent."""
+    broadcast_id = _broadcast_id(request)
+    try:
+        stopped = await broadcasts.cancel(request.app[OFFICE], broadcast_id)
+    except broadcasts.BroadcastError as exc:
+        return _error(404, str(exc))
+    return web.json_response({"id": broadcast_id, "status": "cancelled", "stopped": stopped})
 
 
 async def openapi(request: web.Request) -> web.FileResponse:
@@ -247,4 +330,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/applications", post_applications)
     app.router.add_patch("/api/v1/applications/{code}", patch_application)
     app.router.add_get("/api/v1/stats", get_stats)
+    app.router.add_post("/api/v1/broadcasts", post_broadcast)
+    app.router.add_get(r"/api/v1/broadcasts/{id:\d{1,9}}", get_broadcast)
+    app.router.add_post(r"/api/v1/broadcasts/{id:\d{1,9}}/send", send_broadcast)
+    app.router.add_post(r"/api/v1/broadcasts/{id:\d{1,9}}/cancel", cancel_broadcast)
     app.router.add_get("/api/v1/openapi.json", openapi)

@@ -24,7 +24,7 @@ from storage import applications as repo
 from storage.db import session_scope
 from storage.domain import ApplicationStatus, SubmissionChannel
 from storage.importfile import ApplicationRow, ImportLimits, RowError, read_applications
-from storage.models import Application, Notification
+from storage.models import Application, Notification, StatusChange
 from storage.stats import Stats, compute_stats
 
 METHOD_OF = {
@@ -94,21 +94,35 @@ def to_record(row: ApplicationRow, kb: KnowledgeBase, calendar: WorkCalendar
 
 async def notify_followers(session: AsyncSession, *, commune_id: int,
                            changes: Sequence[repo.Change]) -> int:
-    """Queue one message per follower and status change; returns how many were queued."""
+    """Queue one message per follower and status change; returns how many were queued.
+    A supplement request carries what staff asked for (the change's note) and by when."""
     changes = [c for c in changes if c.status_change_id]
     followers = await repo.subscribers(session, [c.application_id for c in changes])
     if not followers:
         return 0
+    # populate_existing: the supplement deadline may have been set in this transaction.
     apps = {a.id: a for a in (await session.exec(select(Application).where(
-        col(Application.id).in_(list(followers))))).all()}
+        col(Application.id).in_(list(followers))).execution_options(
+            populate_existing=True))).all()}
+    asked = [c.status_change_id for c in changes
+             if c.status is ApplicationStatus.SUPPLEMENT_REQUIRED
+             and c.application_id in followers]
+    notes = {sc.id: sc.note for sc in (await session.exec(select(StatusChange).where(
+        col(StatusChange.id).in_(asked))))} if asked else {}
     messages = [
         Notification(commune_id=commune_id, channel=sub.channel, recipient=sub.recipient,
-                     text=change_message(apps[c.application_id], c.status, language(sub.lang)),
-                     idempotency_key=f"status:{c.status_change_id}:{sub.id}")
+                     text=change_message(apps[c.application_id], c.status, language(sub.lang),
+                                         request=_request(notes.get(c.status_change_id, ""))),
+                     idempotency_key=f"status:{c.status_change_id}:{sub.id}", kind="status")
         for c in changes for sub in followers.get(c.application_id, [])
     ]
     await repo.enqueue(session, messages)
     return len(messages)
+
+
+def _request(note: str) -> str:
+    """What a supplement's note asks for; a correction's note explains the correction."""
+    return "" if note.startswith(repo.CORRECTION) else note
 
 
 async def save_rows(office: Office, rows: Sequence[ApplicationRow], *, actor: str,
@@ -146,14 +160,21 @@ async def import_file(office: Office, path: Path, *, skip_bad: bool, now: dt.dat
 async def set_status(office: Office, *, receipt_code: str, status: ApplicationStatus,
                      actor: str, now: dt.datetime, note: str = "",
                      completed_at: dt.datetime | None = None, workflow: bool = False,
-                     correction: bool = False) -> repo.Change | None:
+                     correction: bool = False, supplement_due_at: dt.datetime | None = None
+                     ) -> repo.Change | None:
     """Change one application's status and notify its followers; None if the code is unknown.
-    ``workflow`` and ``correction`` as in ``storage.applications.change_status``."""
+    ``workflow`` and ``correction`` as in ``storage.applications.change_status``. Asking for a
+    supplement records ``supplement_due_at`` (the documents' deadline; None: none given)."""
     async with session_scope(office.sessions) as session:
         change = await repo.change_status(session, commune_id=office.commune_id,
                                           receipt_code=receipt_code, status=status, actor=actor,
                                           at=now, note=note, completed_at=completed_at,
                                           workflow=workflow, correction=correction)
+        if change is not None and status is ApplicationStatus.SUPPLEMENT_REQUIRED and (
+                change.status_change_id or supplement_due_at is not None):
+            # A new request replaces the last one's deadline; a repeat may only add one.
+            await repo.set_supplement_due(session, application_id=change.application_id,
+                                          due=supplement_due_at)
         if change is not None:
             await notify_followers(session, commune_id=office.commune_id, changes=[change])
     return change

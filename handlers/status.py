@@ -190,8 +190,28 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
                         detail=status_detail(app, now), procedure=app.procedure_code or "")
 
 
-def change_message(app: Application, status: ApplicationStatus, lang: Lang) -> str:
-    """The notification a follower receives when the application's status changes."""
+CHANGE_HEADLINES = {
+    ApplicationStatus.RECEIVED: N_("Your application has been received."),
+    ApplicationStatus.PROCESSING: N_("Your application is being processed."),
+    ApplicationStatus.SUPPLEMENT_REQUIRED: N_("The office needs more documents for your "
+                                              "application."),
+    ApplicationStatus.RESULT_READY: N_("The result of your application is ready."),
+    ApplicationStatus.RETURNED: N_("The result of your application has been handed over. "
+                                   "Thank you."),
+    ApplicationStatus.REJECTED: N_("Your application has been refused."),
+    ApplicationStatus.WITHDRAWN: N_("Your application has been withdrawn."),
+}
+
+
+def change_message(app: Application, status: ApplicationStatus, lang: Lang, *,
+                   request: str = "") -> str:
+    """The notification a follower receives when the application's status changes;
+    ``request`` is what staff asked for with a supplement (its deadline is the
+    application's ``supplement_due_at``)."""
     t = Text(lang)
-    return "\n".join([t("Update on your application:"),
-                      status_text(app.model_copy(update={"status": status}), t)])
+    lines = [t("Update on your application:"), t(CHANGE_HEADLINES[status]),
+             status_text(app.model_copy(update={"status": status}), t, request=request)]
+    if status is ApplicationStatus.SUPPLEMENT_REQUIRED and app.supplement_due_at is not None:
+        lines.append(t("Please bring them by {date}.",
+                       date=t.date(app.supplement_due_at.astimezone(TZ))))
+    return "\n".join(lines)
