@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import jobs
-from bot.outbox import Dispatcher, Sender
+from bot.outbox import Dispatcher, Pace, QuietHours, Sender
 from bot.runtime import open_office
 from bot.settings import Settings
 from bot.telegram import add_telegram_routes, build_application
@@ -39,7 +39,8 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
         app = create_app(Assistant(kb), office, settings=settings,
                          staff_channel=bool(telegram and telegram.staff_chat_id))
         senders: dict[str, Sender] = {}
-        periodic = [jobs.retention_job(office, settings.retention)]
+        periodic = [jobs.retention_job(office, settings.retention), jobs.reminders_job(office)]
+        periodic.append(jobs.broadcasts_job(office))
         closing: list[Callable[[], Awaitable[None]]] = []
         if telegram is None:
             log.info("telegram: off (set TELEGRAM_BOT_TOKEN to turn it on)")
@@ -48,6 +49,8 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
                                             polling=not telegram.public_base_url)
             add_telegram_routes(app, application, telegram)
             senders.update(telegram_senders(application, telegram))
+            if telegram.staff_chat_id:  # the digest's only destination so far
+                periodic.append(jobs.staff_digest_job(office))
         if zalo is None:
             log.info("zalo: off (set ZALO_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY, "
                      "ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN to turn it on)")
@@ -61,9 +64,12 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("web chat on http://%s:%d/", settings.host, settings.port)
+        telegram_pace = Pace(settings.telegram_rate, settings.telegram_chat_rate)  # one bot
         outbox = asyncio.create_task(Dispatcher(
-            office, senders, retry_after=dt.timedelta(seconds=settings.outbox_retry)
-        ).run_forever())
+            office, senders, retry_after=dt.timedelta(seconds=settings.outbox_retry),
+            paces={"telegram": telegram_pace, "staff": telegram_pace},
+            expiry=dt.timedelta(days=settings.outbox_expiry_days),
+            quiet=QuietHours.parse(settings.quiet_hours)).run_forever())
         scheduler = jobs.Scheduler(office, periodic)
         scheduler.start()
         try:

@@ -19,13 +19,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.runtime import create_api_key, open_office
 from bot.settings import Settings
+from handlers import broadcasts
 from handlers.applications import Office, import_file, stats_for_period
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
 from knowledge.loader import KnowledgeBase, KnowledgeError, load_knowledge, load_procedures
 from knowledge.portal import read_portal, write_toml
 from knowledge.schema import Procedure
+from knowledge.workdays import TZ
+from storage import applications as outbox_repo
 from storage.applications import revoke_integration_keys
+from storage.broadcasts import AUDIENCES
 from storage.db import session_scope, upgrade
 from storage.domain import FIRST_DAY, LAST_DAY, within_bounds
 from storage.importfile import ImportFileError
@@ -293,6 +297,33 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return _office_command(args, run)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """List the messages that expired unsent, or put them back in the outbox."""
+    expiry = dt.timedelta(days=Settings.from_env().outbox_expiry_days)
+
+    async def run(office: Office) -> int:
+        now = dt.datetime.now(dt.UTC)
+        async with session_scope(office.sessions) as session:
+            if args.outbox == "expired":
+                for n in await outbox_repo.expired_notifications(
+                        session, commune_id=office.commune_id):
+                    created = n.created_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+                    print(f"{n.id:>9}  {created}  {n.kind:<9} {n.channel:<8} "
+                          f"{n.attempts:>3} tries")
+                return 0
+            ids = None if args.all else args.ids
+            if not ids and not args.all:
+                print("name the messages to send again (IDs) or use --all", file=sys.stderr)
+                return 2
+            count = await outbox_repo.resend_expired(
+                session, commune_id=office.commune_id, ids=ids, now=now,
+                expires_at=now + expiry)
+        print(f"{count} message(s) back in the outbox")
+        return 0
+
+    return _office_command(args, run)
+
+
 def cmd_apikey(args: argparse.Namespace) -> int:
     """Create or revoke an integration's API key."""
     async def run(office: Office) -> int:
@@ -306,6 +337,55 @@ def cmd_apikey(args: argparse.Namespace) -> int:
                                                   name=args.name, at=dt.datetime.now(dt.UTC))
         print(f"revoked {count} key(s) of '{args.name}'")
         return 0 if count else 1
+
+    return _office_command(args, run)
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    """Create (a draft, with its preview), send (confirm, now or at a time), show the report
+    of, or cancel a staff broadcast."""
+    async def run(office: Office) -> int:
+        try:
+            if args.action == "create":
+                made = await broadcasts.create(office, text=args.text, link=args.link,
+                                               audience=args.audience, value=args.value,
+                                               created_by="cli")
+                print(made.text)
+                print(f"broadcast {made.broadcast.id}: draft, {made.recipients} recipient(s); "
+                      f"send it with: python -m bot broadcast send {made.broadcast.id} "
+                      "[--at 'YYYY-MM-DD HH:MM']", file=sys.stderr)
+                return 0
+            if args.action == "send":
+                at = None
+                if args.at:
+                    at = dt.datetime.fromisoformat(args.at)
+                    at = at if at.tzinfo else at.replace(tzinfo=TZ)
+                done = await broadcasts.schedule(office, args.id, at=at)
+                when = done.send_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M") \
+                    if done.send_at else "-"
+                print(f"broadcast {done.id}: {done.status} ({done.recipients} message(s)), "
+                      f"at {when}")
+                return 0
+            if args.action == "cancel":
+                stopped = await broadcasts.cancel(office, args.id)
+                print(f"broadcast {args.id}: cancelled, {stopped} unsent message(s) stopped")
+                return 0
+            broadcast, report = await broadcasts.status(office, args.id)
+        except (broadcasts.BroadcastError, ValueError) as exc:
+            print(f"broadcast: {exc}", file=sys.stderr)
+            return 1
+        channels = {**report.channels, "total": report.total}
+        if args.json:
+            print(json.dumps({"id": broadcast.id, "status": broadcast.status,
+                              "channels": {c: asdict(r) for c, r in channels.items()}}))
+            return 0
+        print(f"broadcast {broadcast.id}: {broadcast.status}, audience {broadcast.audience} "
+              f"{broadcast.audience_value}".rstrip())
+        names = ("queued", "sent", "pending", "failed", "unreachable", "undeliverable")
+        print(f"{'channel':<10}" + "".join(f"{n:>14}" for n in names))
+        for channel, counts in channels.items():
+            print(f"{channel:<10}" + "".join(f"{getattr(counts, n):>14,}" for n in names))
+        return 0
 
     return _office_command(args, run)
 
@@ -376,6 +456,35 @@ def parser() -> argparse.ArgumentParser:
     apikey.add_argument("action", choices=["create", "revoke"])
     apikey.add_argument("name")
     apikey.set_defaults(func=cmd_apikey, portal=[])
+
+    outbox = sub.add_parser("outbox", help="messages waiting or expired").add_subparsers(
+        dest="outbox", required=True)
+    outbox.add_parser("expired", help="list the messages that expired unsent").set_defaults(
+        func=cmd_outbox, portal=[])
+    resend = outbox.add_parser("resend", help="send expired messages again")
+    resend.add_argument("ids", nargs="*", type=int, metavar="ID")
+    resend.add_argument("--all", action="store_true")
+    resend.set_defaults(func=cmd_outbox, portal=[])
+
+    cast = sub.add_parser("broadcast", help="staff announcements").add_subparsers(
+        dest="action", required=True)
+    cast_create = cast.add_parser("create", help="a draft and its preview (sends nothing)")
+    cast_create.add_argument("text")
+    cast_create.add_argument("--link", default="")
+    cast_create.add_argument("--audience", default="all", choices=AUDIENCES,
+                             help="subscribers (all, a hamlet, a language) or followers "
+                                  "(of a field or procedure)")
+    cast_create.add_argument("--value", default="", help="the field, procedure code, hamlet "
+                                                         "or language (vi, en)")
+    cast_send = cast.add_parser("send", help="confirm: send now, or --at a local time")
+    cast_send.add_argument("--at", help="YYYY-MM-DD HH:MM, Hà Nội time unless a zone is given")
+    cast_status = cast.add_parser("status", help="the report per channel")
+    cast_status.add_argument("--json", action="store_true")
+    cast_cancel = cast.add_parser("cancel", help="stop what is not yet sent")
+    for p in (cast_send, cast_status, cast_cancel):
+        p.add_argument("id", type=int)
+    for p in (cast_create, cast_send, cast_status, cast_cancel):
+        p.set_defaults(func=cmd_broadcast, portal=[])
 
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")

@@ -19,6 +19,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.zalo import ZaloClient
+from handlers import broadcasts, reminders
 from handlers.applications import Office
 from knowledge.workdays import TZ
 from storage import conversations as conversations_repo
@@ -77,6 +78,16 @@ def retention_job(office: Office, periods: RetentionPeriods) -> Job:
     return Job("retention", dt.timedelta(hours=1), run)
 
 
+def broadcasts_job(office: Office) -> Job:
+    """Queue the scheduled broadcasts whose time has come (``handlers.broadcasts``), every
+    minute; a broadcast is taken by one instance only (its status moves in the same
+    transaction as its outbox rows)."""
+    async def run(now: dt.datetime) -> str:
+        sent = await broadcasts.send_due(office, now=now)
+        return ", ".join(f"broadcast {i}: {n}" for i, n in sent) or "nothing due"
+    return Job("broadcasts", dt.timedelta(minutes=1), run)
+
+
 def zalo_token_job(client: ZaloClient) -> Job:
     """Renew Zalo's access token before it expires (a missed renewal leaves the channel
     dead until an officer re-authorises the OA), every half hour."""
@@ -84,6 +95,24 @@ def zalo_token_job(client: ZaloClient) -> Job:
         renewed = await client.refresh_if_expiring(within=ZALO_TOKEN_MARGIN, now=now)
         return {True: "renewed", False: "still valid", None: "failed"}[renewed]
     return Job("zalo-token", dt.timedelta(minutes=30), run)
+
+
+def reminders_job(office: Office, *, uncollected_after: int = reminders.UNCOLLECTED_AFTER
+                  ) -> Job:
+    """Queue followers' reminders and overdue notices (``handlers.reminders.scan``), every
+    quarter of an hour; their keys make a repeated scan harmless."""
+    async def run(now: dt.datetime) -> str:
+        owed = await reminders.scan(office, now, uncollected_after=uncollected_after)
+        return ", ".join(f"{kind} {n}" for kind, n in sorted(owed.items())) or "nothing"
+    return Job("reminders", dt.timedelta(minutes=15), run)
+
+
+def staff_digest_job(office: Office) -> Job:
+    """The staff chat's morning digest, queued by the first hourly run from
+    ``handlers.reminders.DIGEST_HOUR`` (its key keeps it to one a day)."""
+    async def run(now: dt.datetime) -> str:
+        return "queued" if await reminders.queue_digest(office, now) else "not yet"
+    return Job("staff-digest", dt.timedelta(hours=1), run)
 
 
 class Scheduler:

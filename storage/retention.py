@@ -18,7 +18,14 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.conversations import forget_events
-from storage.models import Conversation, LookupAttempt, Notification, SeenEvent, Unanswered
+from storage.models import (
+    Conversation,
+    JobRun,
+    LookupAttempt,
+    Notification,
+    SeenEvent,
+    Unanswered,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +37,14 @@ class RetentionPeriods:
     lookups: int = 365  # the lookup audit: who tried which code, when
     notifications: int = 90  # since sent (or queued, for one never sent)
     events: int = 7  # handled channel events; Telegram stops redelivering after a day
+    jobs: int = 30  # the record of periodic jobs' runs (no personal data; it only grows)
 
 
 # The shortest period each may be set to: below it the data is still in use (the lookup limits
 # count failures over 30 days; Zalo's 48-hour window and the 24-hour hand-over live in the
 # conversation; a channel may redeliver an event for a day; the outbox retries for a while).
 MINIMUM_DAYS = RetentionPeriods(conversations=3, unanswered=1, lookups=31, notifications=2,
-                                events=2)
+                                events=2, jobs=2)
 
 # The environment variable of each period.
 ENVIRONMENT = {
@@ -45,6 +53,7 @@ ENVIRONMENT = {
     "lookups": "MOTCUA_KEEP_LOOKUPS_DAYS",
     "notifications": "MOTCUA_KEEP_NOTIFICATIONS_DAYS",
     "events": "MOTCUA_KEEP_EVENTS_DAYS",
+    "jobs": "MOTCUA_KEEP_JOB_RUNS_DAYS",
 }
 
 
@@ -68,6 +77,8 @@ def _expired(kind: str, before: dt.datetime, commune_id: int | None
     """The table of ``kind`` and the condition its expired rows meet."""
     if kind == "events":
         return SeenEvent, col(SeenEvent.at) < before
+    if kind == "jobs":  # like events, they belong to no commune
+        return JobRun, col(JobRun.started_at) < before
     table: type[SQLModel]
     if kind == "conversations":
         table, commune = Conversation, col(Conversation.commune_id)

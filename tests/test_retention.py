@@ -77,7 +77,7 @@ async def test_old_records_go_recent_ones_and_applications_stay(
                              periods=RetentionPeriods())
     # The events of both communes go: they belong to no commune.
     assert counts == {"conversations": 1, "unanswered": 1, "lookups": 1, "notifications": 2,
-                      "events": 2}
+                      "events": 2, "jobs": 0}
     for table in (Conversation, Unanswered, LookupAttempt):
         kept = [r.model_dump() for r in await left(office.sessions, table)]
         assert sorted(r.get("user_id") or r["user_key"].removeprefix("web:") for r in kept
@@ -98,7 +98,8 @@ async def test_each_period_applies_to_its_own_kind(filled: Office) -> None:
     async with session_scope(office.sessions) as session:
         counts = await purge(session, commune_id=None, now=NOW, periods=periods)
     # 5-day-old conversations are past 3 days; unanswered questions are kept forever.
-    assert counts == {"conversations": 3, "lookups": 2, "notifications": 4, "events": 2}
+    assert counts == {"conversations": 3, "lookups": 2, "notifications": 4, "events": 2,
+                      "jobs": 0}
     assert len(await left(office.sessions, Conversation)) == 0
     assert len(await left(office.sessions, Unanswered)) == 3
     assert len(await left(office.sessions, LookupAttempt)) == 1
@@ -110,7 +111,7 @@ async def test_a_dry_run_counts_and_deletes_nothing(filled: Office) -> None:
         counts = await purge(session, commune_id=office.commune_id, now=NOW,
                              periods=RetentionPeriods(), dry_run=True)
     assert counts == {"conversations": 1, "unanswered": 1, "lookups": 1, "notifications": 2,
-                      "events": 2}
+                      "events": 2, "jobs": 0}
     assert len(await left(office.sessions, Conversation)) == 3
     assert len(await left(office.sessions, SeenEvent)) == 3
 
@@ -120,7 +121,7 @@ def test_periods_come_from_the_environment_and_are_checked() -> None:
                                   "MOTCUA_KEEP_UNANSWERED_DAYS": "0"})
     assert settings.retention == RetentionPeriods(conversations=30, unanswered=0)
     assert Settings.from_env({}).retention == RetentionPeriods(
-        conversations=180, unanswered=365, lookups=365, notifications=90, events=7)
+        conversations=180, unanswered=365, lookups=365, notifications=90, events=7, jobs=30)
     # Shorter than the lookup limits count failures: guessers would get a fresh budget.
     with pytest.raises(SystemExit, match="MOTCUA_KEEP_LOOKUPS_DAYS must be a number of days, "
                                          r"at least 31 \(or 0 to keep them forever\)"):
@@ -157,6 +158,7 @@ def test_purge_command_reports_then_deletes(tmp_path: Path) -> None:
         "lookups        would delete         1  (older than 365 days)",
         "notifications  would delete         2  (older than 90 days)",
         "events         would delete         1  (older than 7 days)",
+        "jobs           would delete         0  (older than 30 days)",
     ]
     done = purge_command()
     assert done.returncode == 0, done.stderr

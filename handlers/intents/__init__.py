@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers.intents import chat, contact, lookup, menu, questions, staff
+from handlers.intents import announcements, chat, contact, lookup, menu, questions, staff
 from handlers.messages import Reply
 from handlers.turn import Turn
 
@@ -20,6 +20,7 @@ HANDLERS: list[Handler] = [
     menu.menu,  # menu, fields, language
     questions.buttons,  # a procedure, an aspect or the full card tapped
     staff.request,  # "gặp cán bộ", also in the middle of a lookup
+    announcements.announcements,  # "nhận thông báo của xã", "huỷ nhận thông báo"
     lookup.lookup,  # status lookup: start, receipt code, phone digits, follow, unfollow
     chat.small_talk,  # greeting, thanks, goodbye, "ok", emoji
     questions.pick,  # "2" after a numbered list
