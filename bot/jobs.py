@@ -122,6 +122,9 @@ class Scheduler:
         self.office = office
         self.jobs = list(jobs)
         self.scheduler = AsyncIOScheduler(timezone=TZ)
+        # APScheduler logs every run at INFO (the broadcast job runs every minute); runs are
+        # recorded in ``jobrun``, and failures logged here.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.running: set[asyncio.Task[bool]] = set()
 
     async def _run(self, job: Job) -> bool:
