@@ -29,8 +29,6 @@ from storage.models import (
 
 AUDIENCES = ("all", "field", "procedure", "hamlet", "lang")
 _OUTBOX = Notification.__table__.c  # type: ignore[attr-defined]
-# The delivery work adds these outbox columns; counted and set only where they exist.
-_HAS = {name: name in _OUTBOX for name in ("kind", "next_attempt_at", "outcome")}
 OPEN = ("draft", "scheduled")  # may still be sent or cancelled
 
 
@@ -156,19 +154,14 @@ async def queue(session: AsyncSession, *, broadcast_id: int, now: dt.datetime,
                     else_=literal(default)) if len(texts) > 1 else literal(default)
 
     columns = ["commune_id", "channel", "recipient", "text", "buttons", "idempotency_key",
-               "created_at", "attempts"]
+               "created_at", "attempts", "kind", "next_attempt_at"]
     values: list[Any] = [
         literal(broadcast.commune_id, Integer), people.c.channel, people.c.recipient,
         by_lang(0), by_lang(1),
         literal(key_prefix(broadcast_id)) + people.c.channel + literal(":")
         + people.c.recipient,
-        literal(now, UTCDateTime()), literal(0, Integer)]
-    if _HAS["kind"]:
-        columns.append("kind")
-        values.append(literal("broadcast"))
-    if _HAS["next_attempt_at"]:
-        columns.append("next_attempt_at")
-        values.append(literal(now, UTCDateTime()))
+        literal(now, UTCDateTime()), literal(0, Integer), literal("broadcast"),
+        literal(now, UTCDateTime())]
     result = await _core(session, insert(Notification).from_select(
         columns, sa_select(*values)))
     broadcast.recipients = max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
@@ -225,10 +218,10 @@ class Report:
 
 async def report(session: AsyncSession, *, broadcast_id: int) -> Report:
     """Count a broadcast's outbox rows per channel and outcome (one grouped query)."""
-    outcome = _OUTBOX.outcome if _HAS["outcome"] else literal(None)
-    query = (sa_select(_OUTBOX.channel, _OUTBOX.sent_at.is_not(None), outcome, func.count())
+    closed = _OUTBOX.sent_at.is_not(None)
+    query = (sa_select(_OUTBOX.channel, closed, _OUTBOX.outcome, func.count())
              .where(_OUTBOX.idempotency_key.startswith(key_prefix(broadcast_id)))
-             .group_by(_OUTBOX.channel, _OUTBOX.sent_at.is_not(None), outcome))
+             .group_by(_OUTBOX.channel, closed, _OUTBOX.outcome))
     out = Report()
     rows: list[Any] = list((await _core(session, query)).all())
     for channel, closed, why, n in rows:
