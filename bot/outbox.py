@@ -58,9 +58,8 @@ class Throttled(Exception):
         self.seconds, self.everyone = seconds, everyone
 
 
-# (recipient, message) → True/SENT when sent, False/RETRY to try again later, or an Outcome;
-# may raise Throttled.
-Sender = Callable[[str, Reply], Awaitable[bool | Outcome]]
+# (recipient, message) → what became of it; may raise Throttled.
+Sender = Callable[[str, Reply], Awaitable[Outcome]]
 
 
 @dataclass
@@ -255,7 +254,7 @@ class Dispatcher:
         except Exception:  # one broken message must not stop the others
             log.exception("outbox: sending notification %s failed", message_id)
             outcome = Outcome.RETRY
-        if outcome is True or outcome is Outcome.SENT:
+        if outcome is Outcome.SENT:
             results.sent.append(message_id)
         elif outcome is Outcome.BLOCKED:
             results.blocked.add((channel, recipient))

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
 from telegram.error import Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
@@ -64,8 +64,7 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows)
 
 
-async def deliver(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
-                  reply: Reply) -> Outcome:
+async def deliver(bot: Bot, chat_id: int, reply: Reply) -> Outcome:
     """Send one reply, split at Telegram's length limit (buttons go with the last part), and
     say what became of it: SENT, BLOCKED (the chat blocked the bot), RETRY (a timeout, a 5xx);
     Telegram's flood limit raises ``Throttled`` with the wait it asked for."""
@@ -73,8 +72,8 @@ async def deliver(application: Application[Any, Any, Any, Any, Any, Any], chat_i
     for i, part in enumerate(parts):
         markup = keyboard(reply) if i == len(parts) - 1 else None
         try:
-            await application.bot.send_message(chat_id, part, reply_markup=markup,
-                                               disable_web_page_preview=True)
+            await bot.send_message(chat_id, part, reply_markup=markup,
+                                   disable_web_page_preview=True)
         except Forbidden:
             log.info("telegram: chat %s blocked the bot", chat_id)
             return Outcome.BLOCKED
@@ -93,7 +92,7 @@ async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], cha
     """The webhook's sending: True when done with the reply (sent, or the chat blocked the
     bot); False to leave it to the outbox (which tries again later)."""
     try:
-        return await deliver(application, chat_id, reply) is not Outcome.RETRY
+        return await deliver(application.bot, chat_id, reply) is not Outcome.RETRY
     except Throttled:
         log.warning("telegram: flood limit reached for %s; the outbox sends it later", chat_id)
         return False
@@ -286,13 +285,13 @@ def senders(application: Application[Any, Any, Any, Any, Any, Any], config: Tele
             ) -> dict[str, Sender]:
     """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
     async def citizen(recipient: str, reply: Reply) -> Outcome:
-        return await deliver(application, int(recipient), reply)
+        return await deliver(application.bot, int(recipient), reply)
 
     async def staff(recipient: str, reply: Reply) -> Outcome:
         # A citizen's message carries a tag so that a staff member's reply finds its way
         # back; what is for staff alone (the morning digest) does not.
         text = f"{relay_tag(recipient)} {reply.text}" if ":" in recipient else reply.text
-        return await deliver(application, int(config.staff_chat_id), Reply(text))
+        return await deliver(application.bot, int(config.staff_chat_id), Reply(text))
 
     return {"telegram": citizen, **({"staff": staff} if config.staff_chat_id else {})}
 

@@ -14,10 +14,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlmodel import col, select
 from telegram import Bot
-from telegram.error import Forbidden, RetryAfter, TelegramError
 
-from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender, Throttled
+from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender
 from bot.settings import Settings
+from bot.telegram import deliver
 from bot.telegram_request import AiohttpRequest
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage
@@ -35,19 +35,9 @@ MORNING = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.UTC)
 
 
 def telegram_sender(bot: Bot) -> Sender:
-    """A Telegram sender telling the outbox what happened (403, 429, the rest)."""
+    """The Telegram sender the outbox uses (403, 429 and the rest told apart)."""
     async def send(recipient: str, reply: Reply) -> Outcome:
-        try:
-            await bot.send_message(int(recipient), reply.text)
-        except Forbidden:
-            return Outcome.BLOCKED
-        except RetryAfter as exc:
-            wait = exc.retry_after
-            raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
-                            else float(wait)) from None
-        except TelegramError:
-            return Outcome.RETRY
-        return Outcome.SENT
+        return await deliver(bot, int(recipient), reply)
     return send
 
 
@@ -59,7 +49,7 @@ class Rig:
     down: bool = False  # the Bot API answers nothing (an outage)
 
     def dispatcher(self, **kwargs: object) -> Dispatcher:
-        async def sender(recipient: str, reply: Reply) -> bool | Outcome:
+        async def sender(recipient: str, reply: Reply) -> Outcome:
             return Outcome.RETRY if self.down else await self.send(recipient, reply)
         return Dispatcher(self.office, {"telegram": sender}, **kwargs)  # type: ignore[arg-type]
 
