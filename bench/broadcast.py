@@ -46,12 +46,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.webhook import free_port  # noqa: E402
 from bot.outbox import Dispatcher, Pace, QuietHours  # noqa: E402
+from bot.telegram import chat_sender  # noqa: E402
 from handlers.applications import Office  # noqa: E402
 from storage import applications as repo  # noqa: E402
 from storage.db import make_engine, make_sessions, session_scope, upgrade  # noqa: E402
 from storage.models import Notification  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
-from tests.test_outbox import telegram_sender  # noqa: E402
 
 TOKEN = "123456:BROADCAST"
 FIRST_CHAT = 900_000
@@ -84,7 +84,7 @@ async def child(url: str, api: str, rate: float, chat_rate: float) -> None:
     sessions = make_sessions(make_engine(url))
     office = cast(Office, SimpleNamespace(sessions=sessions))
     async with Bot(TOKEN, base_url=f"{api}/bot", request=AiohttpRequest(pool_size=64)) as bot:
-        outbox = Dispatcher(office, {"telegram": telegram_sender(bot)},
+        outbox = Dispatcher(office, {"telegram": chat_sender(bot)},
                             paces={"telegram": Pace(rate, chat_rate)},
                             retry_after=dt.timedelta(seconds=LEASE_SECONDS),
                             quiet=QuietHours.parse(""))

@@ -281,19 +281,24 @@ def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bo
     return application
 
 
+def chat_sender(bot: Bot) -> Sender:
+    """The outbox's sender to citizens' chats: the recipient is the chat id."""
+    async def send(recipient: str, reply: Reply) -> Outcome:
+        return await deliver(bot, int(recipient), reply)
+    return send
+
+
 def senders(application: Application[Any, Any, Any, Any, Any, Any], config: TelegramConfig
             ) -> dict[str, Sender]:
     """Outbox senders: "telegram" to citizens' chats, "staff" to the staff group (if set)."""
-    async def citizen(recipient: str, reply: Reply) -> Outcome:
-        return await deliver(application.bot, int(recipient), reply)
-
     async def staff(recipient: str, reply: Reply) -> Outcome:
         # A citizen's message carries a tag so that a staff member's reply finds its way
         # back; what is for staff alone (the morning digest) does not.
         text = f"{relay_tag(recipient)} {reply.text}" if ":" in recipient else reply.text
         return await deliver(application.bot, int(config.staff_chat_id), Reply(text))
 
-    return {"telegram": citizen, **({"staff": staff} if config.staff_chat_id else {})}
+    found = {"telegram": chat_sender(application.bot)}
+    return {**found, "staff": staff} if config.staff_chat_id else found
 
 
 TELEGRAM = web.AppKey("telegram", Application)

@@ -17,7 +17,7 @@ from telegram import Bot
 
 from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender
 from bot.settings import Settings
-from bot.telegram import deliver
+from bot.telegram import chat_sender
 from bot.telegram_request import AiohttpRequest
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage
@@ -32,13 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456:TEST-token"
 # 10:00 in Hát Môn (UTC+7): outside the quiet hours.
 MORNING = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.UTC)
-
-
-def telegram_sender(bot: Bot) -> Sender:
-    """The Telegram sender the outbox uses (403, 429 and the rest told apart)."""
-    async def send(recipient: str, reply: Reply) -> Outcome:
-        return await deliver(bot, int(recipient), reply)
-    return send
 
 
 @dataclass
@@ -77,7 +70,7 @@ async def rig(office: Office) -> AsyncIterator[Rig]:
         bot = Bot(TOKEN, base_url=f"{str(api.make_url('')).rstrip('/')}/bot",
                   request=AiohttpRequest())
         async with bot:
-            yield Rig(fake, office, telegram_sender(bot))
+            yield Rig(fake, office, chat_sender(bot))
 
 
 async def test_a_new_notification_does_not_wait_behind_messages_in_backoff(rig: Rig) -> None:
