@@ -166,7 +166,7 @@ class Assistant:
         self.outside = {f"{OUTSIDE}{o.id}": o for o in kb.outside}
         self.direct, self.floor, self.ratio = direct, floor, ratio
         # Replies only depend on the (unchanging) knowledge base: compose each once.
-        self._card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
+        self.card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
         self._notes = CaseNotes(kb)
         self.places = Places(kb.commune)
 
@@ -257,8 +257,10 @@ class Assistant:
                     or (note.weight >= STORY_CASE_MIN
                         and len(question.split()) >= STORY_CASE_WORDS)):
                 faq = note.faq
-        # Two rules alike cannot be offered as a choice: the better one answers.
-        if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct):
+        # Two rules alike cannot be offered as a choice: the better one answers; nor is a
+        # question asking for the rule asked back.
+        if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct
+                                or (kind == "clarify" and bool(analysis.rules))):
             return self.rule(faq, t, question=question, aspects=analysis.aspects,
                              score=ranked[0].score)
         # Only procedures are offered or asked about; a rule is answered or left out.
@@ -332,7 +334,7 @@ class Assistant:
         else:
             lines = [self.faq_text(note.faq, t)] if note.faq else [
                 note.en if t.lang == "en" else note.vi,
-                self._source_line(self.kb.procedures[code], t)]
+                self.source_line(self.kb.procedures[code], t)]
         return Answer(question, "procedure", [self._match_code(code)], "\n".join(lines), t.lang,
                       [], None, code, self._offer(code, []), case=True)
 
@@ -362,7 +364,7 @@ class Assistant:
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
         """The label a reply puts before an aspect ("Lệ phí")."""
-        return self._card_parts(code, lang)[1][aspect][0]
+        return self.card_parts(code, lang)[1][aspect][0]
 
     def _decide(self, ranked: Sequence[Candidate]) -> Kind:
         if not ranked or ranked[0].score < self.floor:
@@ -459,7 +461,8 @@ class Assistant:
         """"Everyday name (code …)" for a short reply."""
         return t("{name} (code {code})", name=self.short_name(proc.code, t), code=proc.code)
 
-    def _source_line(self, proc: Procedure, t: Text) -> str:
+    def source_line(self, proc: Procedure, t: Text) -> str:
+        """Where the entry's facts come from, and when they were checked."""
         if proc.checked:
             return t("Source: national public service portal, checked against the law in "
                      "force on {date}.", date=t.date(proc.checked))
@@ -470,11 +473,11 @@ class Assistant:
         """The last lines of a short reply: check with the desk where a shown time or fee is
         unconfirmed (``unsure``: the reply shows one), and the source."""
         check = [t("Please check with {contact} before you go.", contact=self.desk(proc, t))]
-        return [*(check if unsure and proc.has_unconfirmed else []), self._source_line(proc, t)]
+        return [*(check if unsure and proc.has_unconfirmed else []), self.source_line(proc, t)]
 
     def _aspects_text(self, proc: Procedure, aspects: Sequence[Aspect], t: Text) -> str:
         """The asked aspects, the first one leading the first line with the procedure's name."""
-        _, sections, _ = self._card_parts(proc.code, t.lang)
+        _, sections, _ = self.card_parts(proc.code, t.lang)
         blocks: list[str] = []
         for i, aspect in enumerate(aspects):
             label, body = sections[aspect]
@@ -488,7 +491,7 @@ class Assistant:
 
     def _overview(self, proc: Procedure, t: Text) -> str:
         """What the procedure is, and its documents, fee, time and place in one line each."""
-        _, sections, _ = self._card_parts(proc.code, t.lang)
+        _, sections, _ = self.card_parts(proc.code, t.lang)
         summary = _english(proc, "summary", t)
         first = re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0]
         lines = [self._title(proc, t)]
@@ -506,7 +509,7 @@ class Assistant:
             label, _ = sections[aspect]
             # the value alone: its notes are one tap away
             body = self._where(proc, t, links=False) if aspect is Aspect.WHERE else \
-                self._per_method(proc, values[aspect], t, notes=False)
+                self.per_method(proc, values[aspect], t, notes=False)
             if "\n" not in body:
                 lines.append(f"• {label}: {body}")
             else:
@@ -515,7 +518,7 @@ class Assistant:
 
     def card(self, proc: Procedure, t: Text) -> str:
         """The full answer about a procedure (every section, notes and source)."""
-        head, sections, tail = self._card_parts(proc.code, t.lang)
+        head, sections, tail = self.card_parts(proc.code, t.lang)
         blocks = [head]
         for label, body in sections.values():
             block = _block(label, body)
@@ -529,8 +532,8 @@ class Assistant:
         proc, t = self.kb.procedures[code], Text(lang)
         sections = {
             Aspect.DOCUMENTS: (t("Documents to prepare"), self._documents(proc, t)),
-            Aspect.FEE: (t("Fee"), self._per_method(proc, self.fee_text, t)),
-            Aspect.TIME: (t("Processing time"), self._per_method(proc, self.time_text, t)),
+            Aspect.FEE: (t("Fee"), self.per_method(proc, self.fee_text, t)),
+            Aspect.TIME: (t("Processing time"), self.per_method(proc, self.time_text, t)),
             Aspect.WHERE: (t("Where to submit"), self._where(proc, t)),
             Aspect.ONLINE: (t("Online submission"), self._online(proc, t)),
             Aspect.ELIGIBILITY: (t("Who may apply"), self._eligibility(proc, t)),
@@ -601,8 +604,8 @@ class Assistant:
         return text, _with_basis(note, basis)
 
     @staticmethod
-    def _per_method(proc: Procedure, describe: Callable[[Method, Text], tuple[str, str]],
-                    t: Text, *, notes: bool = True) -> str:
+    def per_method(proc: Procedure, describe: Callable[[Method, Text], tuple[str, str]],
+                   t: Text, *, notes: bool = True) -> str:
         """One line when every submission method has the same value, else one per method;
         the source's notes once each (``notes``)."""
         described = [(value, note if notes else "") for value, note in

@@ -160,6 +160,7 @@ PART_FACTOR = 0.85  # a piece of an official name cut at a comma names the proce
 EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly than an alias
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
 RULE_SHARE = 0.5  # a FAQ asked the way the question asks the law, this close, answers it
+STANDING_SHARE = 0.92  # a rule of its own this close to the procedure answers a rule question
 CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
@@ -262,6 +263,11 @@ def written_language(text: str) -> str | None:
 # "tiến độ" fold to the same letters as "tiền" but are not money either.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
                          r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )")
+
+
+# A question ending in "… không?", "… chưa?": yes or no, as a rule answers.
+_YES_NO = re.compile(r"\b(?:khong|ko|k|kg|hong|hok|chua)\W*"
+                     r"(?:\b(?:a|ah|ad|vay|nhi|nhe|ha|v|z)\W*)?$")
 
 
 # A yes/no question whether something may be done, when it asks no other aspect.
@@ -656,7 +662,8 @@ class Matcher:
         # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.
         leader = next((c.code for c in scored if c.key == c.code and not c.rule), None)
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or c.code == leader]
-        scored = self._rule_first(scored, cues, aspects)
+        scored = self._rule_first(scored, cues, aspects,
+                                  yes_no=_YES_NO.search(fold(question)) is not None)
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):
@@ -671,7 +678,7 @@ class Matcher:
         return analysis
 
     def _rule_first(self, scored: list[Candidate], cues: frozenset[str],
-                    aspects: list[Aspect]) -> list[Candidate]:
+                    aspects: list[Aspect], *, yes_no: bool = False) -> list[Candidate]:
         """A question asking what the law says about the procedure it names, the way one of
         that procedure's FAQ entries is asked (``cues``), gets that entry in its place; one
         asking how to do it, or about one of its aspects, gets the procedure."""
@@ -680,7 +687,14 @@ class Matcher:
         lead = scored[0]
         rules = [c for c in scored if c.key.startswith(FAQ) and c.code == lead.code
                  and c.score >= RULE_SHARE * lead.score and cues & self._rule_cues[c.key]]
-        if rules:
+        # "có được đăng ký kết hôn không": a rule of its own matched about as well as the
+        # procedure answers a question asking for the law (a rule is never offered as a choice)
+        standing = next((c for c in scored[1:] if c.rule and (cues or (yes_no and not aspects))
+                         and c.score >= STANDING_SHARE * lead.score), None)
+        if standing is not None and (not rules or standing.score > rules[0].score):
+            return [standing, *[c for c in scored if c is not standing]]
+        # A rule that matches best stays unless one asked for this kind of rule fits as well.
+        if rules and not (lead.key.startswith(FAQ) and rules[0].score < FAQ_FACTOR * lead.score):
             return [replace(lead, key=rules[0].key), *scored[1:]]
         own = next((c for c in scored if c.key == lead.code), None)
         if lead.key.startswith(FAQ) and ((not cues and aspects) or (

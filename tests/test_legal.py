@@ -166,3 +166,36 @@ def test_legal_answers_are_scored_on_facts_and_citation() -> None:
     assert not cites(answer, "52/2014/QH13", "Điều 80")
     assert not cites(answer, "60/2014/QH13", "Điều 8")
     assert cites("Source: Law 52/2014/QH13, Article 8(1)", "52/2014/QH13", "Điều 8")
+
+
+# Task L (issue 9): legal questions answered by the rule rather than a procedure card.
+@pytest.mark.parametrize(("question", "faq", "fact", "article"), [
+    ("Tôi chưa lập gia đình, có được nhận một bé 16 tuổi không họ hàng làm con nuôi không?",
+     "tuoi-nguoi-nhan-va-con-nuoi", "20 tuổi", ("52/2010/QH12", "Điều 14")),
+    ("Cho con làm con nuôi nhà khác rồi thì bố mẹ đẻ còn nghĩa vụ nuôi dưỡng con nữa không?",
+     "quan-he-cha-me-de-sau-cho-con-nuoi", "", ("52/2010/QH12", "")),
+    ("I have just started renting a room near my job. How many days after moving in must I "
+     "register temporary residence?", "tam-tru-khi-thue-tro", "30 days", ("68/2020/QH14", "")),
+    ("Tôi bị khuyết tật nặng, đã có giấy xác nhận. Đi xe buýt trong tỉnh thì có phải trả tiền "
+     "vé không?", "nguoi-khuyet-tat-di-phuong-tien-cong-cong", "",
+     ("51/2010/QH12", "Điều 41")),
+    ("Con chú con bác ruột lấy nhau thì có được đăng ký kết hôn không?",
+     "cam-ket-hon-ho-hang-ba-doi", "ba đời", ("52/2014/QH13", "")),
+])
+def test_a_legal_question_gets_the_rule_with_its_citation(
+        assistant: Assistant, question: str, faq: str, fact: str,
+        article: tuple[str, str]) -> None:
+    answer = assistant.ask(question)
+    assert answer.faq == faq and answer.kind != "clarify"
+    assert not fact or has_fact(answer.answer, fact)
+    number, article_no = article
+    assert number in answer.answer and (not article_no or cites(answer.answer, *article))
+
+
+def test_a_rule_question_close_to_its_procedure_is_not_asked_back(
+        assistant: Assistant) -> None:
+    # Asked as a duty ("có bắt buộc"): the rule that says it answers; no list to pick from.
+    answer = assistant.ask("Cháu mới sinh được mấy tiếng thì mất, nhà tôi có bắt buộc phải làm "
+                           "khai sinh, khai tử cho cháu không?")
+    assert answer.kind != "clarify" and answer.faq == "tre-song-duoi-24-gio"
+    assert has_fact(answer.answer, "24 giờ")
