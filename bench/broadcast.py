@@ -1,7 +1,7 @@
 """A broadcast through the outbox at Telegram's limits, and the same with SIGKILLs.
 
     python bench/broadcast.py [--recipients 100000] [--rate 30] [--chat-rate 1] [--kills 3]
-                              [--database URL]
+                              [--database URL] [--kills-only]
 
 Inserts ``--recipients`` outbox rows of kind "broadcast" (one per chat) directly, starts a
 fake Bot API in this process enforcing ``--rate`` messages/s overall and ``--chat-rate`` per
@@ -137,20 +137,22 @@ async def main(args: argparse.Namespace) -> int:
         failed = 0
         try:
             # 1. Steady run.
-            await insert_rows(url, args.recipients, "steady")
-            started = time.monotonic()
-            figures = json.loads(await wait(start_child(args, url, api)))
-            wall = time.monotonic() - started
-            delivered = Counter(int(p["chat_id"]) for m, p in fake.calls if m == "sendMessage:ok")
-            span = (times[-1] - times[0]) if len(times) > 1 else 0.0
-            achieved = (len(times) - 1) / span if span else 0.0
-            missed = args.recipients - len(delivered)
-            failed += missed > 0
-            print(f"steady: {args.recipients:,} recipients in {wall:.1f} s; "
-                  f"{achieved:.2f} messages/s = {achieved / args.rate:.1%} of the allowed "
-                  f"{args.rate:g}/s; 429s received {fake.refused}; peak memory "
-                  f"{figures['max_rss_mb']:.0f} MB; missed {missed}; "
-                  f"duplicates {sum(c - 1 for c in delivered.values())}")
+            if not args.kills_only:
+                await insert_rows(url, args.recipients, "steady")
+                started = time.monotonic()
+                figures = json.loads(await wait(start_child(args, url, api)))
+                wall = time.monotonic() - started
+                delivered = Counter(int(p["chat_id"]) for m, p in fake.calls
+                                    if m == "sendMessage:ok")
+                span = (times[-1] - times[0]) if len(times) > 1 else 0.0
+                achieved = (len(times) - 1) / span if span else 0.0
+                missed = args.recipients - len(delivered)
+                failed += missed > 0
+                print(f"steady: {args.recipients:,} recipients in {wall:.1f} s; "
+                      f"{achieved:.2f} messages/s = {achieved / args.rate:.1%} of the allowed "
+                      f"{args.rate:g}/s; 429s received {fake.refused}; peak memory "
+                      f"{figures['max_rss_mb']:.0f} MB; missed {missed}; "
+                      f"duplicates {sum(c - 1 for c in delivered.values())}")
             # 2. Kill run.
             fake.calls.clear()
             fake.refused = 0
@@ -189,6 +191,7 @@ if __name__ == "__main__":
     parser.add_argument("--chat-rate", type=float, default=1.0)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--database", default="")
+    parser.add_argument("--kills-only", action="store_true", help="skip the steady run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
     options = parser.parse_args()

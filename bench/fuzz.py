@@ -15,7 +15,9 @@ session:
   and deeply nested bodies;
 - web chat bodies to ``POST /api/chat``;
 - REST API calls: ``POST /api/v1/applications``, ``PATCH /api/v1/applications/{code}``,
-  ``GET /api/v1/stats`` with junk queries.
+  ``GET /api/v1/stats`` with junk queries, and broadcasts: ``POST /api/v1/broadcasts``, then
+  ``GET /api/v1/broadcasts/{id}`` and ``POST …/{id}/send`` or ``…/{id}/cancel`` on the drafts
+  made and on junk ids.
 
 Prints per endpoint the cases, the status codes, the 5xx other than a deliberate 503 and the
 rate; then checks the server still answers (``GET /healthz`` and a plain question). Every
@@ -86,16 +88,18 @@ MAX_BODY = 64 * 1024  # the server's limit; a few cases go just past it
 
 # Share of the cases each endpoint gets, in the order they run.
 WEIGHTS = {"telegram": 35, "zalo": 20, "chat": 20, "api-post": 10, "api-patch": 10,
-           "api-stats": 5}
+           "api-stats": 5, "api-broadcasts": 10}
 QUESTIONS = ["gks", "làm giấy khai sinh cần gì", "lam giay khai sinh mat phi khong", "menu",
              "tra cứu", CODE, "5678", "1234", "gặp cán bộ", "kết thúc", "cảm ơn", "2", "số 1",
              "còn phí?", "bao lâu thì xong", "đăng ký kết hôn", "How do I register a birth?",
              "/start", "/help", "/thutuc", "/tracuu", "/theodoi", "/huytheodoi", "/lienhe",
              "/ngonngu", "/start p_1_001193", "/start s_000_00_19_H26-251127-0001",
-             "/start p_", "/start s_", "theo dõi", "hủy theo dõi", "địa chỉ xã ở đâu", "ok", "👍"]
+             "/start p_", "/start s_", "theo dõi", "hủy theo dõi", "địa chỉ xã ở đâu", "ok", "👍",
+             "nhận thông báo của xã thôn Đông 3", "huỷ nhận thông báo"]
 PAYLOADS = ["fields", "lookup", "staff", "language", "lang:en", "lang:vi", "follow", "unfollow",
             "menu", "a:full:1.001193", "a:fee:1.001193", "a:documents:9.999999", "a:x:",
-            "p:1.001193", "p:", "f:Hộ tịch", "f:", "pick:2", "#", "::::"]
+            "p:1.001193", "p:", "f:Hộ tịch", "f:", "pick:2", "#", "::::", "announcements:on",
+            "announcements:off"]
 DATES = ["0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59-07:00",
          "9999-12-31T23:59:59+00:00", "2026-02-30T00:00:00+07:00", "2026-11-27T09:15:00",
          "2026-11-27", "27/11/2026", "27/11/2026 25:61", "1969-12-31T23:59:59Z", "", " ",
@@ -161,6 +165,7 @@ class Fuzzer:
         self._update_id = 10_000
         self._codes = [CODE]
         self.sessions: list[str] = []  # web chat session tokens the server handed out
+        self.broadcasts: list[int] = []  # ids of the broadcasts the API made
 
     # -- values ---------------------------------------------------------------------------
 
@@ -435,8 +440,8 @@ class Fuzzer:
     def _code_in_path(self) -> str:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.6:
-            code = rng.choice(self._codes[-200:])
+        if roll < 0.6:  # the sample application half the time: most posted ones were refused
+            code = rng.choice([CODE, rng.choice(self._codes[-200:])])
             return code.lower() if rng.random() < 0.2 else code
         if roll < 0.8:
             return "".join(f"%{b:02X}" for b in self.junk_text()[:200].encode(
@@ -450,7 +455,12 @@ class Fuzzer:
         body: dict[str, Any] = {"status": rng.choice(STATUSES)}
         for name in ("note", "completed_at", "changed_at"):
             if rng.random() < 0.4:
-                body[name] = (self.junk_text() if name == "note" else rng.choice(DATES))
+                body[name] = (self.usually("Đã bổ sung giấy tờ.", [self.junk_text()])
+                              if name == "note" else self.usually(
+                                  "2026-11-28T09:15:00+07:00", DATES))
+        if rng.random() < 0.3:  # any move, with a note saying why (else a 409 mostly)
+            body["correction"] = self.usually(True, [False, None, "true", 1])
+            body.setdefault("note", "Nhập nhầm trạng thái.")
         tree = self.mutate(body, rng.choice([0, 1, 1, 2]))
         return Case("api-patch", "PATCH", f"/api/v1/applications/{self._code_in_path()}",
                     self.body(tree), {"Content-Type": "application/json", **self._auth()})
@@ -473,11 +483,47 @@ class Fuzzer:
         return Case("api-stats", "GET", "/api/v1/stats" + (f"?{query}" if query else ""),
                     headers=self._auth())
 
+    def api_broadcasts(self) -> Case:
+        """A mutated ``POST /api/v1/broadcasts``, or a broadcast's status, send or cancel."""
+        rng = self.rng
+        if rng.random() < 0.4 or not self.broadcasts:
+            tree: Any = {"text": self.usually("Thứ Bảy tiêm chủng tại nhà văn hoá thôn 3.",
+                                              ["", " ", "x" * 1801, self.junk_text()])}
+            for name, good, bad in (
+                    ("link", "https://hatmon.example/tb", ["ftp://x", "http://", "x" * 600]),
+                    ("image", "https://hatmon.example/a.jpg", ["http://x/a.jpg", "https://",
+                                                               "https://" + "a" * 2050]),
+                    ("audience", "hamlet", ["all", "lang", "field", "procedure", "x", ""]),
+                    ("value", "thôn Đông 3", ["en", "vi", "", "1.001193", "Hộ tịch"])):
+                if rng.random() < 0.3:
+                    tree[name] = self.usually(good, [*bad, self.junk_text()])
+            tree = self.mutate(tree, rng.choice([0, 1, 1, 2]))
+            return Case("api-broadcasts", "POST", "/api/v1/broadcasts", self.body(tree),
+                        {"Content-Type": "application/json", **self._auth()})
+        path = f"/api/v1/broadcasts/{self._broadcast_in_path()}"
+        action = rng.choice(["", "/send", "/send", "/cancel"])
+        if not action:
+            return Case("api-broadcasts", "GET", path, headers=self._auth())
+        body = b""
+        if action == "/send" and rng.random() < 0.5:  # at a time, or junk
+            at = self.usually("2026-12-08T07:30:00+07:00", DATES)
+            body = self.body(self.mutate({"at": at}, rng.choice([0, 0, 1])))
+        headers = {"Content-Type": "application/json"} if body else {}
+        return Case("api-broadcasts", "POST", path + action, body, {**headers, **self._auth()})
+
+    def _broadcast_in_path(self) -> str:
+        rng = self.rng
+        if rng.random() < 0.8:
+            return str(rng.choice(self.broadcasts[-50:]))
+        return rng.choice(["0", "999999999", "1234567890", "-1", "%31", "1%00", "x", "%00",
+                           "1.5", "01", "%EF%BC%91", "1e3"])
+
     def cases(self, endpoint: str, n: int) -> Iterator[Case]:
         """``n`` cases for one endpoint (made as they are sent: Zalo's times must be fresh)."""
         make: dict[str, Callable[[], Case]] = {
             "telegram": self.telegram, "zalo": self.zalo, "chat": self.chat,
-            "api-post": self.api_post, "api-patch": self.api_patch, "api-stats": self.api_stats}
+            "api-post": self.api_post, "api-patch": self.api_patch, "api-stats": self.api_stats,
+            "api-broadcasts": self.api_broadcasts}
         for _ in range(n):
             yield make[endpoint]()
 
@@ -676,6 +722,15 @@ async def _send(http: aiohttp.ClientSession, base: URL, case: Case) -> tuple[str
         return type(exc).__name__, b""
 
 
+def _created(answer: bytes) -> int | None:
+    """The id of the broadcast a ``POST /api/v1/broadcasts`` answer made, if any."""
+    try:
+        made = json.loads(answer).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return made if isinstance(made, int) else None
+
+
 def _session(answer: bytes) -> str:
     """The web chat session token a chat answer opened, if any."""
     try:
@@ -729,6 +784,9 @@ async def fuzz(office: Office, assistant: Assistant, *, cases: int, seed: int,
                         result.statuses[status] += 1
                         if endpoint == "chat" and status == "200" and (token := _session(answer)):
                             fuzzer.sessions = [*fuzzer.sessions[-SESSIONS + 1:], token]
+                        if endpoint == "api-broadcasts" and status == "201" and (
+                                made := _created(answer)) is not None:
+                            fuzzer.broadcasts.append(made)
                         findings.in_flight.pop(case_id, None)
 
                 began = time.perf_counter()

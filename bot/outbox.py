@@ -7,8 +7,10 @@ channel's pace: an overall rate and a rate per recipient (Telegram: about 30 mes
 second per chat). A message that fails is due again later with backoff and never holds up the
 others; it is tried until it expires (days), then listed for staff (``python -m bot outbox
 expired``). A recipient who blocked the bot is marked unreachable and not messaged again
-until they write; proactive messages wait out the quiet hours. Delivery is at least once: a
-crash between sending and marking sends a message again.
+until they write; proactive messages wait out the quiet hours. A status notification or
+reminder a channel will not take (Zalo beyond its window) is closed as undeliverable and
+offered to the same application's followers on the other channels. Delivery is at least
+once: a crash between sending and marking sends a message again.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.applications import Office
-from handlers.messages import Reply, load_buttons
+from handlers.messages import Reply, queued_reply
 from knowledge.workdays import TZ
 from storage import applications as repo
 from storage.db import session_scope
-from storage.models import Notification
+from storage.models import Notification, Subscription
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = dt.timedelta(minutes=1)
@@ -38,6 +40,9 @@ EXPIRY = dt.timedelta(days=3)
 BURST = 0.2  # seconds of a channel's rate that may be caught up after an idle moment
 # Citizen-facing messages nobody asked for just now: held during quiet hours.
 PROACTIVE = frozenset({"status", "reminder", "broadcast"})
+# About one followed application: offered on the follower's other channels when undeliverable.
+# Their keys end with the follower's subscription id (handlers.applications, handlers.reminders).
+FOLLOWED = frozenset({"status", "reminder"})
 
 
 class Outcome(enum.Enum):
@@ -65,10 +70,14 @@ Sender = Callable[[str, Reply], Awaitable[Outcome]]
 @dataclass
 class Pace:
     """A channel's limits: ``rate`` messages/s overall (0: none) and ``per_recipient``
-    messages/s to one recipient (0: none). Channels sharing one bot share one Pace."""
+    messages/s to one recipient (0: none). ``one_chat``: every message goes to one chat
+    whatever its recipient (the staff group), so they are paced as one recipient. Channels
+    of one bot count against one overall rate: the same Pace, or one ``within`` the other."""
 
     rate: float = 0.0
     per_recipient: float = 0.0
+    one_chat: bool = False
+    within: Pace | None = None
     _next_slot: float = field(default=0.0, repr=False)  # loop time of the next free send
     _recipients: dict[str, dt.datetime] = field(default_factory=dict, repr=False)
 
@@ -76,6 +85,8 @@ class Pace:
         """Wait for this channel's next free slot. Slots left idle in the last ``BURST``
         seconds (while a batch was being claimed) may still be used: never more than ``rate``
         on average, at most a fifth more within one second."""
+        if self.within is not None:
+            await self.within.take()
         if self.rate <= 0:
             return
         now = time.monotonic()
@@ -86,10 +97,16 @@ class Pace:
 
     def pause(self, seconds: float) -> None:
         """Send nothing on this channel for ``seconds`` (a 429 for everyone)."""
+        if self.within is not None:
+            self.within.pause(seconds)
         self._next_slot = max(self._next_slot, time.monotonic() + seconds)
 
+    def key(self, channel: str, recipient: str) -> str:
+        """Whom a message to ``recipient`` is paced as: the channel's one chat, or itself."""
+        return channel if self.one_chat else f"{channel}:{recipient}"
+
     def allowed_at(self, key: str, now: dt.datetime) -> dt.datetime:
-        """When ``key`` (channel:recipient) may next be messaged; if now, the send is counted."""
+        """When ``key`` (see ``key``) may next be messaged; if now, the send is counted."""
         at = max(now, self._recipients.get(key, now))
         if at == now and self.per_recipient > 0:
             self._recipients[key] = now + dt.timedelta(seconds=1 / self.per_recipient)
@@ -139,6 +156,33 @@ class QuietHours:
         return (end if end > local else end + dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
+async def offer_elsewhere(session: AsyncSession, keys: list[str]) -> int:
+    """Queue these undeliverable status notifications or reminders (idempotency keys) to
+    the other followers of the same application on other channels, under the key each of them
+    would have had (``…:<subscription id>``): a follower who already has it gets nothing twice.
+    Returns how many were queued."""
+    if not keys:
+        return 0
+    offers = []
+    for message in await repo.by_keys(session, keys):
+        stem, _, follower = message.idempotency_key.rpartition(":")
+        sub = await session.get(Subscription, int(follower)) if follower.isdigit() else None
+        if sub is None or (sub.channel, sub.recipient) != (message.channel, message.recipient):
+            continue  # not about a follower of an application (or they stopped following)
+        followers = await repo.subscribers(session, [sub.application_id])
+        offers += [Notification(
+            commune_id=message.commune_id, channel=other.channel, recipient=other.recipient,
+            text=message.text, buttons=message.buttons, idempotency_key=f"{stem}:{other.id}",
+            kind=message.kind, expires_at=message.expires_at)
+            for other in followers.get(sub.application_id, []) if other.channel != sub.channel]
+    queued = await repo.queued_keys(session, [n.idempotency_key for n in offers])
+    await repo.enqueue(session, offers)
+    if len(offers) > len(queued):
+        log.info("outbox: %d undeliverable message(s) offered on other channels",
+                 len(offers) - len(queued))
+    return len(offers) - len(queued)
+
+
 def backoff(retry_after: dt.timedelta, attempts: int) -> dt.timedelta:
     """The wait after the ``attempts``-th failure: doubling, at most an hour."""
     return min(retry_after * (1 << min(max(attempts - 1, 0), 16)), MAX_BACKOFF)
@@ -154,14 +198,18 @@ class _Results:
 
 
 class Dispatcher:
-    """Sends due outbox messages through the senders of the configured channels."""
+    """Sends due outbox messages through the senders of the configured channels;
+    ``kind_senders`` send one kind of message on a channel in place of the channel's sender
+    (Zalo's status notifications and reminders, which may go as transaction messages)."""
 
     def __init__(self, office: Office, senders: dict[str, Sender], *,
+                 kind_senders: dict[tuple[str, str], Sender] | None = None,
                  paces: dict[str, Pace] | None = None, batch: int = 30,
                  retry_after: dt.timedelta = RETRY_AFTER, expiry: dt.timedelta = EXPIRY,
                  quiet: QuietHours | None = None) -> None:
         self.office = office
         self.senders = senders
+        self.kind_senders = kind_senders or {}
         self.paces = paces or {}
         # About one second of sending per claim at the fastest channel's rate.
         self.batch = max([batch, *(int(p.rate) for p in self.paces.values())])
@@ -186,13 +234,17 @@ class Dispatcher:
                 session, channels=list(self.senders), limit=self.batch, now=now,
                 lease=self.retry_after)
             sendable = await self._triage(session, claimed, now, results)
-            batch = [(m.id, m.channel, m.recipient, m.attempts,
-                      Reply(m.text, load_buttons(m.buttons))) for m in sendable]
+            batch = [(m.id, m.channel, m.recipient, m.attempts, m.kind,
+                      queued_reply(m.text, m.buttons, m.image)) for m in sendable]
+            followed = {m.id: m.idempotency_key for m in sendable if m.kind in FOLLOWED}
         await asyncio.gather(*(self._send(row, now, results) for row in batch))
         async with session_scope(self.office.sessions) as session:
             await repo.mark_sent(session, results.sent, at=now)
             for outcome, ids in results.closed.items():
                 await repo.close_notifications(session, ids, at=now, outcome=outcome)
+            # In the same transaction: an undeliverable message is offered exactly once.
+            await offer_elsewhere(session, [followed[i] for i in results.closed.get(
+                "undeliverable", []) if i in followed])
             await repo.reschedule(session, results.due, uncount=results.held)
             for channel, recipient in results.blocked:
                 await repo.mark_unreachable(session, channel=channel, recipient=recipient,
@@ -225,29 +277,30 @@ class Dispatcher:
                 results.due[m.id] = quiet_until
                 results.held.add(m.id)
             elif pace is not None and (at := pace.allowed_at(
-                    f"{m.channel}:{m.recipient}", now)) > now:
+                    pace.key(m.channel, m.recipient), now)) > now:
                 results.due[m.id] = at  # this chat's next free second; others go on
                 results.held.add(m.id)
             else:
                 sendable.append(m)
         return sendable
 
-    async def _send(self, row: tuple[int | None, str, str, int, Reply], now: dt.datetime,
-                    results: _Results) -> None:
-        message_id, channel, recipient, attempts, reply = row
+    async def _send(self, row: tuple[int | None, str, str, int, str, Reply],
+                    now: dt.datetime, results: _Results) -> None:
+        message_id, channel, recipient, attempts, kind, reply = row
         assert message_id is not None
         pace = self.paces.get(channel)
         if pace is not None:
             await pace.take()
-            pace.sent(f"{channel}:{recipient}", now)
+            pace.sent(pace.key(channel, recipient), now)
         try:
-            outcome = await self.senders[channel](recipient, reply)
+            sender = self.kind_senders.get((channel, kind), self.senders[channel])
+            outcome = await sender(recipient, reply)
         except Throttled as exc:
             wait = dt.timedelta(seconds=max(exc.seconds, 0.0))
             if pace is not None:
                 if exc.everyone:
                     pace.pause(exc.seconds)
-                pace.hold(f"{channel}:{recipient}", now + wait)
+                pace.hold(pace.key(channel, recipient), now + wait)
             results.due[message_id] = now + wait
             results.held.add(message_id)  # the channel's pacing, not the message's fault
             return

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -67,24 +67,49 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def deliver(bot: Bot, chat_id: int, reply: Reply) -> Outcome:
     """Send one reply, split at Telegram's length limit (buttons go with the last part), and
     say what became of it: SENT, BLOCKED (the chat blocked the bot), RETRY (a timeout, a 5xx);
-    Telegram's flood limit raises ``Throttled`` with the wait it asked for."""
+    Telegram's flood limit raises ``Throttled`` with the wait it asked for. An image goes
+    first, as a photo captioned with the text when it fits a caption, else followed by it."""
     parts = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
-    for i, part in enumerate(parts):
-        markup = keyboard(reply) if i == len(parts) - 1 else None
-        try:
+    try:
+        if reply.image:
+            fits = _utf16_length(reply.text) <= MessageLimit.CAPTION_LENGTH
+            photo_sent = await _send_photo(bot, chat_id, reply.image, reply.text if fits else "",
+                                           keyboard(reply) if fits else None)
+            if photo_sent and fits:
+                return Outcome.SENT
+        for i, part in enumerate(parts):
+            markup = keyboard(reply) if i == len(parts) - 1 else None
             await bot.send_message(chat_id, part, reply_markup=markup,
                                    disable_web_page_preview=True)
-        except Forbidden:
-            log.info("telegram: chat %s blocked the bot", chat_id)
-            return Outcome.BLOCKED
-        except RetryAfter as exc:
-            wait = exc.retry_after
-            raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
-                            else float(wait)) from None
-        except TelegramError as exc:  # TimedOut, NetworkError, a 5xx
-            log.warning("telegram: message to %s not sent (%s)", chat_id, type(exc).__name__)
-            return Outcome.RETRY
+    except Forbidden:
+        log.info("telegram: chat %s blocked the bot", chat_id)
+        return Outcome.BLOCKED
+    except RetryAfter as exc:
+        wait = exc.retry_after
+        raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
+                        else float(wait)) from None
+    except TelegramError as exc:  # TimedOut, NetworkError, a 5xx
+        log.warning("telegram: message to %s not sent (%s)", chat_id, type(exc).__name__)
+        return Outcome.RETRY
     return Outcome.SENT
+
+
+def _utf16_length(text: str) -> int:
+    """A text's length as Telegram counts it (UTF-16 code units: an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def _send_photo(bot: Bot, chat_id: int, url: str, caption: str,
+                      markup: InlineKeyboardMarkup | None) -> bool:
+    """Send an image by its URL; False when Telegram could not fetch or read it, so that the
+    text still goes out (a broken image must not hold an announcement back for days)."""
+    try:
+        await bot.send_photo(chat_id, url, caption=caption or None, reply_markup=markup)
+    except BadRequest as exc:
+        log.warning("telegram: image for %s not sent (%s); sending the text alone",
+                    chat_id, exc.message)
+        return False
+    return True
 
 
 async def send_reply(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
@@ -185,7 +210,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         citizen = read_relay_tag(quoted or "")
         if citizen:
             await dialogue.from_staff(channel=citizen[0], user_id=citizen[1],
-                                      text=message.text, reply_id=f"{chat.id}:{message.id}")
+                                      text=message.text, reply_id=f"{chat.id}:{message.id}",
+                                      officer=f"telegram:{message.from_user.id}"
+                                      if message.from_user else "")
         return  # the staff group is not a citizen
     payload = command_payload(message.text)
     await _answer(context.application, update, chat.id, IncomingMessage(

@@ -8,6 +8,11 @@ civil-status procedures) goes out as several messages of 5 buttons, the later on
 "(2/4)", "(3/4)"…: every choice stays one tap away and nothing has to remember a numbering
 per citizen.
 
+Beyond the 48-hour / 8-message window of free customer-service ("cs") messages, status
+notifications and reminders go as transaction messages where Zalo allows the OA to send them
+(``ZALO_TRANSACTION_MESSAGES=1``): the same text in a transaction template. Anything else
+beyond the window, or refused, is closed as undeliverable by the outbox.
+
 Access tokens expire (about a day) and the refresh token is single use: both live in the
 database (``ChannelToken``), the environment only seeds them.
 """
@@ -30,7 +35,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.outbox import Outcome
+from bot.outbox import FOLLOWED, Outcome, Sender
 from bot.settings import ZaloConfig
 from handlers.applications import Office
 from handlers.conversation import (
@@ -41,6 +46,7 @@ from handlers.conversation import (
     Unavailable,
     split_text,
 )
+from knowledge.i18n import Text
 from storage import conversations as conversations_repo
 from storage.db import session_scope
 
@@ -62,6 +68,13 @@ EVENT_MAX_SKEW = dt.timedelta(minutes=5)  # older (or later) signed events are r
 CS_MESSAGES = 8  # free customer-service messages in a row without the citizen writing
 CS_WINDOW = dt.timedelta(hours=48)  # free customer-service messages after the citizen's last
 TOKEN_ERRORS = frozenset({-216, -124, -201})  # invalid or expired access token
+# Zalo's transaction template: a header of ≤ 100 characters, text elements of ≤ 1000, at most
+# 4 buttons. It refuses with an error code when the OA may not send them, is out of quota, or
+# the citizen has not interacted recently (-213, -230): the message is then undeliverable.
+TRANSACTION_HEADER = 100
+TRANSACTION_TEXT = 1000
+TRANSACTION_BUTTONS = 4
+CS, TRANSACTION = "cs", "transaction"  # the OA API's message endpoints
 ACCESS, REFRESH = "access_token", "refresh_token"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -87,8 +100,15 @@ def _buttons(buttons: list[Button]) -> dict[str, Any]:
 
 
 def zalo_messages(reply: Reply) -> list[dict[str, Any]]:
-    """The ``message`` objects that carry one reply: long text split, 5 buttons a message."""
+    """The ``message`` objects that carry one reply: long text split, 5 buttons a message; an
+    image first, as a media template captioned with the text's first part (a media message
+    takes no buttons: they follow on a message of their own)."""
     messages: list[dict[str, Any]] = [{"text": part} for part in split_text(reply.text, MAX_TEXT)]
+    photo: list[dict[str, Any]] = []
+    if reply.image:
+        photo = [{"text": messages.pop(0)["text"] if messages else "", "attachment": {
+            "type": "template", "payload": {"template_type": "media", "elements": [
+                {"media_type": "image", "url": reply.image}]}}}]
     buttons = reply.buttons
     if len(buttons) > MAX_BUTTONS:  # shortcuts give way before a choice list is split
         buttons = [b for b in buttons if not b.spare]
@@ -99,7 +119,31 @@ def zalo_messages(reply: Reply) -> list[dict[str, Any]]:
         if number > 1:
             messages.append({"text": f"({number}/{len(groups)})"})
         messages[-1]["attachment"] = _buttons(group)
-    return messages
+    return photo + messages
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def transaction_message(reply: Reply, *, template: str) -> dict[str, Any]:
+    """The ``message`` object of a transaction message carrying one reply: its first line as
+    the header when it has several (a status notification's "Update on your application:"),
+    else a generic header; the rest as text; query buttons as in a consultation message."""
+    first, _, rest = reply.text.strip().partition("\n")
+    header, text = (first.rstrip(":"), rest.strip()) if rest.strip() else (
+        Text()("Notice about your application"), first)
+    # A template's text breaks lines with <br>, as Zalo's own examples do.
+    parts = split_text(text.replace("\n", "<br>"), TRANSACTION_TEXT)
+    buttons = [b for b in reply.buttons if not b.spare][:TRANSACTION_BUTTONS]
+    payload: dict[str, Any] = {
+        "template_type": template, "language": "VI",
+        "elements": [{"type": "header", "content": _clip(header, TRANSACTION_HEADER),
+                      "align": "left"},
+                     *({"type": "text", "content": part, "align": "left"} for part in parts)]}
+    if buttons:
+        payload["buttons"] = _buttons(buttons)["payload"]["buttons"]
+    return {"attachment": {"type": "template", "payload": payload}}
 
 
 def _error_code(answer: Mapping[str, Any]) -> int:
@@ -109,8 +153,14 @@ def _error_code(answer: Mapping[str, Any]) -> int:
         return -1
 
 
+def _outcome(delivery: Delivery) -> Outcome:
+    return {Delivery.SENT: Outcome.SENT, Delivery.FAILED: Outcome.RETRY}.get(
+        delivery, Outcome.UNDELIVERABLE)
+
+
 class ZaloClient:
-    """Sends replies as customer-service messages, renewing the access token when needed."""
+    """Sends replies as customer-service messages (status notifications and reminders beyond
+    the window as transaction messages), renewing the access token when needed."""
 
     def __init__(self, config: ZaloConfig, office: Office, *,
                  http: aiohttp.ClientSession | None = None) -> None:
@@ -164,37 +214,56 @@ class ZaloClient:
     async def notify(self, recipient: str, reply: Reply) -> Outcome:
         """The outbox's sender: RETRY when trying again later may help; UNDELIVERABLE when
         Zalo will not take it (outside the 48-hour window, over the 8 messages, refused): the
-        outbox records it (ZNS templates would be the way to reach such citizens)."""
+        outbox records it. Status notifications and reminders go by ``notify_update``."""
+        return _outcome(await self.send(recipient, reply))
+
+    async def send_transaction(self, user_id: str, reply: Reply) -> Delivery:
+        """Deliver one reply as a transaction message (not counted in the 8 messages)."""
+        message = transaction_message(reply, template=self.config.transaction_template)
+        return await self._post(user_id, message, endpoint=TRANSACTION)
+
+    async def notify_update(self, recipient: str, reply: Reply) -> Outcome:
+        """The outbox's sender for status notifications and reminders: a customer-service
+        message inside the window; beyond it a transaction message if the OA may send them,
+        else UNDELIVERABLE (the outbox then offers it on the citizen's other channels)."""
         delivery = await self.send(recipient, reply)
-        return {Delivery.SENT: Outcome.SENT, Delivery.FAILED: Outcome.RETRY}.get(
-            delivery, Outcome.UNDELIVERABLE)
+        if delivery in (Delivery.OUTSIDE_WINDOW, Delivery.OVER_QUOTA) \
+                and self.config.transaction_messages:
+            delivery = await self.send_transaction(recipient, reply)
+        return _outcome(delivery)
+
+    def kind_senders(self) -> dict[tuple[str, str], Sender]:
+        """The outbox's senders for Zalo's status notifications and reminders."""
+        return {(CHANNEL, kind): self.notify_update for kind in sorted(FOLLOWED)}
 
     async def _contact(self, user_id: str) -> tuple[dt.datetime, int] | None:
         async with self.office.sessions() as session:
             return await conversations_repo.last_contact(
                 session, commune_id=self.office.commune_id, channel=CHANNEL, user_id=user_id)
 
-    async def _post(self, user_id: str, message: dict[str, Any]) -> Delivery:
+    async def _post(self, user_id: str, message: dict[str, Any], *, endpoint: str = CS
+                    ) -> Delivery:
         body = {"recipient": {"user_id": user_id}, "message": message}
         access = await self._access_token()
-        answer = await self._call(access, body)
+        answer = await self._call(access, body, endpoint)
         if answer is not None and _error_code(answer) in TOKEN_ERRORS:
             renewed = await self._refresh(access)
             if renewed is None:
                 return Delivery.REJECTED
-            answer = await self._call(renewed, body)
+            answer = await self._call(renewed, body, endpoint)
         if answer is None:
             return Delivery.FAILED
         code = _error_code(answer)
         if code != 0:
-            log.warning("Zalo refused a message to %s: error %s (%s)", user_id, code,
-                        str(answer.get("message", ""))[:200])
+            log.warning("Zalo refused a %s message to %s: error %s (%s)", endpoint, user_id,
+                        code, str(answer.get("message", ""))[:200])
             return Delivery.REJECTED
         return Delivery.SENT
 
-    async def _call(self, access: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def _call(self, access: str, body: dict[str, Any], endpoint: str
+                    ) -> dict[str, Any] | None:
         """Zalo's answer, or None when it could not be had."""
-        url = f"{self.config.api_base_url}/v3.0/oa/message/cs"
+        url = f"{self.config.api_base_url}/v3.0/oa/message/{endpoint}"
         try:
             async with self._session().post(url, json=body,
                                             headers={"access_token": access}) as response:

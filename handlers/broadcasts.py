@@ -24,7 +24,9 @@ from storage.db import session_scope
 from storage.models import Broadcast
 
 MAX_TEXT = 1800  # fits one message on every channel (Zalo's consultation text is 2,000)
+MAX_IMAGE_URL = 2048  # an image's address; Telegram and Zalo fetch it themselves
 STOP_ANNOUNCEMENTS = "announcements:off"  # the button payload that withdraws consent
+START_ANNOUNCEMENTS = "announcements:on"  # the button payload that subscribes
 _HAMLET = re.compile(r"\b(thon|xom|ap|khu)\s+([a-z0-9]+(?:\s+\d+)?)")
 
 
@@ -56,6 +58,17 @@ def render(broadcast: Broadcast, lang: str, commune: str) -> tuple[str, str | No
     return "\n".join(lines), dump_buttons([Button(t("Stop announcements"), STOP_ANNOUNCEMENTS)])
 
 
+def _check_image(image: str) -> str:
+    """The cleaned image address ("" for none), or ``BroadcastError``: an https:// URL of at
+    most 2,048 characters (channels fetch it; a page served over https shows only those)."""
+    image = storable(image).strip()
+    if image and (len(image) > MAX_IMAGE_URL
+                  or not re.fullmatch(r"https://[^\s/?#@]+(?:[/?#]\S*)?", image)):
+        raise BroadcastError(f"the image must be an https:// address of at most "
+                             f"{MAX_IMAGE_URL} characters")
+    return image
+
+
 def _check(text: str, link: str, audience: str, value: str) -> tuple[str, str, str]:
     """The cleaned text, link and audience value, or ``BroadcastError``."""
     text, link, value = storable(text).strip(), storable(link).strip(), storable(value).strip()
@@ -77,13 +90,14 @@ def _check(text: str, link: str, audience: str, value: str) -> tuple[str, str, s
 
 
 async def create(office: Office, *, text: str, created_by: str, link: str = "",
-                 audience: str = "all", value: str = "", now: dt.datetime | None = None
-                 ) -> Preview:
+                 image: str = "", audience: str = "all", value: str = "",
+                 now: dt.datetime | None = None) -> Preview:
     """A new draft broadcast and its preview; nothing is sent until it is confirmed."""
     text, link, value = _check(text, link, audience, value)
+    image = _check_image(image)
     async with session_scope(office.sessions) as session:
         broadcast = await repo.add(session, Broadcast(
-            commune_id=office.commune_id, text=text, link=link, audience=audience,
+            commune_id=office.commune_id, text=text, link=link, image=image, audience=audience,
             audience_value=value, created_by=created_by[:120],
             created_at=now or dt.datetime.now(dt.UTC)))
         count = await repo.count_audience(session, commune_id=office.commune_id,

@@ -56,6 +56,7 @@ class Reply:
     code: str = ""  # the procedure it is about
     aspects: tuple[str, ...] = ()  # the aspects it leads with
     detail: str = ""  # e.g. a status reply's state ("overdue", "supplement", …)
+    image: str = ""  # an https:// image shown with the text (a broadcast's)
 
 
 # Channels whose replies are sent by an API call: each reply is written to the outbox in the
@@ -78,6 +79,11 @@ def load_buttons(stored: str | None) -> list[Button]:
     """The buttons of an outbox message."""
     return [Button(title, payload, spare) for title, payload, spare in json.loads(stored)] \
         if stored else []
+
+
+def queued_reply(text: str, buttons: str | None, image: str | None) -> Reply:
+    """The reply an outbox message holds (its text, stored buttons and image)."""
+    return Reply(text, load_buttons(buttons), image=image or "")
 
 
 def relay_recipient(channel: str, user_id: str) -> str:

@@ -144,10 +144,10 @@ async def scan(office: Office, now: dt.datetime, *,
             chunk = found[start:start + CHUNK]
             # Most of what a tick finds was queued by an earlier one: word only the rest.
             done = await repo.queued_keys(session, [key for *_, key, _ in chunk])
-            await repo.enqueue(session, [
-                Notification(commune_id=office.commune_id, channel=sub.channel,
-                             recipient=sub.recipient, text=word(app, Text(language(sub.lang))),
-                             idempotency_key=key, kind="reminder")
+            await repo.enqueue_rows(session, [
+                {"commune_id": office.commune_id, "channel": sub.channel,
+                 "recipient": sub.recipient, "text": word(app, Text(language(sub.lang))),
+                 "idempotency_key": key, "kind": "reminder"}
                 for app, sub, _, key, word in chunk if key not in done])
     return owed
 

@@ -46,6 +46,10 @@ class Intent(StrEnum):
     GREETING = "greeting"
     END = "end"
     ACK = "ack"
+    FEEDBACK_STATUS = "feedback_status"  # "tra cứu phản ánh" (before FEEDBACK: it holds it)
+    FEEDBACK = "feedback"  # "tôi muốn phản ánh", "bị đòi thêm giấy tờ"
+    ANNOUNCEMENTS_ON = "announcements_on"  # "nhận thông báo của xã"
+    ANNOUNCEMENTS_OFF = "announcements_off"  # "huỷ nhận thông báo"
 
 
 CONTACTS = (Intent.CONTACT_MAP, Intent.CONTACT_HOURS, Intent.CONTACT_PHONE,
@@ -137,9 +141,11 @@ class IntentWords:
         return padded.strip()
 
     def contained(self, text: str) -> list[Intent]:
-        """Intents whose phrase stands somewhere in the message, best first, each once."""
-        padded = self._padded(text)
-        found = {intent for phrase, intent in self.contains if phrase in padded}
+        """Intents whose phrase stands somewhere in the message, as typed or with the place
+        names taken out ("nhận thông báo của xã Hát Môn", "ủy ban xã Hát Môn ở đâu"), best
+        first, each once."""
+        typed, padded = f" {' '.join(words(text))} ", self._padded(text)
+        found = {intent for phrase, intent in self.contains if phrase in padded or phrase in typed}
         return sorted(found, key=_PRIORITY.__getitem__)
 
 

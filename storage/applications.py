@@ -7,6 +7,7 @@ import, its status history and the notifications it causes land together or not 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -15,21 +16,26 @@ from sqlalchemy import (
     Executable,
     Result,
     Select,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
+    or_,
     text,
     true,
     tuple_,
     update,
 )
 from sqlalchemy import select as sa_select  # Core query mixing tables and scalars
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from knowledge.text import fold
 from storage.domain import (
     FIRST_DAY,
     LAST_DAY,
@@ -48,6 +54,7 @@ from storage.models import (
     StatusChange,
     Subscription,
     Unreachable,
+    utcnow,
 )
 
 CHUNK = 1000  # receipt codes per IN (...) query; well below every driver's parameter limit
@@ -493,12 +500,13 @@ async def mark_reachable(session: AsyncSession, keys: Collection[tuple[str, str]
             col(Unreachable.channel), col(Unreachable.recipient)).in_(list(keys))))
 
 
-async def expired_notifications(session: AsyncSession, *, commune_id: int, limit: int = 1000
-                                ) -> list[Notification]:
-    """A commune's messages that expired unsent, newest first (for staff to send again)."""
+async def expired_notifications(session: AsyncSession, *, commune_id: int, limit: int = 1000,
+                                outcomes: Sequence[str] = ("expired",)) -> list[Notification]:
+    """A commune's messages closed unsent with one of ``outcomes`` ("expired": for staff to
+    send again; "undeliverable": refused by their channel), newest first."""
     return list((await session.exec(select(Notification).where(
         col(Notification.commune_id) == commune_id,
-        col(Notification.outcome) == "expired").order_by(
+        col(Notification.outcome).in_(list(outcomes))).order_by(
         col(Notification.sent_at).desc(), col(Notification.id).desc()).limit(limit))).all())
 
 
@@ -530,7 +538,7 @@ async def by_keys(session: AsyncSession, keys: Sequence[str]) -> list[Notificati
 
 
 async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: str,
-                             now: dt.datetime, limit: int = 20) -> list[str]:
+                             now: dt.datetime, limit: int = 20) -> list[Notification]:
     """Pending messages of one recipient on a pull channel (the web chat), marked sent."""
     pending = (await session.exec(select(Notification).where(
         col(Notification.channel) == channel, col(Notification.recipient) == recipient,
@@ -538,7 +546,7 @@ async def take_for_recipient(session: AsyncSession, *, channel: str, recipient: 
     for message in pending:
         message.sent_at, message.attempts = now, message.attempts + 1
         session.add(message)
-    return [m.text for m in pending]
+    return list(pending)
 
 
 # Statuses whose deadline still runs: the commune has neither a result nor a final answer.
@@ -554,6 +562,23 @@ async def set_supplement_due(session: AsyncSession, *, application_id: int,
         raise InvalidValue("supplement_due_at", f"must be between {FIRST_DAY} and {LAST_DAY}")
     await _core(session, update(Application).where(col(Application.id) == application_id)
                 .values(supplement_due_at=due))
+
+
+OutboxRow = dict[str, object]  # a message's columns: commune_id, channel, recipient, text,
+# idempotency_key, kind
+
+
+async def enqueue_rows(session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
+    """Queue many messages at once in one Core INSERT, without ORM objects (for the reminder
+    scan, which may owe thousands); a key already queued is skipped."""
+    if not rows:
+        return
+    dialect = (await session.connection()).dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Notification)
+    at = utcnow()
+    await _core(session, statement.on_conflict_do_nothing(index_elements=["idempotency_key"]),
+                [{**row, "created_at": at, "next_attempt_at": at, "attempts": 0}
+                 for row in rows])
 
 
 async def queued_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
@@ -606,3 +631,95 @@ async def due_by_field(session: AsyncSession, *, commune_id: int, today: Window,
              .group_by(col(a.field)))
     rows: Sequence[Any] = (await _core(session, query)).all()
     return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+
+# Console search (staff): Vietnamese letters by their folded base letter, so a name typed
+# without diacritics or in any case finds "Nguyễn" (SQLite GLOB / PostgreSQL regex classes,
+# evaluated in C: no per-row Python function).
+_VIETNAMESE = ("aàáảãạăằắẳẵặâầấẩẫậeèéẻẽẹêềếểễệiìíỉĩịoòóỏõọôồốổỗộơờớởỡợ"
+               "uùúủũụưừứửữựyỳýỷỹỵdđ")
+
+
+def _letter_classes() -> dict[str, str]:
+    """Each base letter with its Vietnamese forms in both cases: "d" → "dđDĐ"."""
+    classes: dict[str, str] = {}
+    for letter in _VIETNAMESE + _VIETNAMESE.upper():
+        classes[fold(letter)] = classes.get(fold(letter), "") + letter
+    return classes
+
+
+_LETTERS = _letter_classes()
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What staff look for: ``text`` is part of a receipt code, a phone number or a name."""
+
+    text: str = ""
+    status: ApplicationStatus | None = None
+    procedure_code: str = ""
+    due_from: dt.datetime | None = None  # due at or after
+    due_before: dt.datetime | None = None
+    overdue_at: dt.datetime | None = None  # only open applications due before this instant
+
+
+def _name_pattern(word: str, dialect: str) -> str:
+    """A GLOB (SQLite) or regex (PostgreSQL) pattern finding ``word`` (folded) in a name."""
+    parts = []
+    for char in word:
+        if char in _LETTERS or (char.isascii() and char.isalpha()):
+            parts.append(f"[{_LETTERS.get(char, char + char.upper())}]")
+        elif dialect == "sqlite":
+            parts.append(f"[{char}]" if char in "*?[" else char)
+        else:
+            parts.append(re.escape(char))
+    return f"*{''.join(parts)}*" if dialect == "sqlite" else "".join(parts)
+
+
+def _like(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+async def search_applications(session: AsyncSession, *, commune_id: int,
+                              filters: SearchFilters, limit: int, offset: int = 0
+                              ) -> list[Application]:
+    """A page of a commune's applications matching ``filters``: latest registered first, or
+    earliest due first when a due date or overdue is asked for. A text is a whole receipt
+    code (found through its index), else part of a code, of the phone number (digits) or
+    every word of the applicant's name: a scan, newest rows first, that stops at ``limit``."""
+    a = Application
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    query = select(a).where(col(a.commune_id) == commune_id)
+    if filters.status is not None:
+        query = query.where(col(a.status) == filters.status)
+    if filters.procedure_code:
+        query = query.where(col(a.procedure_code) == filters.procedure_code)
+    if filters.due_from is not None:
+        query = query.where(col(a.due_at) >= filters.due_from)
+    if filters.due_before is not None:
+        query = query.where(col(a.due_at) < filters.due_before)
+    if filters.overdue_at is not None:
+        query = query.where(col(a.status).in_(OPEN_STATUSES),
+                            col(a.due_at) < filters.overdue_at)
+    wanted = filters.text.strip()[:100]
+    if wanted:
+        code = re.sub(r"\s+", "", wanted).upper()
+        if offset == 0:  # a whole receipt code: one row of the unique index, no scan
+            exact = (await session.exec(query.where(col(a.receipt_code) == code))).first()
+            if exact is not None:
+                return [exact]
+        found: list[Any] = [col(a.receipt_code).like(_like(code), escape="\\")]
+        digits = re.sub(r"\D", "", wanted)
+        if wanted.startswith("+84"):
+            digits = "0" + digits[2:]
+        if len(digits) >= 3 and not re.search(r"[^\d\s.+()\-]", wanted):
+            found.append(col(a.phone).like(_like(digits), escape="\\"))
+        words = fold(wanted).split()[:5]
+        if any(char.isalpha() for char in wanted) and words:
+            operator = "GLOB" if dialect == "sqlite" else "~"
+            found.append(and_(*(col(a.applicant_name).op(operator)(_name_pattern(w, dialect))
+                                for w in words)))
+        query = query.where(or_(*found))
+    by_due = filters.overdue_at or filters.due_from or filters.due_before
+    order = (col(a.due_at), col(a.id)) if by_due else (col(a.id).desc(),)
+    return list((await session.exec(query.order_by(*order).offset(offset).limit(limit))).all())

@@ -1,8 +1,9 @@
 """Queries of staff broadcasts and of citizens' consent to the commune's announcements.
 
 A broadcast is queued in one ``INSERT … SELECT`` from its audience into the outbox (one row
-per recipient, keyed ``broadcast:<id>:<channel>:<recipient>``), so 100,000 recipients cost
-one statement, not 100,000 round trips.
+per recipient, keyed ``broadcast:<id>:<channel>:<recipient>`` so queueing twice adds nothing),
+so 100,000 recipients cost one statement, not 100,000 round trips. Its rows carry the
+broadcast's id (indexed), which is how its report and cancel find them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, delete, func, insert, literal, update
+from sqlalchemy import Integer, Select, String, case, delete, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -135,8 +136,8 @@ async def queue(session: AsyncSession, *, broadcast_id: int, now: dt.datetime,
                 texts: Mapping[str, tuple[str, str | None]]) -> int | None:
     """Write one outbox row per recipient of a scheduled broadcast and mark it queued, in one
     transaction; the row's text and buttons by the recipient's language (``texts`` by
-    language, "vi" for the others). None if it was not scheduled (another instance took it,
-    or it was cancelled)."""
+    language, "vi" for the others), its image the broadcast's. None if it was not scheduled
+    (another instance took it, or it was cancelled)."""
     taken = await _core(session, update(Broadcast).where(
         col(Broadcast.id) == broadcast_id, col(Broadcast.status) == "scheduled")
         .values(status="queued", queued_at=now))
@@ -154,14 +155,15 @@ async def queue(session: AsyncSession, *, broadcast_id: int, now: dt.datetime,
                     else_=literal(default)) if len(texts) > 1 else literal(default)
 
     columns = ["commune_id", "channel", "recipient", "text", "buttons", "idempotency_key",
-               "created_at", "attempts", "kind", "next_attempt_at"]
+               "created_at", "attempts", "kind", "next_attempt_at", "broadcast_id", "image"]
     values: list[Any] = [
         literal(broadcast.commune_id, Integer), people.c.channel, people.c.recipient,
         by_lang(0), by_lang(1),
         literal(key_prefix(broadcast_id)) + people.c.channel + literal(":")
         + people.c.recipient,
         literal(now, UTCDateTime()), literal(0, Integer), literal("broadcast"),
-        literal(now, UTCDateTime())]
+        literal(now, UTCDateTime()), literal(broadcast_id, Integer),
+        literal(broadcast.image or None, String())]
     result = await _core(session, insert(Notification).from_select(
         columns, sa_select(*values)))
     broadcast.recipients = max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
@@ -173,8 +175,7 @@ async def queue(session: AsyncSession, *, broadcast_id: int, now: dt.datetime,
 
 
 async def _count_rows(session: AsyncSession, broadcast_id: int) -> int:
-    query = sa_select(func.count()).where(
-        col(Notification.idempotency_key).startswith(key_prefix(broadcast_id)))
+    query = sa_select(func.count()).where(col(Notification.broadcast_id) == broadcast_id)
     return int((await _core(session, query)).scalar_one())
 
 
@@ -184,8 +185,7 @@ async def cancel(session: AsyncSession, *, broadcast: Broadcast, at: dt.datetime
     session.add(broadcast)
     assert broadcast.id is not None
     result = await _core(session, delete(Notification).where(
-        col(Notification.idempotency_key).startswith(key_prefix(broadcast.id)),
-        col(Notification.sent_at).is_(None)))
+        col(Notification.broadcast_id) == broadcast.id, col(Notification.sent_at).is_(None)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -220,7 +220,7 @@ async def report(session: AsyncSession, *, broadcast_id: int) -> Report:
     """Count a broadcast's outbox rows per channel and outcome (one grouped query)."""
     closed = _OUTBOX.sent_at.is_not(None)
     query = (sa_select(_OUTBOX.channel, closed, _OUTBOX.outcome, func.count())
-             .where(_OUTBOX.idempotency_key.startswith(key_prefix(broadcast_id)))
+             .where(_OUTBOX.broadcast_id == broadcast_id)
              .group_by(_OUTBOX.channel, closed, _OUTBOX.outcome))
     out = Report()
     rows: list[Any] = list((await _core(session, query)).all())

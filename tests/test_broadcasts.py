@@ -1,31 +1,41 @@
 """Staff broadcasts and citizens' announcement subscriptions (SQLite and PostgreSQL)."""
 
+import asyncio
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from alembic import command
+from sqlalchemy import text
 from sqlmodel import col, select
+from telegram import Bot
 
 from bot import jobs
-from bot.outbox import Dispatcher, QuietHours
+from bot.outbox import Dispatcher, Outcome, QuietHours
 from bot.runtime import create_api_key
 from bot.settings import TelegramConfig
-from bot.telegram import add_telegram_routes, build_application, senders
+from bot.telegram import add_telegram_routes, build_application, chat_sender, senders
+from bot.telegram_request import AiohttpRequest
 from bot.web import SESSION_HEADER, create_app
+from bot.zalo import zalo_messages
 from handlers import broadcasts
 from handlers.applications import Office
 from handlers.broadcasts import STOP_ANNOUNCEMENTS, BroadcastError
 from handlers.conversation import Dialogue, IncomingMessage, Reply
+from handlers.messages import Button, queued_reply
 from knowledge.answer import Assistant
 from storage import applications as repo
-from storage.db import session_scope
-from storage.models import AnnouncementSubscriber, Notification
+from storage.db import alembic_config, make_engine, session_scope
+from storage.models import AnnouncementSubscriber, Broadcast, Notification
+from tests.conftest import POSTGRES, admin
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.samples import CODE
 
@@ -321,3 +331,196 @@ async def test_the_web_chat_subscribes_and_gets_announcements_in_its_inbox(
             "Thông báo của Xã Hát Môn:\n\nThứ Hai nghỉ bù."]
         await http.post("/api/chat", json={"text": "huỷ nhận thông báo"}, headers=mine)
         assert (await broadcasts.create(office, text="x", created_by="t")).recipients == 0
+
+
+# Broadcast images, outbox rows keyed by broadcast id (task B).
+IMAGE = "https://hatmon.example/anh/tiem-chung.jpg"
+
+
+async def test_a_broadcasts_image_and_id_go_with_each_of_its_messages(
+        dialogue: Dialogue, office: Office) -> None:
+    await subscribe_some(dialogue)
+    made = await broadcasts.create(office, text="Thứ Bảy tiêm chủng.", image=IMAGE,
+                                   created_by="t")
+    plain = await broadcasts.create(office, text="Thứ Hai nghỉ bù.", created_by="t")
+    assert made.broadcast.image == IMAGE
+    for draft in (made, plain):
+        await broadcasts.schedule(office, draft.broadcast.id or 0, now=NOW)
+    rows = await outbox(office)
+    assert {(n.broadcast_id, n.image) for n in rows} == {
+        (made.broadcast.id, IMAGE), (plain.broadcast.id, None)}
+    assert len(rows) == 8
+    # The report and cancel find a broadcast's rows by its id, and only them.
+    assert await broadcasts.cancel(office, made.broadcast.id or 0, now=NOW) == 4
+    _, report = await broadcasts.status(office, plain.broadcast.id or 0)
+    assert (report.total.queued, report.total.pending) == (4, 4)
+
+
+@pytest.mark.parametrize("image", [
+    "http://hatmon.example/a.jpg", "https://", "https:// a.jpg", "javascript:alert(1)",
+    "https://user:pw@hatmon.example/a.jpg", "https://hatmon.example/" + "a" * 2030,
+    "ftp://hatmon.example/a.jpg"])
+async def test_an_image_must_be_an_https_address_of_at_most_2048_characters(
+        office: Office, image: str) -> None:
+    with pytest.raises(BroadcastError, match="https://"):
+        await broadcasts.create(office, text="x", image=image, created_by="t")
+
+
+async def test_telegram_sends_the_image_as_a_photo_captioned_with_the_text(
+        dialogue: Dialogue, office: Office) -> None:
+    await subscribe_some(dialogue)
+    made = await broadcasts.create(office, text="Thứ Bảy tiêm chủng.", image=IMAGE,
+                                   created_by="t")
+    await broadcasts.schedule(office, made.broadcast.id or 0, now=NOW)
+    [row] = [n for n in await outbox(office) if n.recipient == "1"]
+    fake = FakeTelegram(TOKEN)
+    async with TestServer(fake.app()) as api:
+        bot = Bot(TOKEN, base_url=f"{str(api.make_url('')).rstrip('/')}/bot",
+                  request=AiohttpRequest())
+        async with bot:
+            send = chat_sender(bot)
+            # The outbox sends it: text, buttons and image from the row.
+            await Dispatcher(office, {"telegram": send}, quiet=QuietHours.parse("")).run_once(
+                row.next_attempt_at)
+            async with office.sessions() as s:
+                sent = await s.get(Notification, row.id)
+            assert sent is not None and sent.sent_at is not None
+            message = queued_reply(row.text, row.buttons, row.image)
+            [photo] = fake.photos(1)
+            assert photo["photo"] == IMAGE
+            assert photo["caption"] == "Thông báo của Xã Hát Môn:\n\nThứ Bảy tiêm chủng."
+            assert photo["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == \
+                STOP_ANNOUNCEMENTS
+            assert fake.sent(1) == []  # one message: the photo and its caption
+            # Longer than a caption (1,024): the photo, then the text with the buttons.
+            long = Reply("Lịch tiêm chủng." + " Mang theo sổ tiêm." * 60, message.buttons,
+                         image=IMAGE)
+            assert await send("20", long) is Outcome.SENT
+            [photo] = fake.photos(20)
+            assert "caption" not in photo and "reply_markup" not in photo
+            [text] = fake.sent(20)
+            assert text["text"] == long.text and "reply_markup" in text
+            # An image Telegram cannot fetch does not hold the announcement back.
+            fake.bad_photos.add("https://hatmon.example/mat.jpg")
+            assert await send("30", Reply("Mất điện chiều nay.",
+                                          image="https://hatmon.example/mat.jpg")) is Outcome.SENT
+            assert fake.photos(30) == [] and fake.sent(30)[0]["text"] == "Mất điện chiều nay."
+            fake.blocked.add(40)
+            assert await send("40", message) is Outcome.BLOCKED
+
+
+def test_zalo_gets_the_image_as_a_media_template_then_the_buttons() -> None:
+    reply = Reply("Thông báo của Xã Hát Môn:\n\nThứ Bảy tiêm chủng.",
+                  [Button("Ngừng nhận thông báo", STOP_ANNOUNCEMENTS)], image=IMAGE)
+    photo, buttons = zalo_messages(reply)
+    assert photo == {"text": reply.text, "attachment": {"type": "template", "payload": {
+        "template_type": "media", "elements": [{"media_type": "image", "url": IMAGE}]}}}
+    assert buttons["attachment"]["payload"]["buttons"][0]["payload"] == f"#{STOP_ANNOUNCEMENTS}"
+    assert buttons["text"] == "…"  # a media message takes no buttons: Zalo needs text above
+    assert [m["text"] for m in zalo_messages(Reply("x" * 2500, image=IMAGE))] == \
+        ["x" * 2000, "x" * 500]
+    assert "template_type" not in str(zalo_messages(Reply("Không có ảnh.")))
+
+
+async def test_the_cli_and_the_api_take_an_image(dialogue: Dialogue, office: Office,
+                                                 assistant: Assistant,
+                                                 database_url: str) -> None:
+    await subscribe_some(dialogue)
+    created = cli(database_url, "create", "Lịch tiêm chủng", "--image", IMAGE)
+    assert created.returncode == 0, created.stderr
+    refused = cli(database_url, "create", "Lịch tiêm chủng", "--image", "http://x.example/a")
+    assert refused.returncode == 1 and "https://" in refused.stderr
+    key = {"Authorization": f"Bearer {await create_api_key(office, 'mot-cua')}"}
+    async with TestClient(TestServer(create_app(assistant, office))) as http:
+        made = await http.post("/api/v1/broadcasts", headers=key,
+                               json={"text": "Tiêm chủng", "image": IMAGE})
+        assert made.status == 201 and (await made.json())["image"] == IMAGE
+        for bad in ("http://x.example/a.jpg", 5):
+            answer = await http.post("/api/v1/broadcasts", headers=key,
+                                     json={"text": "Tiêm chủng", "image": bad})
+            assert answer.status == 422
+    assert await outbox(office) == []  # drafts send nothing
+    async with session_scope(office.sessions) as s:
+        images = (await s.exec(select(Broadcast.image).order_by(col(Broadcast.id)))).all()
+    assert list(images) == [IMAGE, IMAGE]
+
+
+async def test_the_web_chat_shows_a_replys_image(office: Office, assistant: Assistant) -> None:
+    async with TestClient(TestServer(create_app(assistant, office))) as http:
+        answer = await http.post("/api/chat", json={"text": "xin chào"})
+        assert all(r["image"] == "" for r in (await answer.json())["replies"])
+        assert "img-src 'self' data: https:;" in answer.headers["Content-Security-Policy"]
+    script = (ROOT / "bot" / "static" / "chat.js").read_text(encoding="utf-8")
+    assert 'document.createElement("img")' in script and "reply.image" in script
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database(request: pytest.FixtureRequest,
+                         tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no schema at all, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        return
+    name = f"motcua_test_{uuid.uuid4().hex[:12]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_rows_queued_before_the_migration_get_their_broadcast_id(
+        empty_database: str) -> None:
+    async def migrate(action: str, revision: str) -> None:
+        await asyncio.to_thread(getattr(command, action), alembic_config(empty_database),
+                                revision)
+
+    await migrate("upgrade", "0009")
+    engine = make_engine(empty_database)
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("INSERT INTO commune (id, slug, name) VALUES (1, 'x', 'X')"))
+            for n in (1, 12):
+                await db.execute(text(
+                    "INSERT INTO broadcast (id, commune_id, text, link, audience, "
+                    "audience_value, created_by, created_at, status, recipients) VALUES "
+                    "(:n, 1, 'x', '', 'all', '', 't', :at, 'queued', 1)"), {"n": n, "at": NOW})
+            for key, kind in (("broadcast:1:telegram:5", "broadcast"),
+                              ("broadcast:12:telegram:5", "broadcast"),
+                              ("reply:telegram:9:0", "reply")):
+                await db.execute(text(
+                    "INSERT INTO notification (commune_id, channel, recipient, text, "
+                    "idempotency_key, created_at, attempts, kind, next_attempt_at) VALUES "
+                    "(1, 'telegram', '5', 'x', :key, :at, 0, :kind, :at)"),
+                    {"key": key, "kind": kind, "at": NOW})
+        await migrate("upgrade", "0010")
+        async with engine.connect() as db:
+            rows = (await db.execute(text("SELECT idempotency_key, broadcast_id, image FROM "
+                                          "notification ORDER BY id"))).all()
+            assert [tuple(r) for r in rows] == [("broadcast:1:telegram:5", 1, None),
+                                                ("broadcast:12:telegram:5", 12, None),
+                                                ("reply:telegram:9:0", None, None)]
+            images = (await db.execute(text("SELECT image FROM broadcast"))).scalars().all()
+            assert list(images) == ["", ""]
+        await migrate("downgrade", "0009")
+        await migrate("upgrade", "0010")
+    finally:
+        await engine.dispose()
+
+
+# Announcements from the main menu (task P).
+async def test_the_menus_button_subscribes_on_every_channel(dialogue: Dialogue,
+                                                             office: Office) -> None:
+    for channel in ("telegram", "zalo", "web"):
+        [menu] = await say(dialogue, "menu", channel=channel, user="m1")
+        [on] = await say(dialogue, "", channel=channel, user="m1",
+                         payload=menu.buttons[-1].payload)
+        assert on.intent == "announcements_on"
+    made = await broadcasts.create(office, text="Thứ Bảy tiêm chủng.", created_by="t")
+    assert made.recipients == 3
+    [menu] = await say(dialogue, "menu", channel="zalo", user="m1")
+    assert menu.buttons[-1].title == "Huỷ nhận thông báo"
+    [off] = await say(dialogue, "", channel="zalo", user="m1", payload=menu.buttons[-1].payload)
+    assert off.intent == "announcements_off"
+    assert (await broadcasts.create(office, text="x", created_by="t")).recipients == 2
+    assert (await consents(office))[("zalo", "m1")].withdrawn_at == NOW

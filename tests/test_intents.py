@@ -79,3 +79,15 @@ def test_telegram_commands_and_deep_links_become_payloads() -> None:
     assert command_payload("/tracuu@motcua_bot") == "lookup"
     assert command_payload("/unknown") == "menu"
     assert command_payload("làm giấy khai sinh") is None
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("cho em nhận thông báo của xã Hát Môn với", Intent.ANNOUNCEMENTS_ON),
+    ("đăng ký nhận tin", Intent.ANNOUNCEMENTS_ON), ("subscribe", Intent.ANNOUNCEMENTS_ON),
+    ("huỷ nhận thông báo của xã Hát Môn", Intent.ANNOUNCEMENTS_OFF),
+    ("stop announcements", Intent.ANNOUNCEMENTS_OFF),
+])
+def test_announcement_phrases_are_intents_like_the_others(text: str, intent: Intent) -> None:
+    words = intent_words().with_places(["Xã Hát Môn", "Hát Môn"])
+    assert intent in words.contained(text)
+    assert words.whole_intent(text) is not intent  # "contains" phrases only

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,11 @@ from aiohttp.test_utils import TestServer
 from sqlmodel import col, select
 from telegram import Bot
 
+from bot.app import paces
 from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender
-from bot.settings import Settings
-from bot.telegram import chat_sender
+from bot.settings import Settings, TelegramConfig
+from bot.telegram import build_application, chat_sender
+from bot.telegram import senders as telegram_senders
 from bot.telegram_request import AiohttpRequest
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage
@@ -242,3 +245,51 @@ def test_staff_list_expired_messages_and_send_them_again(tmp_path: Path) -> None
     assert cli("resend").returncode == 2
     assert cli("resend", "--all").stdout == "1 message(s) back in the outbox\n"
     assert cli("expired").stdout == ""
+
+
+async def test_a_flood_to_the_staff_group_keeps_its_limit_and_holds_no_citizen_up(
+        office: Office, assistant: Assistant) -> None:
+    group, per_minute, citizen = -100777, 1200.0, 9500  # 20 a second: the test runs in seconds
+    fake = FakeTelegram(TOKEN, limits=True, group_rate=per_minute)
+    async with TestServer(fake.app()) as api:
+        config = TelegramConfig(token=TOKEN, api_base_url=str(api.make_url("")).rstrip("/"),
+                                staff_chat_id=str(group))
+        application = build_application(config, Dialogue(assistant, office))
+        async with application:
+            outbox = Dispatcher(office, telegram_senders(application, config),
+                                paces=paces(Settings(staff_chat_rate=per_minute)))
+            now = dt.datetime.now(dt.UTC)
+            async with session_scope(office.sessions) as session:  # 60 citizens wrote to staff
+                await repo.enqueue(session, [Notification(
+                    commune_id=office.commune_id, channel="staff", recipient=f"web:c{n}",
+                    text=f"Câu hỏi {n}", idempotency_key=f"relay:{n}", kind="staff",
+                    created_at=now, next_attempt_at=now) for n in range(60)])
+            await outbox.run_once()
+            async with session_scope(office.sessions) as session:  # then a reply to a citizen
+                await repo.enqueue(session, [Notification(
+                    commune_id=office.commune_id, channel="telegram", recipient=str(citizen),
+                    text="Trả lời", idempotency_key="reply:1", kind="reply",
+                    created_at=dt.datetime.now(dt.UTC),
+                    next_attempt_at=dt.datetime.now(dt.UTC))])
+            queued_at, replied_at, flood_at_reply = time.monotonic(), 0.0, 0
+            for _ in range(600):  # about 30 s at most
+                await outbox.run_once()
+                if not replied_at and fake.delivered(citizen):
+                    replied_at = time.monotonic()
+                    flood_at_reply = len(fake.delivered(group))
+                if len(fake.delivered(group)) == 60:
+                    break
+                await asyncio.sleep(0.02)
+    assert fake.refused == 0
+    relayed = [p["text"] for p in fake.delivered(group)]
+    assert sorted(relayed) == sorted(f"[web:c{n}] Câu hỏi {n}" for n in range(60))
+    assert replied_at - queued_at < 1.0  # not behind the flood: it had hardly begun
+    assert flood_at_reply < 10
+
+
+def test_the_staff_group_rate_comes_from_the_environment() -> None:
+    assert Settings().staff_chat_rate == 20.0  # Telegram's limit for a group, a minute
+    settings = Settings.from_env({"MOTCUA_STAFF_CHAT_RATE": "15"}, dotenv=Path("/nonexistent"))
+    assert settings.staff_chat_rate == 15.0
+    with pytest.raises(SystemExit, match="MOTCUA_STAFF_CHAT_RATE"):
+        Settings.from_env({"MOTCUA_STAFF_CHAT_RATE": "many"}, dotenv=Path("/nonexistent"))

@@ -4,9 +4,11 @@ PostgreSQL): each reaches its follower in their language, once, on the right wor
 import datetime as dt
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from bot import jobs
+from handlers import reminders
 from handlers.applications import Office, set_status
 from knowledge.i18n import Text
 from knowledge.workdays import TZ
@@ -176,3 +178,34 @@ async def test_the_staff_digest_counts_due_and_overdue_per_field(office: Office)
         f"• Hộ tịch: hẹn trả hôm nay 1, hẹn trả {tomorrow} 1, quá hạn 1",
         f"• Đất đai: hẹn trả hôm nay 0, hẹn trả {tomorrow} 0, quá hạn 1",
     ]
+
+
+async def test_a_scan_costs_the_same_few_statements_however_many_are_followed(
+        office: Office) -> None:
+    """The scan reads every followed application in one query (then the outbox keys), never
+    a query per application: 60 overdue applications cost the reads one would."""
+    codes = [f"000.00.19.H26-251128-{n:04d}" for n in range(60)]
+    async with session_scope(office.sessions) as s:
+        await repo.upsert_applications(s, commune_id=office.commune_id, actor="import:x", now=T0,
+                                       records=[record(code) for code in codes])
+    for n, code in enumerate(codes):
+        await follow(office, code, recipient=str(1000 + n))
+    engine = office.sessions.kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        if str(args[2]).lstrip().upper().startswith("SELECT"):
+            statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        later = T0 + dt.timedelta(days=2)
+        assert (await reminders.scan(office, later))["overdue"] == 60
+        first = len(statements)
+        statements.clear()
+        assert (await reminders.scan(office, later + dt.timedelta(minutes=15)))["overdue"] == 60
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert first <= 3  # the followed applications, then the keys already queued
+    assert len(statements) <= 2
+    assert len(await queued(office, "overdue:")) == 60

@@ -90,7 +90,7 @@ async def test_menu_walk_with_buttons(rig: Rig) -> None:
     [welcome] = rig.fake.sent(502)
     payloads = [b["callback_data"] for row in welcome["reply_markup"]["inline_keyboard"]
                 for b in row]
-    assert payloads == ["fields", "lookup", "staff", "language"]
+    assert payloads == ["fields", "lookup", "staff", "language", "announcements:on"]
     await rig.post(button_update(2, 502, "fields"))
     assert any(m == "answerCallbackQuery" for m, _ in rig.fake.calls)
     fields = rig.fake.sent(502)[-1]
@@ -303,3 +303,20 @@ async def test_database_away_asks_telegram_to_deliver_again(
     assert await rig.post(update) == 200  # Telegram's redelivery is answered, once
     [card] = rig.fake.sent(4343)
     assert "(mã 1.001193)" in card["text"].split("\n")[0]
+
+
+@pytest.mark.parametrize("code", ["1.001193", "1.000656", "2.000575"])
+async def test_poster_deep_link_opens_the_procedure(rig: Rig, assistant: Assistant,
+                                                    code: str) -> None:
+    # Task Q: a citizen scans a poster's Telegram code; Telegram sends "/start <payload>".
+    from urllib.parse import parse_qs, urlsplit
+
+    from bot.posters import Links
+    from knowledge.i18n import Text
+
+    link = Links(telegram_bot="hatmon_motcua_bot").telegram(code)
+    [payload] = parse_qs(urlsplit(link).query)["start"]
+    await rig.post(text_update(1, 506, f"/start {payload}"))
+    [card] = rig.fake.sent(506)
+    assert card["text"].startswith(f"{assistant.short_name(code, Text('vi'))} (mã {code})")
+    assert "Lệ phí" in card["text"]

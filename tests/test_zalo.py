@@ -151,7 +151,7 @@ async def test_buttons_arrive_as_templates_and_taps_work(rig: Rig) -> None:
     [welcome] = await rig.say("menu")
     assert welcome["text"].startswith("Xin chào! Tôi là trợ lý của bộ phận một cửa Xã Hát Môn")
     assert [b["payload"] for b in buttons(welcome)] == ["#fields", "#lookup", "#staff",
-                                                        "#language"]
+                                                        "#language", "#announcements:on"]
     fields = await rig.say("#fields")
     # 15 fields, 5 buttons a message: every field one tap away.
     assert [m["text"] for m in fields] == ["Chọn lĩnh vực:", "(2/3)", "(3/3)"]

@@ -19,6 +19,7 @@
       error: "Không kết nối được máy chủ. Vui lòng kiểm tra mạng và thử lại.",
       busy: "Hệ thống đang bận. Vui lòng gửi lại sau ít phút.",
       slow: "Bạn gửi hơi nhanh. Vui lòng đợi {s} giây rồi gửi lại.",
+      image: "Ảnh kèm thông báo",
     },
     en: {
       title: "Administrative procedures assistant",
@@ -29,6 +30,7 @@
       error: "Cannot reach the server. Please check your connection and try again.",
       busy: "The system is busy. Please send your message again in a few minutes.",
       slow: "You are sending too quickly. Please wait {s} seconds and send again.",
+      image: "Image with the announcement",
     },
   };
 
@@ -104,6 +106,28 @@
     return div;
   }
 
+  // An announcement's image (an https address only), above its text.
+  function picture(div, url) {
+    if (typeof url !== "string" || !url.startsWith("https://")) return;
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = TEXTS[lang].image;
+    img.loading = "lazy";
+    img.referrerPolicy = "no-referrer";
+    img.style.display = "block";
+    img.style.maxWidth = "100%";
+    img.style.marginBottom = "6px";
+    div.insertBefore(img, div.lastChild);
+  }
+
+  // A reply as a bubble: its image, text and buttons.
+  function show(reply) {
+    const div = bubble("bot", reply.text);
+    picture(div, reply.image);
+    choices(div, reply.buttons);
+    return div;
+  }
+
   function choices(div, buttons) {
     if (!buttons || !buttons.length) return;
     const group = document.createElement("div");
@@ -166,8 +190,7 @@
       error.hidden = true;
       let first = null;
       for (const reply of data.replies || []) {
-        const div = bubble("bot", reply.text);
-        choices(div, reply.buttons);
+        const div = show(reply);
         first = first || div;
       }
       if (mine || first) showFrom(mine || first);
@@ -216,7 +239,7 @@
     try {
       const res = await fetch("api/chat/inbox", { headers: headers() });
       if (res.ok) {
-        for (const reply of (await res.json()).replies || []) showFrom(bubble("bot", reply.text));
+        for (const reply of (await res.json()).replies || []) showFrom(show(reply));
       }
     } catch (e) {
       // The next poll will try again; sending shows its own error line.

@@ -1,31 +1,17 @@
 """Subscribing to the commune's announcements and stopping them, in every channel.
 
-The phrases are data (``[announcements_on]`` and ``[announcements_off]`` in ``intents.toml``);
-consent is recorded with when, the channel, the language and a hamlet the citizen names.
+The phrases are intents like the others (``[announcements_on]`` and ``[announcements_off]``
+in ``intents.toml``); consent is recorded with when, the channel, the language and a hamlet
+the citizen names.
 """
 
 from __future__ import annotations
 
-import tomllib
-from functools import cache
-
-from handlers.broadcasts import STOP_ANNOUNCEMENTS, hamlet_of
+from handlers.broadcasts import START_ANNOUNCEMENTS, STOP_ANNOUNCEMENTS, hamlet_of
 from handlers.messages import Button, Reply
 from handlers.turn import Turn
-from knowledge.intents import INTENTS_FILE, words
+from knowledge.intents import Intent
 from storage import broadcasts as repo
-
-START_ANNOUNCEMENTS = "announcements:on"  # the button payload that subscribes
-
-
-@cache
-def phrases() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(subscribe, unsubscribe) phrases, folded and space-padded."""
-    data = tomllib.loads(INTENTS_FILE.read_text(encoding="utf-8"))
-
-    def padded(section: str) -> tuple[str, ...]:
-        return tuple(f" {' '.join(words(p))} " for p in data.get(section, {}).get("contains", []))
-    return padded("announcements_on"), padded("announcements_off")
 
 
 async def announcements(turn: Turn) -> list[Reply] | None:
@@ -34,15 +20,12 @@ async def announcements(turn: Turn) -> list[Reply] | None:
         if turn.payload not in (START_ANNOUNCEMENTS, STOP_ANNOUNCEMENTS):
             return None
         on = turn.payload == START_ANNOUNCEMENTS
+    elif Intent.ANNOUNCEMENTS_OFF in turn.mentioned:  # "huỷ nhận thông báo của xã" stops
+        on = False
+    elif Intent.ANNOUNCEMENTS_ON in turn.mentioned:
+        on = True
     else:
-        typed = f" {' '.join(words(turn.text))} "
-        subscribe, unsubscribe = phrases()
-        if any(p in typed for p in unsubscribe):
-            on = False
-        elif any(p in typed for p in subscribe):
-            on = True
-        else:
-            return None
+        return None
     state, t, office = turn.state, turn.t, turn.services.office
     commune = office.kb.commune.name
     if on:

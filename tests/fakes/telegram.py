@@ -2,9 +2,12 @@
 
 Point python-telegram-bot at it (``TELEGRAM_API_BASE_URL``) and assert on ``calls``. Chats in
 ``blocked`` answer 403 like a user who blocked the bot; ``flood`` answers 429 with
-``retry_after`` that many times before accepting. With ``limits`` on, sendMessage is held to
-Telegram's limits — ``rate`` messages/s overall (a bucket of one second's worth) and
-``chat_rate`` per chat — and answered 429 with ``retry_after`` beyond them (``refused`` counts).
+``retry_after`` that many times before accepting. sendPhoto is answered like sendMessage (a
+photo whose URL is in ``bad_photos`` gets Telegram's 400 for an image it cannot fetch). With
+``limits`` on, sendMessage is held to
+Telegram's limits — ``rate`` messages/s overall (a bucket of one second's worth),
+``chat_rate`` per private chat and ``group_rate`` a minute per group (a negative chat id) — and
+answered 429 with ``retry_after`` beyond them (``refused`` counts).
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ class FakeTelegram:
     blocked: set[int] = field(default_factory=set)
     flood: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)  # updates for getUpdates
+    bad_photos: set[str] = field(default_factory=set)
     limits: bool = False
     rate: float = 30.0
     chat_rate: float = 1.0
+    group_rate: float = 20.0  # messages a minute to one group
     refused: int = 0  # 429s answered for going over the limits
     _tokens: float = 0.0
     _filled_at: float = 0.0
@@ -52,6 +57,11 @@ class FakeTelegram:
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """sendMessage calls (to one chat if given), in order."""
         return [p for m, p in self.calls if m == "sendMessage"
+                and (chat_id is None or int(p["chat_id"]) == chat_id)]
+
+    def photos(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """sendPhoto calls answered ok (to one chat if given), in order."""
+        return [p for m, p in self.calls if m == "sendPhoto:ok"
                 and (chat_id is None or int(p["chat_id"]) == chat_id)]
 
     def delivered(self, chat_id: int) -> list[dict[str, Any]]:
@@ -77,7 +87,7 @@ class FakeTelegram:
         if method == "getUpdates":
             return _ok(await self._updates(int(params.get("offset") or 0),
                                            float(params.get("timeout") or 0)))
-        if method == "sendMessage":
+        if method in ("sendMessage", "sendPhoto"):
             try:
                 chat_id = int(params["chat_id"])
             except (KeyError, TypeError, ValueError, OverflowError):  # as Telegram answers
@@ -94,10 +104,16 @@ class FakeTelegram:
                 return web.json_response({"ok": False, "error_code": 429,
                                           "description": f"Too Many Requests: retry after {wait}",
                                           "parameters": {"retry_after": wait}}, status=429)
-            self.calls.append(("sendMessage:ok", params))
+            if method == "sendPhoto" and params.get("photo") in self.bad_photos:
+                return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            self.calls.append((f"{method}:ok", params))
+            sent = {"text": params.get("text", "")} if method == "sendMessage" else {
+                "caption": params.get("caption", ""), "photo": [{
+                    "file_id": "AgAD1", "file_unique_id": "AQAD1", "width": 800,
+                    "height": 600}]}
             return _ok({"message_id": next(self._ids), "date": 1764300000,
-                        "chat": {"id": chat_id, "type": "private"}, "from": BOT,
-                        "text": params.get("text", "")})
+                        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+                        "from": BOT, **sent})
         return _error(404, "Not Found: method not found")
 
 
@@ -110,8 +126,9 @@ class FakeTelegram:
         self._tokens = min(self.rate, self._tokens + (now - self._filled_at) * self.rate)
         self._filled_at = now
         last = self._chat_last.get(chat_id)
-        if last is not None and now - last < 1 / self.chat_rate:
-            return max(1, math.ceil(1 / self.chat_rate - (now - last)))
+        interval = 60 / self.group_rate if chat_id < 0 else 1 / self.chat_rate
+        if last is not None and now - last < interval:
+            return max(1, math.ceil(interval - (now - last)))
         if self._tokens < 1:
             return max(1, math.ceil((1 - self._tokens) / self.rate))
         self._tokens -= 1

@@ -1,7 +1,9 @@
 """A local fake of Zalo's OA Open API and OAuth server: the real HTTP protocol and answers.
 
-Serves ``POST /v3.0/oa/message/cs`` (customer-service messages) and
-``POST /v4/oa/access_token`` (token refresh). Every request is kept in ``requests``.
+Serves ``POST /v3.0/oa/message/cs`` (customer-service messages),
+``POST /v3.0/oa/message/transaction`` (transaction messages: a ``transaction_*`` template with
+a header, text elements and at most 4 buttons; refused when ``transactions_allowed`` is off)
+and ``POST /v4/oa/access_token`` (token refresh). Every request is kept in ``requests``.
 ``expire()`` makes the current access token invalid (Zalo answers -216 until a refresh);
 each refresh issues ``at-<n>``/``rt-<n>`` and burns the refresh token it was given, as Zalo's
 single-use refresh tokens do. ``failing_users`` answers a Zalo error for those recipients;
@@ -20,6 +22,8 @@ from typing import Any
 from aiohttp import web
 
 NOT_INTERACTED = (-230, "User has not interacted with the OA in the past 7 days")
+NOT_PERMITTED = (-202, "Permission denied")  # e.g. the OA may not send transaction messages
+CS, TRANSACTION = "/v3.0/oa/message/cs", "/v3.0/oa/message/transaction"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class FakeZalo:
     expires_in: int = 90000
     failing_users: dict[str, tuple[int, str]] = field(default_factory=dict)
     down: bool = False
+    transactions_allowed: bool = True
     requests: list[ZaloRequest] = field(default_factory=list)
     _valid_access: str | None = None
     _generation: itertools.count[int] = field(default_factory=lambda: itertools.count(2))
@@ -56,8 +61,15 @@ class FakeZalo:
 
     def sent(self, user_id: str | None = None) -> list[dict[str, Any]]:
         """``message`` objects Zalo accepted (for one user if given), in order."""
+        return self._accepted(CS, user_id)
+
+    def transactions(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        """Transaction ``message`` objects Zalo accepted (for one user if given), in order."""
+        return self._accepted(TRANSACTION, user_id)
+
+    def _accepted(self, path: str, user_id: str | None) -> list[dict[str, Any]]:
         return [r.body["message"] for r in self.requests
-                if r.path == "/v3.0/oa/message/cs" and r.accepted
+                if r.path == path and r.accepted
                 and (user_id is None or r.body["recipient"]["user_id"] == user_id)]
 
     def refreshes(self) -> list[ZaloRequest]:
@@ -67,7 +79,8 @@ class FakeZalo:
     def app(self) -> web.Application:
         """The aiohttp application serving both endpoints."""
         app = web.Application()
-        app.router.add_post("/v3.0/oa/message/cs", self._message)
+        app.router.add_post(CS, self._message)
+        app.router.add_post(TRANSACTION, self._message)
         app.router.add_post("/v4/oa/access_token", self._access_token)
         return app
 
@@ -83,8 +96,11 @@ class FakeZalo:
         self.requests.append(record)
         if not headers.get("access_token") or headers["access_token"] != self._valid_access:
             return _error(-216, "Access token is invalid")
-        if not _valid_message(body):
+        transaction = request.path == TRANSACTION
+        if not (_valid_transaction(body) if transaction else _valid_message(body)):
             return _error(-201, "Parameters are invalid")
+        if transaction and not self.transactions_allowed:
+            return _error(*NOT_PERMITTED)
         user_id = body["recipient"]["user_id"]
         if user_id in self.failing_users:
             return _error(*self.failing_users[user_id])
@@ -113,16 +129,48 @@ class FakeZalo:
 
 
 def _valid_message(body: Any) -> bool:
-    """Zalo's limits: text of 1–2000 characters, at most 5 query buttons of ≤100 characters."""
+    """Zalo's limits: text of 1–2000 characters, at most 5 query buttons of ≤100 characters;
+    a media template: one https image, its caption optional."""
     try:
-        text = body["message"]["text"]
-        ok = isinstance(body["recipient"]["user_id"], str) and 0 < len(text) <= 2000
+        text = body["message"].get("text", "")
         attachment = body["message"].get("attachment")
-        if attachment is not None:
-            buttons = attachment["payload"]["buttons"]
-            ok = ok and attachment["type"] == "template" and 0 < len(buttons) <= 5 and all(
-                b["type"] in ("oa.query.hide", "oa.query.show") and 0 < len(b["title"]) <= 100
-                and 0 < len(b["payload"]) <= 1000 for b in buttons)
+        media = attachment is not None and attachment["payload"].get("template_type") == "media"
+        ok = isinstance(body["recipient"]["user_id"], str) and (
+            media or len(text) > 0) and len(text) <= 2000
+        if media:
+            [element] = attachment["payload"]["elements"]
+            ok = ok and attachment["type"] == "template" and element["media_type"] == "image" \
+                and str(element["url"]).startswith("https://")
+        elif attachment is not None:
+            ok = ok and attachment["type"] == "template" \
+                and _valid_buttons(attachment["payload"]["buttons"], 5)
+        return bool(ok)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return False
+
+
+def _valid_buttons(buttons: Any, limit: int) -> bool:
+    return isinstance(buttons, list) and 0 < len(buttons) <= limit and all(
+        b["type"] in ("oa.query.hide", "oa.query.show") and 0 < len(b["title"]) <= 100
+        and 0 < len(b["payload"]) <= 1000 for b in buttons)
+
+
+def _valid_transaction(body: Any) -> bool:
+    """A transaction template: ``transaction_*``, language VI or EN, a header of ≤ 100
+    characters first, text elements of ≤ 1000, at most 4 buttons."""
+    try:
+        ok = isinstance(body["recipient"]["user_id"], str)
+        attachment = body["message"]["attachment"]
+        payload = attachment["payload"]
+        elements = payload["elements"]
+        ok = ok and attachment["type"] == "template" \
+            and str(payload["template_type"]).startswith("transaction_") \
+            and payload.get("language", "VI") in ("VI", "EN") and 0 < len(elements) <= 10 \
+            and elements[0]["type"] == "header" \
+            and 0 < len(elements[0]["content"]) <= 100 and all(
+                e["type"] == "text" and 0 < len(e["content"]) <= 1000 for e in elements[1:])
+        if "buttons" in payload:
+            ok = ok and _valid_buttons(payload["buttons"], 4)
         return bool(ok)
     except (KeyError, TypeError, AttributeError):
         return False
