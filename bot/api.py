@@ -19,9 +19,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.runtime import hash_key
-from handlers import broadcasts
+from handlers import broadcasts, feedback
 from handlers.applications import Office, save_rows, set_status, stats_for_period
+from knowledge.workdays import TZ
 from storage import applications as repo
+from storage import feedback as feedback_repo
 from storage.broadcasts import Report
 from storage.domain import (
     FIRST_DAY,
@@ -34,12 +36,13 @@ from storage.domain import (
     within_bounds,
 )
 from storage.importfile import COLUMNS, read_records
-from storage.models import Application, Broadcast
+from storage.models import Application, Broadcast, Feedback
 
 log = logging.getLogger(__name__)
 OFFICE = web.AppKey("office", Office)
 SPEC = Path(__file__).resolve().parent / "openapi.json"
 MAX_RECORDS = 1000
+FEEDBACK_REF = r"/api/v1/feedback/{ref:(?:[Pp][Aa]-\d{4}-)?\d{1,9}}"  # a number or an id
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -187,7 +190,7 @@ def _broadcast(preview: broadcasts.Preview | None = None, *, broadcast: Broadcas
     assert item is not None
     out: dict[str, Any] = {
         "id": item.id, "status": item.status, "audience": item.audience,
-        "value": item.audience_value,
+        "value": item.audience_value, "image": item.image,
         "send_at": item.send_at.isoformat() if item.send_at else None,
         "recipients": preview.recipients if preview else item.recipients}
     if preview:
@@ -209,7 +212,8 @@ async def post_broadcast(request: web.Request, integration: str) -> web.StreamRe
     if not isinstance(body, dict):
         return _error(400, "send {\"text\": \"...\"}")
     fields = {"text": body.get("text"), "link": body.get("link", ""),
-              "audience": body.get("audience", "all"), "value": body.get("value", "")}
+              "image": body.get("image", ""), "audience": body.get("audience", "all"),
+              "value": body.get("value", "")}
     for name, value in fields.items():
         if not isinstance(value, str):
             return _error(422, "must be a string", field=name)
@@ -256,6 +260,113 @@ async def cancel_broadcast(request: web.Request, integration: str) -> web.Stream
     except broadcasts.BroadcastError as exc:
         return _error(404, str(exc))
     return web.json_response({"id": broadcast_id, "status": "cancelled", "stopped": stopped})
+
+
+def _feedback(report: Feedback, now: dt.datetime) -> dict[str, Any]:
+    """A citizen's report as staff see it (the citizen's account id is left out)."""
+    def at(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+    return {
+        "number": feedback_repo.tracking_number(report), "id": report.id,
+        "status": report.status, "kind": report.kind, "channel": report.channel,
+        "receipt_code": report.receipt_code, "procedure_code": report.procedure_code,
+        "description": report.description, "assignee": report.assignee,
+        "answer": report.answer, "answered_by": report.answered_by,
+        "filed_at": at(report.filed_at), "due_at": at(report.due_at),
+        "answered_at": at(report.answered_at), "closed_at": at(report.closed_at),
+        "overdue": report.status in feedback_repo.PENDING and report.due_at is not None
+        and report.due_at < now}
+
+
+def _feedback_field(body: object, name: str, size: int) -> str:
+    """A text field of a feedback action's body: present, a string, within ``size``."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(name, "must be a non-empty string")
+    if len(value) > size:
+        raise InvalidValue(name, f"longer than {size} characters")
+    if unstorable(value, multiline=True):
+        raise InvalidValue(name, "contains a NUL, a control character or an invalid character")
+    return value.strip()
+
+
+@authenticated
+async def list_feedback(request: web.Request, integration: str) -> web.StreamResponse:
+    """Filed reports, nearest deadline first; ``status`` (comma-separated) filters them
+    (default: those waiting for an answer)."""
+    wanted = tuple(s for s in request.query.get("status", "").split(",") if s) \
+        or feedback_repo.PENDING
+    unknown = sorted(set(wanted) - set(feedback_repo.STATUSES))
+    if unknown:
+        return _error(422, f"status: unknown '{unknown[0][:40]}' (known: "
+                      f"{', '.join(feedback_repo.STATUSES)})", field="status")
+    office, now = request.app[OFFICE], dt.datetime.now(dt.UTC)
+    async with office.sessions() as session:
+        reports = await feedback_repo.listing(session, commune_id=office.commune_id,
+                                              statuses=wanted)
+    return web.json_response({"feedback": [_feedback(r, now) for r in reports]})
+
+
+@authenticated
+async def get_feedback(request: web.Request, integration: str) -> web.StreamResponse:
+    """One report, by tracking number or id."""
+    try:
+        report = await feedback.find(request.app[OFFICE], request.match_info["ref"])
+    except feedback.FeedbackError as exc:
+        return _error(404, str(exc))
+    return web.json_response(_feedback(report, dt.datetime.now(dt.UTC)))
+
+
+@authenticated
+async def act_on_feedback(request: web.Request, integration: str) -> web.StreamResponse:
+    """``answer`` ({"text", "by"?}: queued for the citizen), ``assign`` ({"login"}) or
+    ``close`` a report."""
+    office, ref, now = request.app[OFFICE], request.match_info["ref"], dt.datetime.now(dt.UTC)
+    action = request.path.rsplit("/", 1)[1]
+    body = await _json(request) if request.body_exists else {}
+    try:
+        if action == "answer":
+            by = body.get("by") if isinstance(body, dict) else None
+            author = f"staff:{_feedback_field(body, 'by', 64)}" if by else f"api:{integration}"
+            report = await feedback.answer(office, ref, _feedback_field(body, "text", 4000),
+                                           by=author, now=now)
+        elif action == "assign":
+            report = await feedback.assign(office, ref, _feedback_field(body, "login", 64))
+        else:
+            report = await feedback.close(office, ref, now=now)
+    except InvalidValue as exc:
+        return _error(422, str(exc), field=exc.field)
+    except feedback.FeedbackError as exc:
+        return _error(404 if str(exc).startswith("no report") else 422, str(exc))
+    return web.json_response(_feedback(report, now))
+
+
+@authenticated
+async def feedback_stats(request: web.Request, integration: str) -> web.StreamResponse:
+    """Reports by kind and procedure, and the satisfaction ratings, for ``from``–``to``
+    (dates, inclusive; default: this month)."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        first = _date(request.query.get("from"), "from")
+        last = _date(request.query.get("to"), "to")
+    except InvalidValue as exc:
+        return _error(422, str(exc), field=exc.field)
+    today = now.astimezone(TZ).date()
+    first, last = first or today.replace(day=1), last or today
+    if last < first:
+        return _error(422, f"to: {last} is before from {first}", field="to")
+    start = dt.datetime.combine(first, dt.time(), TZ)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), TZ)
+    office = request.app[OFFICE]
+    async with office.sessions() as session:
+        counts = await feedback_repo.counts(session, commune_id=office.commune_id,
+                                            start=start, end=end, now=now)
+        ratings = await feedback_repo.distribution(session, commune_id=office.commune_id,
+                                                   start=start, end=end)
+    return web.json_response({
+        "from": first.isoformat(), "to": last.isoformat(), "feedback": asdict(counts),
+        "ratings": {"count": ratings.count, "average": ratings.average,
+                    **asdict(ratings)}})
 
 
 async def openapi(request: web.Request) -> web.FileResponse:
@@ -335,3 +446,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/v1/broadcasts/{id:\d{1,9}}/send", send_broadcast)
     app.router.add_post(r"/api/v1/broadcasts/{id:\d{1,9}}/cancel", cancel_broadcast)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/feedback", list_feedback)
+    app.router.add_get("/api/v1/feedback/stats", feedback_stats)
+    app.router.add_get(FEEDBACK_REF, get_feedback)
+    for action in ("answer", "assign", "close"):
+        app.router.add_post(f"{FEEDBACK_REF}/{action}", act_on_feedback)

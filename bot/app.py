@@ -16,17 +16,41 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import jobs
-from bot.outbox import Dispatcher, Pace, QuietHours, Sender
+from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender
 from bot.runtime import open_office
 from bot.settings import Settings
 from bot.telegram import add_telegram_routes, build_application
 from bot.telegram import senders as telegram_senders
 from bot.web import DIALOGUE, create_app, make_runner
 from bot.zalo import ZaloClient, add_zalo_routes
+from handlers.applications import Office
+from handlers.messages import Reply
 from knowledge.answer import Assistant
 from knowledge.loader import KnowledgeBase
+from storage import staff
+from storage.db import session_scope
 
 log = logging.getLogger(__name__)
+
+
+def paces(settings: Settings) -> dict[str, Pace]:
+    """The outbox's limits per channel. One bot sends to the citizens' chats and to the staff
+    group; every "staff" row goes to that one group, so they are paced as one chat."""
+    telegram = Pace(settings.telegram_rate, settings.telegram_chat_rate)
+    return {"telegram": telegram, "staff": Pace(per_recipient=settings.staff_chat_rate / 60,
+                                                one_chat=True, within=telegram)}
+
+
+async def _console_staffed(office: Office) -> bool:
+    """Whether the commune has a console account able to take hand-overs."""
+    async with session_scope(office.sessions) as session:
+        accounts = await staff.list_accounts(session, commune_id=office.commune_id)
+    return any(not account.disabled for account in accounts)
+
+
+async def _to_console(recipient: str, reply: Reply) -> Outcome:
+    """The "staff" sender without a Telegram staff group: the console's inbox reads the rows."""
+    return Outcome.SENT
 
 
 async def serve(settings: Settings, kb: KnowledgeBase) -> None:
@@ -36,9 +60,13 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
     log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
     async with open_office(settings, kb) as office:
         telegram, zalo = settings.telegram, settings.zalo
+        group = bool(telegram and telegram.staff_chat_id)
+        console = await _console_staffed(office)
+        # Hand-overs reach staff in the Telegram group, in the console, or both.
         app = create_app(Assistant(kb), office, settings=settings,
-                         staff_channel=bool(telegram and telegram.staff_chat_id))
-        senders: dict[str, Sender] = {}
+                         staff_channel=group or console)
+        senders: dict[str, Sender] = {} if group or not console else {"staff": _to_console}
+        kind_senders: dict[tuple[str, str], Sender] = {}
         periodic = [jobs.retention_job(office, settings.retention), jobs.reminders_job(office)]
         periodic.append(jobs.broadcasts_job(office))
         closing: list[Callable[[], Awaitable[None]]] = []
@@ -58,16 +86,17 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
             client = ZaloClient(zalo, office)
             add_zalo_routes(app, dialogue=app[DIALOGUE], config=zalo, client=client)
             senders["zalo"] = client.notify
+            kind_senders.update(client.kind_senders())
             periodic.append(jobs.zalo_token_job(client))
             closing.append(client.close)
         runner = make_runner(app, settings)
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("web chat on http://%s:%d/", settings.host, settings.port)
-        telegram_pace = Pace(settings.telegram_rate, settings.telegram_chat_rate)  # one bot
         outbox = asyncio.create_task(Dispatcher(
-            office, senders, retry_after=dt.timedelta(seconds=settings.outbox_retry),
-            paces={"telegram": telegram_pace, "staff": telegram_pace},
+            office, senders, kind_senders=kind_senders,
+            retry_after=dt.timedelta(seconds=settings.outbox_retry),
+            paces=paces(settings),
             expiry=dt.timedelta(days=settings.outbox_expiry_days),
             quiet=QuietHours.parse(settings.quiet_hours)).run_forever())
         scheduler = jobs.Scheduler(office, periodic)

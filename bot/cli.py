@@ -9,6 +9,7 @@ import datetime as dt
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -19,21 +20,26 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.runtime import create_api_key, open_office
 from bot.settings import Settings
-from handlers import broadcasts
+from handlers import broadcasts, feedback
 from handlers.applications import Office, import_file, stats_for_period
+from handlers.feedback import report_text
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
+from knowledge.i18n import Text
 from knowledge.loader import KnowledgeBase, KnowledgeError, load_knowledge, load_procedures
 from knowledge.portal import read_portal, write_toml
 from knowledge.schema import Procedure
 from knowledge.workdays import TZ
 from storage import applications as outbox_repo
+from storage import feedback as feedback_repo
+from storage import staff
 from storage.applications import revoke_integration_keys
 from storage.broadcasts import AUDIENCES
 from storage.db import session_scope, upgrade
 from storage.domain import FIRST_DAY, LAST_DAY, within_bounds
 from storage.importfile import ImportFileError
 from storage.retention import purge
+from storage.staff import ROLES, StaffError
 
 log = logging.getLogger("bot")
 
@@ -72,6 +78,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
                        port=args.port or settings.port)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, kb))
+    return 0
+
+
+def cmd_posters(args: argparse.Namespace) -> int:
+    """Write the notice-board posters (PDF and PNG) into ``--out``."""
+    from bot.posters import Links, make_posters
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per font subset
+    settings, kb = _settings_and_kb(args)
+    unknown = [code for code in args.codes if code not in kb.procedures]
+    if unknown:
+        raise SystemExit(f"posters: no procedure with the code {', '.join(unknown)}")
+    links = Links.from_settings(settings, kb.commune)
+    for note in links.missing():
+        print(f"note: {note}", file=sys.stderr)
+    codes = args.codes or sorted(kb.procedures)
+    written = make_posters(Assistant(kb), links, Path(args.out), codes, args.lang)
+    print(f"{len(written)} files written to {args.out} ({len(codes)} procedures)")
     return 0
 
 
@@ -306,10 +330,11 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         async with session_scope(office.sessions) as session:
             if args.outbox == "expired":
                 for n in await outbox_repo.expired_notifications(
-                        session, commune_id=office.commune_id):
+                        session, commune_id=office.commune_id,
+                        outcomes=("expired", "undeliverable")):
                     created = n.created_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
                     print(f"{n.id:>9}  {created}  {n.kind:<9} {n.channel:<8} "
-                          f"{n.attempts:>3} tries")
+                          f"{n.attempts:>3} tries  {n.outcome}")
                 return 0
             ids = None if args.all else args.ids
             if not ids and not args.all:
@@ -341,6 +366,73 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return _office_command(args, run)
 
 
+def _new_password() -> str:
+    """The password to set: ``MOTCUA_STAFF_PASSWORD`` (for scripts), else asked twice."""
+    if password := os.environ.get("MOTCUA_STAFF_PASSWORD", ""):
+        staff.check_password(password)
+        return password
+    password = getpass.getpass("password: ")
+    staff.check_password(password)
+    if getpass.getpass("password again: ") != password:
+        raise StaffError("the two passwords differ")
+    return password
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    """Create, list or disable staff console accounts, or set a new password; each audited."""
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        password = _new_password() if args.action in ("create", "reset-password") else ""
+    except StaffError as exc:
+        print(f"staff: {exc}", file=sys.stderr)
+        return 1
+
+    async def run(office: Office) -> int:
+        now = dt.datetime.now(dt.UTC)
+        async with session_scope(office.sessions) as session:
+            if args.action in ("create", "list"):
+                chosen = await staff.commune_id(session, args.commune) if args.commune \
+                    else office.commune_id
+                if chosen is None:
+                    raise StaffError(f"no commune '{args.commune}' in this database")
+                commune = chosen
+                if args.action == "list":
+                    await staff.audit(session, commune_id=commune, actor=actor,
+                                      action="staff.list", at=now)
+                    for account in await staff.list_accounts(session, commune_id=commune):
+                        state = "disabled" if account.disabled else "active"
+                        print(f"{account.login:<24} {account.role:<8} {state:<9} "
+                              f"{account.display_name}")
+                    return 0
+                account = await staff.create_account(
+                    session, commune_id=commune, login=args.login, display_name=args.name,
+                    role=args.role, password=password, now=now)
+            else:
+                found = await staff.account_by_login(session, args.login)
+                if found is None:
+                    raise StaffError(f"no account '{args.login}'")
+                account = found
+                if args.action == "disable":
+                    await staff.disable(session, account, now=now)
+                else:
+                    await staff.set_password(session, account, password, now=now)
+            await staff.audit(session, commune_id=account.commune_id, actor=actor,
+                              action=f"staff.{args.action}", target=account.login,
+                              detail=f"role={account.role}" if args.action == "create" else "",
+                              at=now)
+        print(f"{account.login}: {args.action} done")
+        return 0
+
+    async def guarded(office: Office) -> int:
+        try:
+            return await run(office)
+        except StaffError as exc:
+            print(f"staff: {exc}", file=sys.stderr)
+            return 1
+
+    return _office_command(args, guarded)
+
+
 def cmd_broadcast(args: argparse.Namespace) -> int:
     """Create (a draft, with its preview), send (confirm, now or at a time), show the report
     of, or cancel a staff broadcast."""
@@ -348,8 +440,8 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
         try:
             if args.action == "create":
                 made = await broadcasts.create(office, text=args.text, link=args.link,
-                                               audience=args.audience, value=args.value,
-                                               created_by="cli")
+                                               image=args.image, audience=args.audience,
+                                               value=args.value, created_by="cli")
                 print(made.text)
                 print(f"broadcast {made.broadcast.id}: draft, {made.recipients} recipient(s); "
                       f"send it with: python -m bot broadcast send {made.broadcast.id} "
@@ -390,6 +482,46 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     return _office_command(args, run)
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Citizens' reports: list those waiting (or ``--all``), show one, answer it (the answer
+    is queued for the citizen), assign it to an officer, close it."""
+    async def run(office: Office) -> int:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            if args.action == "list":
+                async with office.sessions() as session:
+                    reports = await feedback_repo.listing(
+                        session, commune_id=office.commune_id,
+                        statuses=feedback_repo.STATUSES if args.all else feedback_repo.PENDING)
+                for r in reports:
+                    due = r.due_at.astimezone(TZ).strftime("%Y-%m-%d") if r.due_at else "-"
+                    late = " OVERDUE" if r.status in feedback_repo.PENDING and r.due_at \
+                        and r.due_at < now else ""
+                    print(f"{feedback_repo.tracking_number(r)}  {r.status:<9} {due}{late:<8} "
+                          f"{r.kind:<13} {r.assignee or '-':<12} {r.description[:50]!r}")
+                print(f"{len(reports)} report(s)", file=sys.stderr)
+                return 0
+            if args.action == "answer":
+                report = await feedback.answer(office, args.id, args.text,
+                                               by=f"cli:{getpass.getuser()}", now=now)
+            elif args.action == "assign":
+                report = await feedback.assign(office, args.id, args.login)
+            elif args.action == "close":
+                report = await feedback.close(office, args.id, now=now)
+            else:
+                report = await feedback.find(office, args.id)
+        except feedback.FeedbackError as exc:
+            print(f"feedback: {exc}", file=sys.stderr)
+            return 1
+        print(report_text(report, Text("vi"), full=True))
+        print(f"status {report.status}; assigned to {report.assignee or '-'}; filed "
+              f"{report.filed_at:%Y-%m-%d %H:%M} UTC on {report.channel}" if report.filed_at
+              else "", file=sys.stderr)
+        return 0
+
+    return _office_command(args, run)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m bot``."""
     top = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
@@ -412,6 +544,13 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--batch", metavar="FILE", help="one question per line")
     ask.add_argument("question", nargs="*")
     ask.set_defaults(func=cmd_ask)
+
+    posters = with_portal(sub.add_parser("posters", help="notice-board QR posters"))
+    posters.add_argument("--out", required=True, metavar="DIR")
+    posters.add_argument("--codes", nargs="+", default=[], metavar="CODE",
+                         help="these procedures (default: every one loaded)")
+    posters.add_argument("--lang", choices=["vi", "en"], default="vi")
+    posters.set_defaults(func=cmd_posters)
 
     kb = sub.add_parser("kb", help="knowledge base").add_subparsers(dest="kb", required=True)
     check = with_portal(kb.add_parser("check", help="validate"))
@@ -459,7 +598,8 @@ def parser() -> argparse.ArgumentParser:
 
     outbox = sub.add_parser("outbox", help="messages waiting or expired").add_subparsers(
         dest="outbox", required=True)
-    outbox.add_parser("expired", help="list the messages that expired unsent").set_defaults(
+    outbox.add_parser("expired", help="list the messages that expired unsent, or that their "
+                      "channel would not take (undeliverable)").set_defaults(
         func=cmd_outbox, portal=[])
     resend = outbox.add_parser("resend", help="send expired messages again")
     resend.add_argument("ids", nargs="*", type=int, metavar="ID")
@@ -471,6 +611,8 @@ def parser() -> argparse.ArgumentParser:
     cast_create = cast.add_parser("create", help="a draft and its preview (sends nothing)")
     cast_create.add_argument("text")
     cast_create.add_argument("--link", default="")
+    cast_create.add_argument("--image", default="", metavar="URL",
+                             help="an https:// image shown with the text")
     cast_create.add_argument("--audience", default="all", choices=AUDIENCES,
                              help="subscribers (all, a hamlet, a language) or followers "
                                   "(of a field or procedure)")
@@ -485,6 +627,39 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int)
     for p in (cast_create, cast_send, cast_status, cast_cancel):
         p.set_defaults(func=cmd_broadcast, portal=[])
+
+    people = sub.add_parser("staff", help="staff console accounts").add_subparsers(
+        dest="action", required=True)
+    people_create = people.add_parser("create", help="a new account (password asked twice, "
+                                                      "or MOTCUA_STAFF_PASSWORD)")
+    people_create.add_argument("login")
+    people_create.add_argument("--name", required=True, help="the name shown in the console")
+    people_create.add_argument("--role", choices=ROLES, default="officer")
+    people_list = people.add_parser("list", help="the accounts of a commune")
+    for p in (people_create, people_list):
+        p.add_argument("--commune", metavar="SLUG", help="default: MOTCUA_COMMUNE")
+    people_reset = people.add_parser("reset-password", help="set a new password; signs the "
+                                                            "account out everywhere")
+    people_disable = people.add_parser("disable", help="refuse its sign-ins from now on")
+    for p in (people_reset, people_disable):
+        p.add_argument("login")
+    for p in (people_create, people_list, people_reset, people_disable):
+        p.set_defaults(func=cmd_staff, portal=[])
+
+    reports = sub.add_parser("feedback", help="citizens' reports (phản ánh, kiến nghị)"
+                             ).add_subparsers(dest="action", required=True)
+    report_list = reports.add_parser("list", help="reports waiting for an answer")
+    report_list.add_argument("--all", action="store_true", help="also answered and closed")
+    report_show = reports.add_parser("show", help="one report")
+    report_answer = reports.add_parser("answer", help="answer a report (sent to the citizen)")
+    report_assign = reports.add_parser("assign", help="give a report to an officer")
+    report_close = reports.add_parser("close", help="close a report")
+    for p in (report_show, report_answer, report_assign, report_close):
+        p.add_argument("id", help="tracking number (PA-2026-000123) or id")
+    report_answer.add_argument("text")
+    report_assign.add_argument("login")
+    for p in (report_list, report_show, report_answer, report_assign, report_close):
+        p.set_defaults(func=cmd_feedback, portal=[])
 
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")

@@ -35,6 +35,7 @@ def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 DEFAULT_ZALO_API = "https://openapi.zalo.me"
 DEFAULT_ZALO_OAUTH = "https://oauth.zaloapp.com"
+DEFAULT_ZALO_TRANSACTION_TEMPLATE = "transaction_order"  # an order's status: the closest kind
 ZALO_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_ACCESS_TOKEN",
             "ZALO_REFRESH_TOKEN")
 # Telegram accepts 1–256 of these characters as a webhook secret; fewer than 16 can be guessed.
@@ -76,6 +77,10 @@ class ZaloConfig:
     refresh_token: str = field(repr=False)  # likewise
     api_base_url: str = DEFAULT_ZALO_API
     oauth_base_url: str = DEFAULT_ZALO_OAUTH
+    # Zalo lets this OA send transaction messages ("tin giao dịch"): status notifications and
+    # reminders then reach followers beyond the 48-hour window, in this template type.
+    transaction_messages: bool = False
+    transaction_template: str = DEFAULT_ZALO_TRANSACTION_TEMPLATE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ZaloConfig | None:
@@ -93,6 +98,9 @@ class ZaloConfig:
             api_base_url=(env.get("ZALO_API_BASE_URL") or DEFAULT_ZALO_API).rstrip("/"),
             oauth_base_url=(env.get("ZALO_OAUTH_BASE_URL")
                             or DEFAULT_ZALO_OAUTH).rstrip("/"),
+            transaction_messages=env.get("ZALO_TRANSACTION_MESSAGES", "").strip() == "1",
+            transaction_template=(env.get("ZALO_TRANSACTION_TEMPLATE", "").strip()
+                                  or DEFAULT_ZALO_TRANSACTION_TEMPLATE),
         )
 
 
@@ -113,6 +121,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)  # signs web chat sessions; see bot/web.py
     trusted_proxies: tuple[Network, ...] = ()  # their X-Forwarded-For names the client
     embed_origins: tuple[str, ...] = ()  # sites that may embed the chat (widget.js)
+    # Where citizens and staff reach the server; https:// makes console cookies Secure.
+    public_base_url: str = ""
     limit_chat_user: str = "20/minute"
     limit_chat_address: str = "60/minute"
     limit_api_key: str = "600/minute"
@@ -127,8 +137,13 @@ class Settings:
     # message is tried before it expires; local quiet hours ("21:00-07:00", "" for none).
     telegram_rate: float = 30.0
     telegram_chat_rate: float = 1.0
+    staff_chat_rate: float = 20.0  # messages a minute to the staff group (Telegram: about 20)
     outbox_expiry_days: float = 3.0
     quiet_hours: str = "21:00-07:00"
+    # Where the notice-board QR codes point (bot/posters.py, with public_base_url); empty
+    # leaves a code out.
+    telegram_bot_username: str = ""  # TELEGRAM_BOT_USERNAME, without @
+    zalo_oa_id: str = ""  # ZALO_OA_ID: https://zalo.me/<id>
     # The channels: None when off (no credentials).
     telegram: TelegramConfig | None = None
     zalo: ZaloConfig | None = None
@@ -154,6 +169,8 @@ class Settings:
             portal_files=portal,
             **_data_handling(env),
             **_web_protection(env),
+            telegram_bot_username=env.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@"),
+            zalo_oa_id=env.get("ZALO_OA_ID", "").strip(),
             telegram=TelegramConfig.from_env(env),
             zalo=ZaloConfig.from_env(env),
             problems=tuple(channel_problems(env)),
@@ -167,6 +184,8 @@ def _web_protection(env: dict[str, str]) -> dict[str, Any]:
         "redis_url": env.get("MOTCUA_REDIS_URL", ""),
         "secret_key": env.get("MOTCUA_SECRET_KEY", ""),
         "embed_origins": tuple(env.get("MOTCUA_EMBED_ORIGINS", "").replace(",", " ").split()),
+        "public_base_url": (env.get("MOTCUA_PUBLIC_BASE_URL")
+                            or env.get("PUBLIC_BASE_URL", "")).rstrip("/"),
     }
     try:
         values["trusted_proxies"] = parse_networks(env.get("MOTCUA_TRUSTED_PROXIES", ""))
@@ -188,6 +207,7 @@ def _web_protection(env: dict[str, str]) -> dict[str, Any]:
                       ("outbox_retry", "MOTCUA_OUTBOX_RETRY_SECONDS"),
                       ("telegram_rate", "MOTCUA_TELEGRAM_RATE"),
                       ("telegram_chat_rate", "MOTCUA_TELEGRAM_CHAT_RATE"),
+                      ("staff_chat_rate", "MOTCUA_STAFF_CHAT_RATE"),
                       ("outbox_expiry_days", "MOTCUA_OUTBOX_EXPIRY_DAYS")):
         if value := env.get(name):
             try:

@@ -21,11 +21,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from bot.api import OFFICE, Handler, add_routes, api_key
+from bot.console import add_console_routes
+from bot.console_knowledge import KNOWLEDGE
 from bot.limits import Limiter, client_address, parse_limit
+from bot.procedure_page import add_procedure_routes
 from bot.runtime import hash_key
 from bot.settings import Settings
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Unavailable
+from handlers.knowledge import LiveKnowledge
+from handlers.messages import queued_reply
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
 from storage.applications import take_for_recipient
@@ -42,7 +47,7 @@ SESSION_HEADER = "X-Chat-Session"
 # Webhooks are authenticated by their platform's signature and must never be refused for
 # volume (the platform would retry, or give up on the bot); Zalo's reads its body itself.
 UNLIMITED_PREFIX = "/webhook/"
-STREAMED_BODIES = frozenset({"/webhook/zalo"})
+STREAMED_BODIES = frozenset({"/webhook/zalo", "/console/applications/import"})
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,10 @@ async def chat_inbox(request: web.Request) -> web.Response:
         return web.json_response({"error": "session required"}, status=403)
     office = request.app[OFFICE]
     async with session_scope(office.sessions) as session:
-        texts = await take_for_recipient(session, channel="web", recipient=user,
-                                         now=dt.datetime.now(dt.UTC))
-    return web.json_response({"replies": [{"text": t, "buttons": []} for t in texts]})
+        waiting = await take_for_recipient(session, channel="web", recipient=user,
+                                           now=dt.datetime.now(dt.UTC))
+    return web.json_response({"replies": [asdict(queued_reply(m.text, m.buttons, m.image))
+                                          for m in waiting]})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -286,7 +292,7 @@ def _protection(settings: Settings) -> Protection:
                     "made at start, so they end at a restart and other instances refuse them")
         secret = secrets.token_urlsafe(32)
     sources = [s for s in settings.embed_origins if s != "'self'"]
-    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
            "connect-src 'self'; base-uri 'none'; form-action 'self'; "
            "frame-ancestors " + " ".join(["'self'", *sources]))
     return Protection(settings, Budgets.from_settings(settings), Limiter(settings.redis_url),
@@ -317,10 +323,16 @@ def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = Fa
     app[ASSISTANT] = assistant
     app[OFFICE] = office
     app[DIALOGUE] = Dialogue(assistant, office, staff_channel=staff_channel)
+    # The commune's knowledge changes (console), applied without a restart.
+    app[KNOWLEDGE] = LiveKnowledge(assistant, office.sessions, office.commune_id,
+                                   services=app[DIALOGUE].services)
+    app.cleanup_ctx.append(app[KNOWLEDGE].watching)
     add_routes(app)
+    add_console_routes(app, app[PROTECTION].settings, app[PROTECTION].limiter)
     app.router.add_get("/", chat_page)
     app.router.add_post("/api/chat", chat_api)
     app.router.add_get("/api/chat/inbox", chat_inbox)
     app.router.add_get("/healthz", healthz)
+    add_procedure_routes(app, assistant)  # the pages the posters' QR codes open
     app.router.add_static("/static/", STATIC)
     return app

@@ -6,6 +6,7 @@ notifications it queues for followers land together or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers.status import change_message
+from handlers.messages import dump_buttons
+from handlers.status import change_message, rating_buttons
 from knowledge.i18n import language
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Channel, Method, TimeUnit
@@ -113,7 +115,10 @@ async def notify_followers(session: AsyncSession, *, commune_id: int,
         Notification(commune_id=commune_id, channel=sub.channel, recipient=sub.recipient,
                      text=change_message(apps[c.application_id], c.status, language(sub.lang),
                                          request=_request(notes.get(c.status_change_id, ""))),
-                     idempotency_key=f"status:{c.status_change_id}:{sub.id}", kind="status")
+                     idempotency_key=f"status:{c.status_change_id}:{sub.id}", kind="status",
+                     # the result handed over ends with the rating question: 1..5 to tap
+                     buttons=dump_buttons(rating_buttons())
+                     if c.status is ApplicationStatus.RETURNED else None)
         for c in changes for sub in followers.get(c.application_id, [])
     ]
     await repo.enqueue(session, messages)
@@ -146,7 +151,8 @@ async def import_file(office: Office, path: Path, *, skip_bad: bool, now: dt.dat
     Raises ``storage.importfile.ImportFileError`` for a file that cannot be read at all or
     is beyond ``limits``; the database is then left as it was.
     """
-    parsed = read_applications(path, limits=limits or ImportLimits())
+    # Off the event loop: a large workbook takes a minute to read.
+    parsed = await asyncio.to_thread(read_applications, path, limits=limits or ImportLimits())
     rows = len(parsed.rows) + parsed.bad_rows
     if parsed.bad_rows and not skip_bad:
         return ImportReport(rows=rows, errors=parsed.errors, more_errors=parsed.more_errors,

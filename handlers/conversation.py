@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from handlers import feedback
 from handlers.applications import Office
 from handlers.intents import respond
 from handlers.messages import (
@@ -38,6 +39,7 @@ from knowledge.intents import Intent, intent_words
 from knowledge.match import written_language
 from knowledge.text import fold
 from storage import applications as repo
+from storage import broadcasts as broadcasts_repo
 from storage import conversations as conversations_repo
 from storage.db import session_scope, unavailable
 from storage.models import Notification
@@ -205,7 +207,14 @@ class Dialogue:
             typed = written_language(message.text) if message.text and not message.lang else None
             if message.lang is not None or typed is not None:
                 state.lang = language(message.lang or typed or "")
-            replies = await respond(Turn(self.services, session, state, message, waiting.now))
+            subscribed = await broadcasts_repo.is_subscribed(  # the menu offers the opposite
+                session, commune_id=self.office.commune_id, channel=message.channel,
+                recipient=message.user_id)
+            turn, handed_over = Turn(self.services, session, state, message, waiting.now,
+                                     announcements=subscribed), state.with_staff_since
+            # Reports and ratings first: their steps hold numbers and free text.
+            replies = await feedback.respond(turn) or await respond(turn)
+            replies += await feedback.after_hand_over(turn, handed_over)
             answers.append(replies)
             state.last_seen_at, state.sent_since_seen = waiting.now, 0
             if message.event_id:
@@ -234,9 +243,11 @@ class Dialogue:
         return [Reply(n.text, load_buttons(n.buttons)) for n in stored]
 
     async def from_staff(self, *, channel: str, user_id: str, text: str, reply_id: str,
-                         now: dt.datetime | None = None) -> None:
-        """A staff member's reply to a relayed message: queue it for the citizen; "kết thúc"
-        gives the conversation back to the assistant."""
+                         now: dt.datetime | None = None, officer: str = "",
+                         end: bool = False) -> None:
+        """A staff member's (``officer``, e.g. "telegram:<user id>") reply to a relayed
+        message: queue it for the citizen; "kết thúc" (or ``end``, the console's button) gives
+        the conversation back to the assistant and asks the citizen to rate it."""
         now = now or dt.datetime.now(dt.UTC)
         user_id, text = storable(user_id), storable(text)
         async with session_scope(self.office.sessions) as session:
@@ -244,12 +255,19 @@ class Dialogue:
                 session, commune_id=self.office.commune_id,
                 keys=[(channel, user_id)]))[(channel, user_id)]
             t = Text(language(state.lang))
-            if self.services.words.whole_intent(text) is Intent.END:
+            since = state.with_staff_since
+            ended = end or self.services.words.whole_intent(text) is Intent.END
+            if ended:
                 state.with_staff_since = None
                 text = t("You are back with the assistant.")
             else:
-                state.with_staff_since = state.with_staff_since or now
+                state.with_staff_since = since = since or now
             session.add(state)
             await repo.enqueue(session, [Notification(
                 commune_id=self.office.commune_id, channel=channel, recipient=user_id,
                 text=text, idempotency_key=f"staff-reply:{reply_id}", kind="staff")])
+            if since is not None:
+                await feedback.staff_replied(session, commune_id=self.office.commune_id,
+                                             channel=channel, recipient=user_id,
+                                             lang=language(state.lang), since=since,
+                                             officer=officer, ended=ended, now=now)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from handlers.messages import Button
 from knowledge.i18n import N_, Lang, Text
 from knowledge.workdays import TZ
 from storage import applications as repo
@@ -190,6 +191,18 @@ async def lookup_status(session: AsyncSession, *, commune_id: int, receipt_code:
                         detail=status_detail(app, now), procedure=app.procedure_code or "")
 
 
+# Asked once the result is handed over (and after a hand-over to staff ends); the answer, typed
+# or tapped (``RATE`` + score), is read by handlers.feedback.
+RATING_QUESTION = N_("How satisfied are you with the service? Reply with a number from 1 (very "
+                     "unhappy) to 5 (very satisfied).")
+RATE = "rate:"
+
+
+def rating_buttons() -> list[Button]:
+    """The scores 1 to 5, as buttons under the rating question."""
+    return [Button(str(n), f"{RATE}{n}") for n in range(1, 6)]
+
+
 CHANGE_HEADLINES = {
     ApplicationStatus.RECEIVED: N_("Your application has been received."),
     ApplicationStatus.PROCESSING: N_("Your application is being processed."),
@@ -214,4 +227,6 @@ def change_message(app: Application, status: ApplicationStatus, lang: Lang, *,
     if status is ApplicationStatus.SUPPLEMENT_REQUIRED and app.supplement_due_at is not None:
         lines.append(t("Please bring them by {date}.",
                        date=t.date(app.supplement_due_at.astimezone(TZ))))
+    if status is ApplicationStatus.RETURNED:  # the answer is read by handlers.feedback
+        lines.append(t(RATING_QUESTION))
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from functools import cached_property
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.applications import Office
+from handlers.broadcasts import START_ANNOUNCEMENTS, STOP_ANNOUNCEMENTS
 from handlers.messages import Button, IncomingMessage, Reply
 from knowledge.answer import Answer, Assistant
 from knowledge.i18n import Lang, Text, language
@@ -31,6 +32,10 @@ class Step(StrEnum):
     IDLE = ""
     RECEIPT_CODE = "code"  # waiting for a receipt code
     PHONE_DIGITS = "phone"  # waiting for the last 4 digits of the phone
+    FEEDBACK_KIND = "fb_kind"  # a report: waiting for its kind
+    FEEDBACK_SUBJECT = "fb_subject"  # … for its receipt code or procedure (or none)
+    FEEDBACK_TEXT = "fb_text"  # … for its description
+    RATING_COMMENT = "rate_comment"  # a rating given: waiting for an optional comment
 
 
 # Button payloads with a value after the prefix.
@@ -73,6 +78,7 @@ class Turn:
     message: IncomingMessage
     now: dt.datetime
     follow_up: bool = True  # read a question as a follow-up of the procedure under discussion
+    announcements: bool = False  # they receive the commune's announcements on this channel
 
     @property
     def text(self) -> str:
@@ -156,10 +162,14 @@ class Turn:
         return self.services.assistant.contact(self.t)
 
     def menu_buttons(self) -> list[Button]:
+        """The main menu; its last button subscribes to the announcements, or stops them."""
         t = self.t
+        announcements = Button(t("Stop announcements"), STOP_ANNOUNCEMENTS) \
+            if self.announcements else Button(t("Receive announcements"), START_ANNOUNCEMENTS)
         return [Button(t("Procedures"), Intent.FIELDS), Button(t("Look up an application"),
                                                                Intent.LOOKUP),
-                Button(t("Contact staff"), Intent.STAFF), Button(t("Language"), Intent.LANGUAGE)]
+                Button(t("Contact staff"), Intent.STAFF), Button(t("Language"), Intent.LANGUAGE),
+                announcements]
 
     def reply(self, text: str, intent: str, buttons: list[Button] | None = None, *,
               code: str = "", aspects: tuple[str, ...] = (), detail: str = "") -> list[Reply]:

@@ -37,7 +37,9 @@ class Application(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("commune_id", "receipt_code"),
-        Index("ix_application_commune_received", "commune_id", "received_at"),
+        # A period's applications, and the overview's figures read from the index alone (0011).
+        Index("ix_application_overview", "commune_id", "received_at", "channel", "status",
+              "due_at", "completed_at", "updated_at"),
         # The reminder scan and the staff digest: one range per status (0008).
         Index("ix_application_status_due", "commune_id", "status", "due_at"),
         Index("ix_application_status_completed", "commune_id", "status", "completed_at"),
@@ -80,13 +82,20 @@ class StatusChange(SQLModel, table=True):
 class Subscription(SQLModel, table=True):
     """A citizen following an application on one channel."""
 
-    __table_args__ = (UniqueConstraint("application_id", "channel", "recipient"),)
+    __table_args__ = (
+        UniqueConstraint("application_id", "channel", "recipient"),
+        # Covering on PostgreSQL (0011): the reminder scan joins a few thousand applications
+        # to their followers by index-only lookups instead of reading the whole table.
+        Index("ix_subscription_application_id", "application_id",
+              postgresql_include=["id", "commune_id", "channel", "recipient", "lang",
+                                  "created_at"]),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     commune_id: int = _commune_fk()
     application_id: int = Field(
         sa_column=Column(Integer, ForeignKey("application.id", ondelete="CASCADE"),
-                         nullable=False, index=True))
+                         nullable=False))
     channel: str = Field(max_length=16)  # "telegram", "zalo", "web"
     recipient: str = Field(max_length=128)  # the channel's user id
     lang: str = Field(default="vi", max_length=8)
@@ -120,6 +129,9 @@ class Notification(SQLModel, table=True):
     expires_at: dt.datetime | None = None  # None: created_at + the outbox's expiry
     # Why a closed message was not sent: "expired", "unreachable", "undeliverable"; None if sent.
     outcome: str | None = Field(default=None, max_length=16)
+    # The broadcast this message belongs to (its report and cancel read this, indexed).
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
+    image: str | None = Field(default=None, max_length=2048)  # an https:// image URL to show
 
 
 class Unreachable(SQLModel, table=True):
@@ -263,6 +275,7 @@ class Broadcast(SQLModel, table=True):
     commune_id: int = _commune_fk()
     text: str = Field(sa_type=Text)
     link: str = Field(default="", max_length=500)
+    image: str = Field(default="", max_length=2048)  # an https:// image URL, sent as a photo
     audience: str = Field(default="all", max_length=16)  # all, field, procedure, hamlet, lang
     audience_value: str = Field(default="", max_length=200)
     created_by: str = Field(max_length=120)  # "cli", "api:<integration>", "telegram:<user id>"
@@ -271,3 +284,132 @@ class Broadcast(SQLModel, table=True):
     send_at: dt.datetime | None = None
     queued_at: dt.datetime | None = None
     recipients: int = 0  # outbox rows written when it was queued
+
+
+class StaffAccount(SQLModel, table=True):
+    """A commune staff member who signs in to the console: an admin or an officer."""
+
+    __table_args__ = (UniqueConstraint("telegram_id"), UniqueConstraint("zalo_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    login: str = Field(max_length=64, unique=True)  # folded to lower case
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=16)  # "admin", "officer" (storage.staff.ROLES)
+    password_hash: str = Field(max_length=200)  # argon2id, with its parameters and salt
+    disabled: bool = False
+    # The staff member's own chat identities, linked later so chat commands share the roles.
+    telegram_id: str | None = Field(default=None, max_length=64)
+    zalo_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console browser; only the SHA-256 of its cookie token is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("staffaccount.id", ondelete="CASCADE"),
+                         nullable=False, index=True))
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to what in a commune (staff console and staff CLI)."""
+
+    __table_args__ = (Index("ix_auditentry_commune_at", "commune_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = Field(sa_column=Column(Integer, ForeignKey("commune.id"), nullable=False))
+    actor: str = Field(max_length=120)  # "staff:<login>", "cli:<os user>"
+    action: str = Field(max_length=64)  # "staff.create", "console.login", …
+    target: str = Field(default="", max_length=200)
+    detail: str = Field(default="", sa_type=Text)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Feedback(SQLModel, table=True):
+    """A citizen's report about the service (phản ánh, kiến nghị): its kind, what it is about,
+    and the staff's handling; ``status`` "draft" while the citizen is still writing it."""
+
+    __table_args__ = (
+        Index("ix_feedback_commune_status_due", "commune_id", "status", "due_at"),
+        Index("ix_feedback_author", "commune_id", "channel", "recipient", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)  # where it was filed; the answer goes back there
+    recipient: str = Field(max_length=128)  # the channel's user id: only they see the text
+    lang: str = Field(default="vi", max_length=8)
+    kind: str = Field(default="", max_length=16)  # storage.feedback.KINDS
+    receipt_code: str = Field(default="", max_length=64)
+    procedure_code: str = Field(default="", max_length=16)
+    description: str = Field(default="", sa_type=Text)
+    status: str = Field(default="draft", max_length=16)  # draft, open, assigned, answered, closed
+    assignee: str = Field(default="", max_length=64)  # a staff login
+    answer: str = Field(default="", sa_type=Text)
+    answered_by: str = Field(default="", max_length=120)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    filed_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None  # the staff's deadline to answer
+    answered_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+
+
+class Rating(SQLModel, table=True):
+    """A citizen's satisfaction (1–5) with a returned application or a hand-over; asked once
+    per subject and account; ``score`` None while the question is open."""
+
+    __table_args__ = (
+        UniqueConstraint("commune_id", "channel", "recipient", "subject"),
+        Index("ix_rating_commune_rated", "commune_id", "rated_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=128)
+    subject: str = Field(max_length=64)  # "application:<id>", "handover:<start, epoch s>"
+    application_id: int | None = None
+    procedure_code: str = Field(default="", max_length=16)
+    officer: str = Field(default="", max_length=120)  # StatusChange.changed_by, or the staff
+    score: int | None = None
+    comment: str = Field(default="", sa_type=Text)
+    asked_at: dt.datetime | None = None  # None: a hand-over still going on
+    rated_at: dt.datetime | None = None
+
+
+class KnowledgeChange(SQLModel, table=True):
+    """A change staff made to the commune's knowledge in the console (task CK): an alias (a
+    phrasing that means a procedure or a FAQ entry) or a new FAQ entry. Undoing one sets
+    ``undone_at``; rows are never deleted, so the list is the history of the knowledge."""
+
+    __table_args__ = (Index("ix_knowledgechange_commune_version", "commune_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = _commune_fk()
+    version: int  # the commune's knowledge version this change made (KnowledgeVersion)
+    kind: str = Field(max_length=8)  # "alias", "faq"
+    phrasing: str = Field(sa_type=Text)  # the citizens' wording (a FAQ: its first question)
+    target: str = Field(max_length=80)  # alias: a procedure code or "faq:<id>"; faq: its id
+    entry: str = Field(default="", sa_type=Text)  # faq: the entry (knowledge.schema.Faq) as JSON
+    unanswered_id: int | None = None  # the missed question (Unanswered) it answers, if any
+    created_by: str = Field(max_length=120)  # "staff:<login>"
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    undone_at: dt.datetime | None = None
+    undone_by: str = Field(default="", max_length=120)
+
+
+class KnowledgeVersion(SQLModel, table=True):
+    """A commune's knowledge version, raised by every change and undo: a running assistant
+    compares it with the one it was built from (one primary-key lookup) to know when to
+    rebuild."""
+
+    commune_id: int = Field(sa_column=Column(Integer, ForeignKey("commune.id"),
+                                             primary_key=True))
+    version: int = 0

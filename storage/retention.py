@@ -20,9 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.conversations import forget_events
 from storage.models import (
     Conversation,
+    Feedback,
     JobRun,
     LookupAttempt,
     Notification,
+    Rating,
     SeenEvent,
     Unanswered,
 )
@@ -38,13 +40,15 @@ class RetentionPeriods:
     notifications: int = 90  # since sent (or queued, for one never sent)
     events: int = 7  # handled channel events; Telegram stops redelivering after a day
     jobs: int = 30  # the record of periodic jobs' runs (no personal data; it only grows)
+    feedback: int = 1095  # citizens' reports, since filed (the oversight record of 3 years)
+    ratings: int = 730  # satisfaction ratings and their comments, since rated (or asked)
 
 
 # The shortest period each may be set to: below it the data is still in use (the lookup limits
 # count failures over 30 days; Zalo's 48-hour window and the 24-hour hand-over live in the
 # conversation; a channel may redeliver an event for a day; the outbox retries for a while).
 MINIMUM_DAYS = RetentionPeriods(conversations=3, unanswered=1, lookups=31, notifications=2,
-                                events=2, jobs=2)
+                                events=2, jobs=2, feedback=90, ratings=90)
 
 # The environment variable of each period.
 ENVIRONMENT = {
@@ -54,6 +58,8 @@ ENVIRONMENT = {
     "notifications": "MOTCUA_KEEP_NOTIFICATIONS_DAYS",
     "events": "MOTCUA_KEEP_EVENTS_DAYS",
     "jobs": "MOTCUA_KEEP_JOB_RUNS_DAYS",
+    "feedback": "MOTCUA_KEEP_FEEDBACK_DAYS",
+    "ratings": "MOTCUA_KEEP_RATINGS_DAYS",
 }
 
 
@@ -89,6 +95,13 @@ def _expired(kind: str, before: dt.datetime, commune_id: int | None
     elif kind == "lookups":
         table, commune = LookupAttempt, col(LookupAttempt.commune_id)
         condition = col(LookupAttempt.at) < before
+    elif kind == "feedback":  # a report still open is kept until it is closed
+        table, commune = Feedback, col(Feedback.commune_id)
+        condition = and_(col(Feedback.created_at) < before,
+                         col(Feedback.status).in_(("draft", "closed", "answered")))
+    elif kind == "ratings":
+        table, commune = Rating, col(Rating.commune_id)
+        condition = func.coalesce(col(Rating.rated_at), col(Rating.asked_at)) < before
     else:
         table, commune = Notification, col(Notification.commune_id)
         # One never sent (given up, or its channel turned off) goes by when it was queued.

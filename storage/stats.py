@@ -13,11 +13,13 @@ Definitions (applications received in the period):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import Float, and_, case, cast, func, literal, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,6 +33,7 @@ CLOSED = [ApplicationStatus.REJECTED.value, ApplicationStatus.WITHDRAWN.value]
 # to LAST_DAY): a year such as 1 or 9999 overflows when the driver converts it to UTC.
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+STEPS_PER_STATEMENT = 400  # SQLite refuses more than 500 SELECTs in one UNION
 
 
 @dataclass
@@ -57,14 +60,17 @@ class Figures:
 
     def add(self, other: Figures) -> None:
         """Add another group's counts to these."""
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
+        for name in FIGURES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def report(self) -> dict[str, Any]:
         """JSON-ready figures."""
         out = {k: v for k, v in asdict(self).items() if k not in ("processing_seconds", "timed")}
         out["average_processing_days"] = self.average_processing_days
         return out
+
+
+FIGURES = tuple(f.name for f in fields(Figures))
 
 
 @dataclass
@@ -102,10 +108,13 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.datetime,
-                        end: dt.datetime, now: dt.datetime) -> Stats:
-    """Statistics of applications received in ``[start, end)``."""
-    start, end = min(max(start, EARLIEST), LATEST), max(min(end, LATEST), EARLIEST)
+def _period(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` cut to what the drivers can convert."""
+    return min(max(start, EARLIEST), LATEST), max(min(end, LATEST), EARLIEST)
+
+
+def _figure_columns(session: AsyncSession, now: dt.datetime) -> dict[str, ColumnElement[Any]]:
+    """Each figure of ``Figures`` as an aggregate over applications: its one definition."""
     status, due, done = col(Application.status), col(Application.due_at), col(
         Application.completed_at)
     settled = status.in_(SETTLED)
@@ -113,7 +122,7 @@ async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.dat
     seconds = _seconds_between(session, col(Application.received_at), done)
     # An export may give a settled status without the result date: the last update stands in.
     result_at = func.coalesce(done, col(Application.updated_at))
-    columns = {
+    return {
         "received": func.count(),
         "settled_on_time": _count(and_(settled, due.is_not(None), result_at <= due)),
         "settled_late": _count(and_(settled, due.is_not(None), result_at > due)),
@@ -125,6 +134,23 @@ async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.dat
                                                            seconds), else_=0.0)), 0.0),
         "timed": _count(and_(settled, done.is_not(None))),
     }
+
+
+def _figures(names: Iterable[str], channel: str, values: Sequence[Any]) -> Figures:
+    """One result row of ``_figure_columns``, for applications submitted through ``channel``."""
+    figures = Figures(**{k: v or 0 for k, v in zip(names, values, strict=True)})
+    channel_count = {SubmissionChannel(channel).value: figures.received}
+    figures.online = channel_count.get("online", 0)
+    figures.in_person = channel_count.get("in_person", 0)
+    figures.post = channel_count.get("post", 0)
+    return figures
+
+
+async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.datetime,
+                        end: dt.datetime, now: dt.datetime) -> Stats:
+    """Statistics of applications received in ``[start, end)``."""
+    start, end = _period(start, end)
+    columns = _figure_columns(session, now)
     query = (
         select(col(Application.procedure_code), col(Application.field),
                col(Application.channel), func.max(col(Application.procedure_name)),
@@ -140,14 +166,37 @@ async def compute_stats(session: AsyncSession, *, commune_id: int, start: dt.dat
     connection = await session.connection()
     for row in (await connection.execute(query)).all():
         code, field_name, channel, name, *values = row
-        figures = Figures(**{k: v or 0 for k, v in zip(columns, values, strict=True)})
-        channel_count = {SubmissionChannel(channel).value: figures.received}
-        figures.online = channel_count.get("online", 0)
-        figures.in_person = channel_count.get("in_person", 0)
-        figures.post = channel_count.get("post", 0)
+        figures = _figures(columns, channel, values)
         key = code or ""
         stats.names.setdefault(key, name or "")
         for group in (stats.total, by_procedure[key], by_field[field_name or ""]):
             group.add(figures)
     stats.by_procedure, stats.by_field = dict(by_procedure), dict(by_field)
     return stats
+
+
+async def figures_by_step(session: AsyncSession, *, commune_id: int,
+                          bounds: Sequence[dt.datetime], now: dt.datetime) -> list[Figures]:
+    """The figures of applications received in each step ``[bounds[i], bounds[i + 1])``,
+    without the processing time (the costliest figure, not needed per step).
+
+    One aggregate per step over its index range, sent as one statement (in chunks): no
+    GROUP BY, which SQLite would answer by sorting every row of the period.
+    """
+    bounds = [min(max(b, EARLIEST), LATEST) for b in bounds]
+    columns = {k: c for k, c in _figure_columns(session, now).items()
+               if k not in ("processing_seconds", "timed")}
+    channel = col(Application.channel)
+    columns.update({c.value: _count(channel == c.value) for c in SubmissionChannel})
+    received = col(Application.received_at)
+    steps = [select(literal(i).label("step"), *(c.label(name) for name, c in columns.items()))
+             .where(col(Application.commune_id) == commune_id, received >= start,
+                    received < end)
+             for i, (start, end) in enumerate(itertools.pairwise(bounds))]
+    out = [Figures() for _ in steps]
+    connection = await session.connection()
+    for k in range(0, len(steps), STEPS_PER_STATEMENT):
+        for step, *values in (await connection.execute(
+                union_all(*steps[k:k + STEPS_PER_STATEMENT]))).all():
+            out[step] = Figures(**{name: v or 0 for name, v in zip(columns, values, strict=True)})
+    return out

@@ -36,7 +36,8 @@ async def test_menu_walk_to_a_procedure_card(dialogue: Dialogue) -> None:
     [welcome] = await say(dialogue, "/start")
     assert welcome.text.startswith("Xin chào! Tôi là trợ lý của bộ phận một cửa Xã Hát Môn")
     assert [b.title for b in welcome.buttons] == [
-        "Thủ tục", "Tra cứu hồ sơ", "Liên hệ cán bộ", "Ngôn ngữ / Language"]
+        "Thủ tục", "Tra cứu hồ sơ", "Liên hệ cán bộ", "Ngôn ngữ / Language",
+        "Nhận thông báo của xã"]
     [fields] = await say(dialogue, payload=welcome.buttons[0].payload)
     assert fields.text == "Chọn lĩnh vực:"
     civil = next(b for b in fields.buttons if b.title == "Hộ tịch")
@@ -421,3 +422,24 @@ async def test_a_flood_of_messages_does_not_flood_staff(dialogue: Dialogue, offi
     async with office.sessions() as s:
         assert len((await s.exec(select(Notification).where(
             Notification.channel == "staff"))).all()) == RELAY_LIMIT + 1
+
+
+# Announcements from the main menu (task P).
+async def test_the_menu_subscribes_to_announcements_and_then_offers_to_stop_them(
+        dialogue: Dialogue) -> None:
+    [welcome] = await say(dialogue, "/start", user="77")
+    assert welcome.buttons[-1].title == "Nhận thông báo của xã"
+    [on] = await say(dialogue, payload=welcome.buttons[-1].payload, user="77")
+    assert on.text.startswith("Bạn sẽ nhận các thông báo của Xã Hát Môn tại đây.")
+    [menu] = await say(dialogue, "menu", user="77")
+    assert menu.buttons[-1].title == "Huỷ nhận thông báo"
+    [off] = await say(dialogue, payload=menu.buttons[-1].payload, user="77")
+    assert off.text == "Bạn sẽ không nhận thông báo của Xã Hát Môn nữa."
+    [english] = await say(dialogue, payload="lang:en", user="77")
+    assert english.buttons[-1].title == "Receive announcements"
+    [on] = await say(dialogue, payload=english.buttons[-1].payload, user="77")
+    assert on.text.startswith("You will receive the announcements of")
+    [menu] = await say(dialogue, "menu", user="77")
+    assert menu.buttons[-1].title == "Stop announcements"
+    [other] = await say(dialogue, "/start", user="78")  # someone else: not subscribed
+    assert other.buttons[-1].title == "Nhận thông báo của xã"

@@ -19,8 +19,10 @@ from storage.db import make_engine, make_sessions, session_scope, upgrade
 from storage.models import (
     Application,
     Conversation,
+    Feedback,
     LookupAttempt,
     Notification,
+    Rating,
     SeenEvent,
     StatusChange,
     Unanswered,
@@ -77,7 +79,7 @@ async def test_old_records_go_recent_ones_and_applications_stay(
                              periods=RetentionPeriods())
     # The events of both communes go: they belong to no commune.
     assert counts == {"conversations": 1, "unanswered": 1, "lookups": 1, "notifications": 2,
-                      "events": 2, "jobs": 0}
+                      "events": 2, "jobs": 0, "feedback": 0, "ratings": 0}
     for table in (Conversation, Unanswered, LookupAttempt):
         kept = [r.model_dump() for r in await left(office.sessions, table)]
         assert sorted(r.get("user_id") or r["user_key"].removeprefix("web:") for r in kept
@@ -99,10 +101,33 @@ async def test_each_period_applies_to_its_own_kind(filled: Office) -> None:
         counts = await purge(session, commune_id=None, now=NOW, periods=periods)
     # 5-day-old conversations are past 3 days; unanswered questions are kept forever.
     assert counts == {"conversations": 3, "lookups": 2, "notifications": 4, "events": 2,
-                      "jobs": 0}
+                      "jobs": 0, "feedback": 0, "ratings": 0}
     assert len(await left(office.sessions, Conversation)) == 0
     assert len(await left(office.sessions, Unanswered)) == 3
     assert len(await left(office.sessions, LookupAttempt)) == 1
+
+
+async def test_feedback_goes_after_three_years_once_closed_and_ratings_after_two(
+        office: Office) -> None:
+    def report(status: str, age: dt.timedelta) -> Feedback:
+        return Feedback(commune_id=office.commune_id, channel="web", recipient="u",
+                        description=f"{status} {age.days}", status=status, created_at=NOW - age)
+    async with session_scope(office.sessions) as session:
+        session.add_all([
+            report("closed", 4 * 365 * DAY), report("open", 4 * 365 * DAY),
+            report("closed", 365 * DAY),
+            Rating(commune_id=office.commune_id, channel="web", recipient="u", subject="a:1",
+                   score=5, asked_at=NOW - 3 * 365 * DAY, rated_at=NOW - 3 * 365 * DAY),
+            Rating(commune_id=office.commune_id, channel="web", recipient="u", subject="a:2",
+                   score=2, asked_at=NOW - 30 * DAY, rated_at=NOW - 30 * DAY)])
+    async with session_scope(office.sessions) as session:
+        counts = await purge(session, commune_id=office.commune_id, now=NOW,
+                             periods=RetentionPeriods())
+    assert (counts["feedback"], counts["ratings"]) == (1, 1)
+    # A report nobody closed stays, however old: it is still owed an answer.
+    assert sorted(f.model_dump()["description"] for f in await left(office.sessions, Feedback)
+                  ) == ["closed 365", "open 1460"]
+    assert [r.model_dump()["score"] for r in await left(office.sessions, Rating)] == [2]
 
 
 async def test_a_dry_run_counts_and_deletes_nothing(filled: Office) -> None:
@@ -111,7 +136,7 @@ async def test_a_dry_run_counts_and_deletes_nothing(filled: Office) -> None:
         counts = await purge(session, commune_id=office.commune_id, now=NOW,
                              periods=RetentionPeriods(), dry_run=True)
     assert counts == {"conversations": 1, "unanswered": 1, "lookups": 1, "notifications": 2,
-                      "events": 2, "jobs": 0}
+                      "events": 2, "jobs": 0, "feedback": 0, "ratings": 0}
     assert len(await left(office.sessions, Conversation)) == 3
     assert len(await left(office.sessions, SeenEvent)) == 3
 
@@ -121,7 +146,8 @@ def test_periods_come_from_the_environment_and_are_checked() -> None:
                                   "MOTCUA_KEEP_UNANSWERED_DAYS": "0"})
     assert settings.retention == RetentionPeriods(conversations=30, unanswered=0)
     assert Settings.from_env({}).retention == RetentionPeriods(
-        conversations=180, unanswered=365, lookups=365, notifications=90, events=7, jobs=30)
+        conversations=180, unanswered=365, lookups=365, notifications=90, events=7, jobs=30,
+        feedback=1095, ratings=730)
     # Shorter than the lookup limits count failures: guessers would get a fresh budget.
     with pytest.raises(SystemExit, match="MOTCUA_KEEP_LOOKUPS_DAYS must be a number of days, "
                                          r"at least 31 \(or 0 to keep them forever\)"):
@@ -159,6 +185,8 @@ def test_purge_command_reports_then_deletes(tmp_path: Path) -> None:
         "notifications  would delete         2  (older than 90 days)",
         "events         would delete         1  (older than 7 days)",
         "jobs           would delete         0  (older than 30 days)",
+        "feedback       would delete         0  (older than 1095 days)",
+        "ratings        would delete         0  (older than 730 days)",
     ]
     done = purge_command()
     assert done.returncode == 0, done.stderr
