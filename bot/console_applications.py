@@ -288,6 +288,8 @@ async def _preview(request: web.Request, who: Staff, app: Application,
         followers = (await repo.subscribers(session, [app.id])).get(app.id, [])
     if wanted is ApplicationStatus.SUPPLEMENT_REQUIRED:
         app = app.model_copy(update={"supplement_due_at": supplement_due})
+    if wanted.settled:  # saving sets the day it was settled; the notice names it
+        app = app.model_copy(update={"completed_at": app.completed_at or _now()})
     langs = sorted({language(f.lang) for f in followers}, key=("vi", "en").index) or ["vi"]
     messages = [(lang, change_message(app, wanted, lang, request=note)) for lang in langs]
     return render(request, "applications_preview.html", staff_member=who,

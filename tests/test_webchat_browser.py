@@ -4,14 +4,7 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it); the ``playwright`` packag
 through its bundled driver, with no browser download.
 """
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,86 +16,26 @@ from playwright.sync_api import (
     Playwright,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.browser import CHROMIUM_FLAGS, serve
+from tests.browser import chromium as chromium  # the fixtures
+from tests.browser import playwright as playwright
+
 PHONE: ViewportSize = {"width": 360, "height": 740}
 SCREENSHOT = Path("/tmp/webchat-phone.png")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
 expect.set_options(timeout=15_000)
-
-
-def _chromium() -> str | None:
-    """Debian's chromium, installed with apt-get when missing and possible."""
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True,
-                   capture_output=True, timeout=900, check=False)
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = _chromium()
-    if path is None:
-        pytest.skip("Debian's chromium is not installed and could not be installed "
-                    "(apt-get install chromium)")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m bot serve`` on a free port and a fresh SQLite database."""
     folder = tmp_path_factory.mktemp("webchat")
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'm.sqlite3'}",
-           "MOTCUA_HOST": "127.0.0.1", "MOTCUA_PORT": str(port), "TELEGRAM_BOT_TOKEN": "",
+    env = {"DATABASE_URL": f"sqlite:///{folder / 'm.sqlite3'}", "TELEGRAM_BOT_TOKEN": "",
            # The commune's site of the widget test, on a port chosen later.
            "MOTCUA_EMBED_ORIGINS": "http://localhost:*", "MOTCUA_SECRET_KEY": "browser-test"}
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail("the server stopped:\n" + (folder / "server.log").read_text())
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("no /healthz after 90 s:\n" + (folder / "server.log").read_text())
-            time.sleep(0.3)
+    with serve(folder / "server.log", env) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
 
 
 @pytest.fixture
