@@ -123,7 +123,7 @@ async def history(session: AsyncSession, conversation: Conversation) -> list[Sai
         select(Unanswered)
         .where(Unanswered.commune_id == conversation.commune_id,
                Unanswered.channel == conversation.channel,
-               Unanswered.user_id == conversation.user_id)
+               Unanswered.user_id == conversation.user_id, Unanswered.kind == "declined")
         .order_by(col(Unanswered.id).desc()).limit(HISTORY))).all()
     officers = await _officers(session, conversation)
     replies = [Said(n.created_at, "staff" if n.kind == "staff" else "assistant", n.text,

@@ -147,14 +147,18 @@ async def knowledge_page(request: web.Request, who: Staff) -> web.StreamResponse
     words = request.query.get("q", "")[:MAX_PHRASING].strip()
     question = request.query.get("ask", "")[:MAX_PHRASING].strip()
     async with session_scope(request.app[OFFICE].sessions) as session:
-        missed = await changes.missed(session, commune_id=who.commune_id,
-                                      since=_now() - dt.timedelta(days=MISSED_DAYS))
+        since = _now() - dt.timedelta(days=MISSED_DAYS)
+        missed = await changes.missed(session, commune_id=who.commune_id, since=since)
+        unsure = await changes.missed(session, commune_id=who.commune_id, since=since,
+                                      kind="unsure")
         history = await changes.history(session, commune_id=who.commune_id)
         version = await changes.version(session, commune_id=who.commune_id)
     return render(request, "knowledge.html", staff_member=who, words=words,
                   found=search(assistant, words, t) if words else [],
                   question=question, asked=ask(assistant, question, lang) if question else None,
-                  missed=missed, history=history, version=version,
+                  missed=missed, unsure=unsure, history=history, version=version,
+                  titles_of={q.answered: _title(assistant, q.answered, t)
+                             for q in unsure if q.answered},
                   targets=_targets(assistant, t),
                   titles={c.target: _title(assistant, c.target, t) for c in history},
                   procedures=len(assistant.kb.procedures), faqs=len(assistant.kb.faqs),

@@ -54,10 +54,15 @@ async def conversations(session: AsyncSession, *, commune_id: int,
 
 
 async def record_unanswered(session: AsyncSession, *, commune_id: int, channel: str,
-                            user_id: str, text: str) -> None:
-    """Keep a question the assistant could not answer, for staff to review."""
+                            user_id: str, text: str, unsure: tuple[str, float] | None = None
+                            ) -> None:
+    """Keep a question the assistant could not answer, or (``unsure``: the procedure it
+    answered, "" for a choice offered, and the match's score) answered unsure of, for staff
+    to review."""
+    answered, score = unsure if unsure is not None else (None, None)
     session.add(Unanswered(commune_id=commune_id, channel=channel, user_id=user_id,
-                           text=text[:2000]))
+                           text=text[:2000], kind="unsure" if unsure else "declined",
+                           answered=answered, score=score))
     await session.flush()
 
 

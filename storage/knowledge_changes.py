@@ -36,12 +36,15 @@ class Active:
 
 @dataclass(frozen=True)
 class Missed:
-    """A question the assistant declined, as often as it was asked (not answered since)."""
+    """A question the assistant declined or answered unsure of, as often as it was asked
+    (not fixed since)."""
 
     id: int  # the latest time it was asked
     text: str
     times: int
     last_at: dt.datetime
+    answered: str | None = None  # unsure: the procedure answered the latest time ("": a choice)
+    score: float | None = None  # … and how well it matched
 
 
 async def version(session: AsyncSession, *, commune_id: int) -> int:
@@ -128,9 +131,10 @@ async def active(session: AsyncSession, *, commune_id: int) -> Active:
 
 
 async def missed(session: AsyncSession, *, commune_id: int, since: dt.datetime,
-                 limit: int = 50) -> list[Missed]:
-    """The questions declined since ``since`` that no change in force answers, the most
-    asked first, then the newest; the same wording (case aside) counts once."""
+                 kind: str = "declined", limit: int = 50) -> list[Missed]:
+    """The questions declined (``kind`` "unsure": answered unsure of) since ``since`` that no
+    change in force answers, the most asked first, then the newest; the same wording (case
+    aside) counts once."""
     wording = func.lower(col(Unanswered.text))
     handled = select(KnowledgeChange.unanswered_id).where(
         col(KnowledgeChange.commune_id) == commune_id,
@@ -141,14 +145,15 @@ async def missed(session: AsyncSession, *, commune_id: int, since: dt.datetime,
     rows = (await session.exec(
         select(func.max(col(Unanswered.id)), func.count(), func.max(col(Unanswered.at)))
         .where(col(Unanswered.commune_id) == commune_id, col(Unanswered.at) >= since,
-               wording.not_in(fixed))
+               col(Unanswered.kind) == kind, wording.not_in(fixed))
         .group_by(wording)
         .order_by(func.count().desc(), func.max(col(Unanswered.at)).desc())
         .limit(limit))).all()
-    texts = {u.id: u.text for u in (await session.exec(
+    latest = {u.id: u for u in (await session.exec(
         select(Unanswered).where(col(Unanswered.id).in_([r[0] for r in rows])))).all()}
-    return [Missed(latest, texts[latest], times, at)
-            for latest, times, at in rows if latest is not None and latest in texts]
+    return [Missed(number, latest[number].text, times, at, latest[number].answered,
+                   latest[number].score)
+            for number, times, at in rows if number is not None and number in latest]
 
 
 async def unanswered(session: AsyncSession, *, commune_id: int, unanswered_id: int

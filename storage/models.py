@@ -209,6 +209,12 @@ class Unanswered(SQLModel, table=True):
     user_id: str = Field(max_length=128)
     text: str = Field(sa_type=Text)
     at: dt.datetime = Field(default_factory=utcnow)
+    # "declined", or "unsure": answered (``answered``: the procedure, "" for a choice offered)
+    # with a match too weak to be sure of (``score``), for staff to confirm or correct.
+    kind: str = Field(default="declined", max_length=8,
+                      sa_column_kwargs={"server_default": "declined"})
+    answered: str | None = Field(default=None, max_length=16)
+    score: float | None = None
 
 
 class SeenEvent(SQLModel, table=True):

@@ -147,7 +147,8 @@ async def _unanswered(session: AsyncSession, commune_id: int, since: dt.datetime
                       until: dt.datetime, *, frequent: bool) -> list[QuestionCount]:
     """Unanswered questions of the period: the most frequent (same text), or the latest."""
     text, at = col(Unanswered.text), col(Unanswered.at)
-    period = (col(Unanswered.commune_id) == commune_id, at >= since, at < until)
+    period = (col(Unanswered.commune_id) == commune_id, at >= since, at < until,
+              col(Unanswered.kind) == "declined")
     connection = await session.connection()
     if frequent:
         count, last = func.count().label("n"), func.max(at).label("last_at")

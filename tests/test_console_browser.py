@@ -418,8 +418,14 @@ def test_fix_a_missed_question(browser: Browser, site: Site, tabs: list[Tab]) ->
     row = page.get_by_role("row", name=MISSED)
     expect(row).to_be_visible()
     tab.shoot("knowledge-1-missed")
+    page.set_viewport_size(PHONE)  # taught from a phone: the form is on screen, not beside it
+    for control in (row.get_by_label(T("This meant")),
+                    row.get_by_role("button", name=T("Save as alias"))):
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     row.get_by_label(T("This meant")).fill(BUILDING_PERMIT)
     row.get_by_role("button", name=T("Save as alias")).click()
+    page.set_viewport_size(DESKTOP)
     expect(page.get_by_role("status")).to_have_text(
         T("Saved. The assistant answers with it from now on."))
     expect(page.locator(".kb-answer")).to_contain_text(f"(mã {BUILDING_PERMIT})")

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from handlers.applications import Office
+from handlers.intents.questions import UNSURE_BELOW
 from handlers.knowledge import LiveKnowledge
 from knowledge.answer import Assistant
 from knowledge.schema import Faq
@@ -76,6 +77,42 @@ async def test_missed_question_taught_as_an_alias_is_answered_at_once_and_undo_r
     assert "Đã hoàn tác bởi staff:an" in after and MISSED in after  # missed again, kept
     again = await chrome.post(f"/console/knowledge/changes/{change[1]}/undo", {"csrf": token})
     assert again.status == 404  # undone already
+
+
+# Answered today on a weak match, with a grandparent's allowance: the orphan's is meant.
+WEAK = "xin tiền trợ cấp cho cháu mồ côi đang ở với bà"
+ORPHAN_ALLOWANCE = "1.001776"
+
+
+async def test_weak_answer_is_listed_for_staff_and_teaching_it_makes_the_next_answer_right(
+        assistant: Assistant, office: Office, client: TestClient[Any, Any],
+        browser: Callable[[], Browser]) -> None:
+    weak = assistant.ask(WEAK)
+    assert weak.kind == "procedure" and weak.code != ORPHAN_ALLOWANCE
+    assert weak.matches[0].score < UNSURE_BELOW  # what makes it "low confidence"
+    first = await ask_chat(client, WEAK)
+    assert first["intent"] == "procedure" and f"(mã {weak.code})" in first["text"]
+    await add_account(office, "an", "officer")
+    chrome = browser()
+    assert (await chrome.sign_in("an")).status == 303
+    html = await page(chrome)
+    declined, unsure = html.split('id="kb-unsure"')
+    unsure = unsure.split("</section>")[0]
+    assert WEAK not in declined  # it was answered: not among the declined questions
+    assert WEAK in unsure and f"({weak.code})" in unsure  # what the assistant answered
+    unanswered = re.search(r'name="unanswered" value="(\d+)"', unsure)
+    assert unanswered is not None
+    saved = await chrome.post("/console/knowledge/alias", {
+        "csrf": await chrome.csrf("/console/knowledge"), "unanswered": unanswered[1],
+        "phrasing": WEAK, "target": ORPHAN_ALLOWANCE})
+    assert saved.status == 303
+    answered = await ask_chat(client, WEAK)
+    assert f"(mã {ORPHAN_ALLOWANCE})" in answered["text"]
+    listed = (await page(chrome)).split('id="kb-unsure"')[1].split("</section>")[0]
+    assert WEAK not in listed  # handled
+    async with session_scope(office.sessions) as session:  # the overview counts declines only
+        assert not await changes.missed(session, commune_id=office.commune_id,
+                                        since=T0 - dt.timedelta(days=3650))
 
 
 async def test_new_faq_entry_answers_its_question_with_its_citation(
