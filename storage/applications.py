@@ -102,15 +102,18 @@ class UpsertReport:
 
 
 async def ensure_commune(session: AsyncSession, *, slug: str, name: str) -> int:
-    """The id of a commune, created on first use."""
+    """The id of a commune, created on first use (by one of several processes starting at
+    once: the others find it)."""
     found = (await session.exec(select(Commune.id).where(Commune.slug == slug))).first()
     if found is not None:
         return found
-    commune = Commune(slug=slug, name=name)
-    session.add(commune)
-    await session.flush()
-    assert commune.id is not None
-    return commune.id
+    dialect = (await session.connection()).dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Commune)
+    await _core(session, statement.on_conflict_do_nothing(index_elements=["slug"]),
+                [{"slug": slug, "name": name}])
+    created = (await session.exec(select(Commune.id).where(Commune.slug == slug))).one()
+    assert created is not None
+    return created
 
 
 async def existing(session: AsyncSession, *, commune_id: int,

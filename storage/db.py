@@ -19,6 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 DEFAULT_URL = "sqlite+aiosqlite:///motcua.sqlite3"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The PostgreSQL advisory lock key that serialises migrations ("motcua" in ASCII).
+MIGRATION_LOCK = 0x6D6F74637561
 
 
 def async_url(url: str | None) -> str:
