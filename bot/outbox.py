@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.limits import SharedError, SharedSlots
 from handlers.applications import Office
 from handlers.messages import Reply, queued_reply
 from knowledge.workdays import TZ
@@ -72,12 +73,19 @@ class Pace:
     """A channel's limits: ``rate`` messages/s overall (0: none) and ``per_recipient``
     messages/s to one recipient (0: none). ``one_chat``: every message goes to one chat
     whatever its recipient (the staff group), so they are paced as one recipient. Channels
-    of one bot count against one overall rate: the same Pace, or one ``within`` the other."""
+    of one bot count against one overall rate: the same Pace, or one ``within`` the other.
+
+    Several processes sending for one bot share its limits through ``shared`` (Redis), where
+    ``name`` keys this pace's slots; without it, or while Redis does not answer, each of
+    ``processes`` keeps to ``rate / processes`` on its own."""
 
     rate: float = 0.0
     per_recipient: float = 0.0
     one_chat: bool = False
     within: Pace | None = None
+    name: str = ""
+    shared: SharedSlots | None = None
+    processes: int = 1
     _next_slot: float = field(default=0.0, repr=False)  # loop time of the next free send
     _recipients: dict[str, dt.datetime] = field(default_factory=dict, repr=False)
 
@@ -91,9 +99,56 @@ class Pace:
             return
         now = time.monotonic()
         slot = max(now - BURST, self._next_slot)
-        self._next_slot = slot + 1 / self.rate
+        self._next_slot = slot + max(self.processes, 1) / self.rate
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    async def reserve(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        """Wait for this channel's next free slot and count a message to ``key`` (see
+        ``key``); None. With shared slots another process may have messaged ``key`` since
+        ``now``: then nothing is counted, and the time ``key`` is free again is returned."""
+        shared = self.shared
+        if shared is not None and shared.up:
+            try:
+                reserved, wait = await shared.reserve(
+                    self._rates(), f"{self.name}:{key}", self.per_recipient, BURST)
+            except SharedError as exc:
+                shared.failed(exc)
+            else:
+                if not reserved:
+                    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self.sent(key, now)
+                return None
+        await self.take()
+        self.sent(key, now)
+        return None
+
+    async def throttled(self, key: str, seconds: float, *, everyone: bool,
+                        now: dt.datetime) -> None:
+        """The channel answered 429: nothing to ``key`` (to anyone, with ``everyone``) for
+        ``seconds``, in every process sharing the slots."""
+        if everyone:
+            self.pause(seconds)
+        self.hold(key, now + dt.timedelta(seconds=seconds))
+        shared = self.shared
+        if shared is not None and shared.up:
+            try:
+                await shared.hold(f"{self.name}:{key}", seconds)
+                for name, _ in self._rates() if everyone else ():
+                    await shared.hold(name, seconds, rate=True)
+            except SharedError as exc:
+                shared.failed(exc)
+
+    def _rates(self) -> list[tuple[str, float]]:
+        """The overall rates this pace counts against (its own, those it is within)."""
+        chain: list[Pace] = []
+        pace: Pace | None = self
+        while pace is not None:
+            chain.append(pace)
+            pace = pace.within
+        return [(p.name or "default", p.rate) for p in chain if p.rate > 0]
 
     def pause(self, seconds: float) -> None:
         """Send nothing on this channel for ``seconds`` (a 429 for everyone)."""
@@ -109,15 +164,21 @@ class Pace:
         """When ``key`` (see ``key``) may next be messaged; if now, the send is counted."""
         at = max(now, self._recipients.get(key, now))
         if at == now and self.per_recipient > 0:
-            self._recipients[key] = now + dt.timedelta(seconds=1 / self.per_recipient)
+            self._recipients[key] = now + self._gap()
         return at
 
     def sent(self, key: str, now: dt.datetime) -> None:
         """A message to ``key`` leaves now: the next one waits a full interval from here (the
         batch may have waited for its slots since ``now``)."""
         if self.per_recipient > 0:
-            self._recipients[key] = max(now, dt.datetime.now(dt.UTC)) + dt.timedelta(
-                seconds=1 / self.per_recipient)
+            self._recipients[key] = max(now, dt.datetime.now(dt.UTC)) + self._gap()
+
+    def _gap(self) -> dt.timedelta:
+        """Between two messages to one recipient from this process. The one chat (the staff
+        group) is any process's recipient: without shared slots each takes its share."""
+        alone = self.one_chat and (self.shared is None or not self.shared.up)
+        return dt.timedelta(seconds=(max(self.processes, 1) if alone else 1)
+                            / self.per_recipient)
 
     def hold(self, key: str, until: dt.datetime) -> None:
         """Message ``key`` no sooner than ``until`` (a 429 for one recipient)."""
@@ -289,18 +350,19 @@ class Dispatcher:
         message_id, channel, recipient, attempts, kind, reply = row
         assert message_id is not None
         pace = self.paces.get(channel)
-        if pace is not None:
-            await pace.take()
-            pace.sent(pace.key(channel, recipient), now)
+        if pace is not None and (busy := await pace.reserve(pace.key(channel, recipient),
+                                                            now)) is not None:
+            results.due[message_id] = busy  # another process messaged this chat just now
+            results.held.add(message_id)
+            return
         try:
             sender = self.kind_senders.get((channel, kind), self.senders[channel])
             outcome = await sender(recipient, reply)
         except Throttled as exc:
             wait = dt.timedelta(seconds=max(exc.seconds, 0.0))
             if pace is not None:
-                if exc.everyone:
-                    pace.pause(exc.seconds)
-                pace.hold(pace.key(channel, recipient), now + wait)
+                await pace.throttled(pace.key(channel, recipient), max(exc.seconds, 0.0),
+                                     everyone=exc.everyone, now=now)
             results.due[message_id] = now + wait
             results.held.add(message_id)  # the channel's pacing, not the message's fault
             return
