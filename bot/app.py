@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from bot import jobs
+from bot.limits import SharedSlots
 from bot.outbox import Dispatcher, Outcome, Pace, QuietHours, Sender
 from bot.runtime import open_office
 from bot.settings import Settings
@@ -33,12 +36,18 @@ from storage.db import session_scope
 log = logging.getLogger(__name__)
 
 
-def paces(settings: Settings) -> dict[str, Pace]:
+def paces(settings: Settings, shared: SharedSlots | None = None) -> dict[str, Pace]:
     """The outbox's limits per channel. One bot sends to the citizens' chats and to the staff
-    group; every "staff" row goes to that one group, so they are paced as one chat."""
-    telegram = Pace(settings.telegram_rate, settings.telegram_chat_rate)
+    group; every "staff" row goes to that one group, so they are paced as one chat. The
+    processes sending for the bot share its limits in ``shared`` (Redis), keyed by the bot's
+    id, or each keeps to its share of them."""
+    bot = settings.telegram.token.partition(":")[0] if settings.telegram else ""
+    telegram = Pace(settings.telegram_rate, settings.telegram_chat_rate, name=f"telegram:{bot}",
+                    shared=shared, processes=settings.workers)
     return {"telegram": telegram, "staff": Pace(per_recipient=settings.staff_chat_rate / 60,
-                                                one_chat=True, within=telegram)}
+                                                one_chat=True, within=telegram,
+                                                name=f"telegram-staff:{bot}", shared=shared,
+                                                processes=settings.workers)}
 
 
 async def _console_staffed(office: Office) -> bool:
@@ -53,10 +62,15 @@ async def _to_console(recipient: str, reply: Reply) -> Outcome:
     return Outcome.SENT
 
 
-async def serve(settings: Settings, kb: KnowledgeBase) -> None:
-    """Run the server until cancelled; refuse to start on a dangerous configuration."""
+async def serve(settings: Settings, kb: KnowledgeBase, *,
+                listener: socket.socket | None = None) -> None:
+    """Run the server until cancelled or SIGTERM; refuse to start on a dangerous
+    configuration. ``listener``: a listening socket to serve on (one of ``serve --workers``)
+    in place of ``settings.host`` and ``settings.port``."""
     if settings.problems:
         raise SystemExit("refusing to start:\n  " + "\n  ".join(settings.problems))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
     async with open_office(settings, kb) as office:
         telegram, zalo = settings.telegram, settings.zalo
@@ -91,18 +105,24 @@ async def serve(settings: Settings, kb: KnowledgeBase) -> None:
             closing.append(client.close)
         runner = make_runner(app, settings)
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        site = web.TCPSite(runner, settings.host, settings.port) if listener is None \
+            else web.SockSite(runner, listener)
+        await site.start()
         log.info("web chat on http://%s:%d/", settings.host, settings.port)
+        shared = SharedSlots(settings.redis_url) if settings.redis_url else None
+        if shared is not None:
+            closing.append(shared.close)
         outbox = asyncio.create_task(Dispatcher(
             office, senders, kind_senders=kind_senders,
             retry_after=dt.timedelta(seconds=settings.outbox_retry),
-            paces=paces(settings),
+            paces=paces(settings, shared),
             expiry=dt.timedelta(days=settings.outbox_expiry_days),
             quiet=QuietHours.parse(settings.quiet_hours)).run_forever())
         scheduler = jobs.Scheduler(office, periodic)
         scheduler.start()
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
+            log.info("stopping (SIGTERM)")
         finally:
             await scheduler.stop()
             outbox.cancel()

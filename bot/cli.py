@@ -72,12 +72,21 @@ def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web server (web chat on localhost by default) with the database."""
     from bot.app import serve
+    from bot.workers import Supervisor, inherited_listener
 
-    settings, kb = _settings_and_kb(args)
+    settings = Settings.from_env()
     settings = replace(settings, host=args.host or settings.host,
-                       port=args.port or settings.port)
+                       port=args.port or settings.port, workers=args.workers or settings.workers)
+    if settings.workers < 1:
+        raise SystemExit("--workers must be 1 or more")
+    listener = inherited_listener()
+    if settings.workers > 1 and listener is None:  # the parent of the workers
+        command = ["serve", f"--host={settings.host}", f"--port={settings.port}",
+                   *(f"--portal={path}" for path in args.portal)]
+        return Supervisor(settings, command).run()
+    kb = build_knowledge([*settings.portal_files, *args.portal], settings.commune)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, kb))
+        asyncio.run(serve(settings, kb, listener=listener))
     return 0
 
 
@@ -536,6 +545,9 @@ def parser() -> argparse.ArgumentParser:
     serve = with_portal(sub.add_parser("serve", help="run the assistant"))
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="server processes behind the port (PostgreSQL only; also "
+                            "MOTCUA_WORKERS)")
     serve.set_defaults(func=cmd_serve)
 
     ask = with_portal(sub.add_parser("ask", help="answer a question"))
@@ -677,8 +689,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; knowledge errors end with their message, not a traceback."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
+    worker = os.environ.get("MOTCUA_WORKER", "")  # one of serve --workers N
     logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s " + (f"[worker {worker}] " if worker
+                                                               else "") + "%(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -149,6 +149,8 @@ class Settings:
     zalo: ZaloConfig | None = None
     # What would leave a channel failing silently, each naming its variable: serve refuses it.
     problems: tuple[str, ...] = ()
+    # Server processes behind the one port (MOTCUA_WORKERS, serve --workers; bot/workers.py).
+    workers: int = 1
 
     @classmethod
     def from_env(
@@ -161,7 +163,11 @@ class Settings:
             port = int(env.get("MOTCUA_PORT", "8080"))
         except ValueError:
             raise SystemExit("MOTCUA_PORT must be a port number") from None
+        workers = env.get("MOTCUA_WORKERS", "").strip() or "1"
+        if not workers.isdigit() or int(workers) < 1:
+            raise SystemExit("MOTCUA_WORKERS must be a whole number of processes, 1 or more")
         return cls(
+            workers=int(workers),
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             host=env.get("MOTCUA_HOST") or "127.0.0.1",
             port=port,
