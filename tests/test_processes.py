@@ -31,7 +31,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from bot.outbox import BURST
+from bot.limits import SharedSlots
+from bot.outbox import BURST, Pace
 from handlers import broadcasts
 from handlers.applications import Office
 from knowledge.answer import Assistant
@@ -364,3 +365,17 @@ def test_workers_are_refused_where_they_cannot_share(env: dict[str, str], refusa
     assert result.returncode != 0
     assert refusal in result.stderr
     assert not (ROOT / "never.sqlite3").exists()
+
+
+async def test_sending_goes_on_at_this_processs_share_while_redis_is_away(
+        caplog: pytest.LogCaptureFixture) -> None:
+    shared = SharedSlots(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    pace = Pace(rate=1000, per_recipient=1, name="telegram:1", shared=shared, processes=2)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        assert await pace.reserve("telegram:42", now) is None  # sent, paced in this process
+        assert not shared.up
+        assert "Redis unreachable" in caplog.text
+        assert pace.allowed_at("telegram:42", now) > now  # the chat's turn is still kept
+    finally:
+        await shared.close()
