@@ -76,7 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings = replace(settings, host=args.host or settings.host,
-                       port=args.port or settings.port, workers=args.workers or settings.workers)
+                       port=args.port or settings.port,
+                       workers=settings.workers if args.workers is None else args.workers)
     if settings.workers < 1:
         raise SystemExit("--workers must be 1 or more")
     listener = inherited_listener()
