@@ -379,3 +379,21 @@ async def test_sending_goes_on_at_this_processs_share_while_redis_is_away(
         assert pace.allowed_at("telegram:42", now) > now  # the chat's turn is still kept
     finally:
         await shared.close()
+
+
+async def test_processes_starting_at_once_create_the_commune_once(postgresql_url: str) -> None:
+    engine = make_engine(postgresql_url)
+    sessions = make_sessions(engine)
+    slug = f"xa-{uuid.uuid4().hex[:8]}"
+    gate = asyncio.Barrier(4)
+
+    async def first_start() -> int:
+        async with session_scope(sessions) as session:
+            await gate.wait()  # four transactions open before any inserts
+            return await repo.ensure_commune(session, slug=slug, name="Xã Mới")
+
+    try:
+        ids = await asyncio.gather(*(first_start() for _ in range(4)))
+        assert len(set(ids)) == 1
+    finally:
+        await engine.dispose()
