@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.telegram import add_telegram_routes, build_application
 from bot.telegram import senders as telegram_senders
 from bot.web import DIALOGUE, create_app, make_runner
+from bot.workers import until_orphaned
 from bot.zalo import ZaloClient, add_zalo_routes
 from handlers.applications import Office
 from handlers.messages import Reply
@@ -60,6 +61,14 @@ async def _console_staffed(office: Office) -> bool:
 async def _to_console(recipient: str, reply: Reply) -> Outcome:
     """The "staff" sender without a Telegram staff group: the console's inbox reads the rows."""
     return Outcome.SENT
+
+
+def _cancelling(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return cancel
 
 
 async def serve(settings: Settings, kb: KnowledgeBase, *,
@@ -120,9 +129,11 @@ async def serve(settings: Settings, kb: KnowledgeBase, *,
             quiet=QuietHours.parse(settings.quiet_hours)).run_forever())
         scheduler = jobs.Scheduler(office, periodic)
         scheduler.start()
+        if listener is not None:  # one of serve --workers: not without its supervisor
+            closing.append(_cancelling(asyncio.create_task(until_orphaned(stop))))
         try:
             await stop.wait()
-            log.info("stopping (SIGTERM)")
+            log.info("stopping")
         finally:
             await scheduler.stop()
             outbox.cancel()

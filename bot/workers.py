@@ -33,6 +33,7 @@ from storage.db import async_url, upgrade
 log = logging.getLogger(__name__)
 LISTEN_FD = "MOTCUA_LISTEN_FD"  # a child's inherited listening socket
 WORKER = "MOTCUA_WORKER"  # a child's number, 1..N (for its log lines)
+SUPERVISOR = "MOTCUA_SUPERVISOR"  # a child's parent's pid: gone, the child stops
 MAX_FAILED_STARTS = 5  # a child dying this many times in a row within STARTUP: give up
 STARTUP = 20.0  # seconds a child must live for its start to count as a success
 STOP_TIMEOUT = 30.0  # seconds children get to finish after SIGTERM, then SIGKILL
@@ -83,7 +84,7 @@ class Supervisor:
         # Once here; each child's own upgrade then finds the schema current.
         asyncio.run(upgrade(self.settings.database_url))
         listener = self._bind()
-        self.env = {**os.environ, LISTEN_FD: str(listener.fileno()),
+        self.env = {**os.environ, LISTEN_FD: str(listener.fileno()), SUPERVISOR: str(os.getpid()),
                     "MOTCUA_WORKERS": str(self.settings.workers)}
         if not self.settings.secret_key:
             log.warning("MOTCUA_SECRET_KEY is not set: the workers share a key made now, so "
@@ -158,6 +159,16 @@ class Supervisor:
                 process.kill()
                 process.wait()
         log.info("workers stopped")
+
+
+async def until_orphaned(stop: asyncio.Event, interval: float = 1.0) -> None:
+    """Set ``stop`` when this child's supervisor is gone (killed with SIGKILL, it could not
+    stop its children): a child must not keep serving on its own."""
+    parent = int(os.environ.get(SUPERVISOR, "0") or os.getppid())
+    while os.getppid() == parent:
+        await asyncio.sleep(interval)
+    log.warning("the supervisor (pid %d) is gone; stopping", parent)
+    stop.set()
 
 
 def inherited_listener() -> socket.socket | None:

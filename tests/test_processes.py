@@ -10,6 +10,7 @@ Then ``serve --workers 2``: one port, a dead worker replaced, SIGTERM stops ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -344,12 +345,36 @@ def test_workers_share_one_port_are_replaced_when_they_die_and_stop_on_sigterm(
         workers = _children(parent.pid)
         assert stop(parent) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
-        assert log.read_text().count("stopping (SIGTERM)") == 2
+        assert log.read_text().count("bot.app: stopping") == 2
         [(communes,)] = asyncio.run(query(url, "SELECT count(*) FROM commune"))
         assert communes == 1
     finally:
         if parent.poll() is None:
             parent.kill()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    name = fresh_database()
+    port = free_port()
+    log = tmp_path / "workers.log"
+    parent = start(["serve", "--workers", "2"], {
+        "DATABASE_URL": f"{POSTGRES}/{name}", "MOTCUA_PORT": str(port)}, log)
+    workers: set[int] = set()
+    try:
+        healthy(f"http://127.0.0.1:{port}", parent, log)
+        until(lambda: len(_children(parent.pid)) == 2, 10, "two workers")
+        workers = _children(parent.pid)
+        parent.kill()  # SIGKILL: it cannot stop them
+        parent.wait()
+        until(lambda: not any(Path(f"/proc/{pid}/cmdline").exists()
+                              and Path(f"/proc/{pid}/cmdline").read_bytes()
+                              for pid in workers), 60, "the orphaned workers stopped")
+        assert "is gone; stopping" in log.read_text()
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
