@@ -1,7 +1,9 @@
 """User-facing text: Babel gettext catalogs (Vietnamese first, English second) and formatting.
 
 Message ids are English; ``locale/vi`` holds the Vietnamese text. The ``.po`` files are compiled
-in memory when first used, so no build step is needed and the catalogs stay reviewable text.
+in memory when first used, so no build step is needed and the catalogs stay reviewable text; a
+``.mo`` written beside its ``.po`` by ``write_compiled`` (the container image does) is read
+instead unless the ``.po`` was changed after it.
 """
 
 from __future__ import annotations
@@ -38,16 +40,38 @@ def _noop(message: str) -> str:
 N_ = _noop
 
 
+def catalog_file(lang: Lang, directory: Path = LOCALE_DIR) -> Path:
+    """The file ``lang``'s catalog is read from: its ``.mo`` if compiled since the ``.po``
+    last changed, else the ``.po``."""
+    po = directory / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo = po.with_suffix(".mo")
+    if mo.is_file() and mo.stat().st_mtime >= po.stat().st_mtime:
+        return mo
+    return po
+
+
+def compiled(po: Path, lang: Lang) -> bytes:
+    """The ``.po`` file compiled to ``.mo`` bytes (fuzzy messages left out)."""
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=lang)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    return buffer.getvalue()
+
+
+def write_compiled(directory: Path = LOCALE_DIR) -> None:
+    """Write each language's ``.mo`` beside its ``.po``, read from then on."""
+    for lang in LANGUAGES:
+        po = directory / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        po.with_suffix(".mo").write_bytes(compiled(po, lang))
+
+
 @cache
 def translations(lang: Lang) -> gettext.GNUTranslations:
     """The compiled catalog for ``lang``."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=lang)
-    buffer = BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    path = catalog_file(lang)
+    data = path.read_bytes() if path.suffix == ".mo" else compiled(path, lang)
+    return gettext.GNUTranslations(BytesIO(data))
 
 
 class Text:
