@@ -76,8 +76,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, kb = _settings_and_kb(args)
     settings = replace(settings, host=args.host or settings.host,
                        port=args.port or settings.port)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, kb))
+
+    async def until_stopped() -> None:
+        # SIGTERM (docker stop, systemd, deploy/run.py) stops as Ctrl-C does: requests under
+        # way finish, the outbox and the jobs stop, connections close.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await serve(settings, kb)
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(until_stopped())
     return 0
 
 
