@@ -35,7 +35,7 @@ from storage import feedback as feedback_repo
 from storage import staff
 from storage.applications import revoke_integration_keys
 from storage.broadcasts import AUDIENCES
-from storage.db import session_scope, upgrade
+from storage.db import downgrade, revision, session_scope, upgrade
 from storage.domain import FIRST_DAY, LAST_DAY, within_bounds
 from storage.importfile import ImportFileError
 from storage.retention import purge
@@ -214,6 +214,20 @@ def _office_command(args: argparse.Namespace,
             return await run(office)
 
     return asyncio.run(main())
+
+
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    """Print the migration the database schema is at."""
+    print(asyncio.run(revision(Settings.from_env().database_url)) or "none (empty database)")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    """Take the schema back to an older release's migration (a rollback)."""
+    url = Settings.from_env().database_url
+    asyncio.run(downgrade(url, args.revision))
+    print(f"database schema is at {asyncio.run(revision(url)) or 'none'}")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -572,6 +586,11 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_kb_import)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("revision", help="the migration the database is at").set_defaults(
+        func=cmd_db_revision)
+    down = db.add_parser("downgrade", help="undo migrations down to REVISION (rollback)")
+    down.add_argument("revision", help="e.g. 0014: what `db revision` printed before upgrading")
+    down.set_defaults(func=cmd_db_downgrade)
 
     apps = sub.add_parser("applications", help="applications (hồ sơ)").add_subparsers(
         dest="applications", required=True)

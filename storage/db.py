@@ -11,6 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -109,3 +110,20 @@ async def upgrade(url: str | None = None) -> None:
     """Bring the database schema to the newest migration."""
     # Alembic's env runs its own event loop: give it a thread of its own.
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+async def downgrade(url: str | None, revision: str) -> None:
+    """Take the database schema back to ``revision``, for an older release (a rollback)."""
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)
+
+
+async def revision(url: str | None = None) -> str:
+    """The migration the database schema is at ("" before the first)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision())
+    finally:
+        await engine.dispose()
+    return current or ""
