@@ -114,7 +114,8 @@ async def get_json(http: aiohttp.ClientSession, url: str, **kwargs: Any
 
 
 async def test_requests_through_the_proxy_reach_both_instances(topology: Topology) -> None:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=topology.tls)) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=topology.tls),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         seen = set()
         for _ in range(4):
             status, health, instance = await get_json(http, f"{topology.url}/healthz")
@@ -137,6 +138,14 @@ async def test_requests_through_the_proxy_reach_both_instances(topology: Topolog
             assert start in answer["replies"][0]["text"], answer
             answered_by.append(instance)
         assert set(answered_by) == set(topology.instances)
+
+        # A staff member's console requests stay with one instance (an upload waits there).
+        console = set()
+        for _ in range(4):
+            async with http.get(f"{topology.url}/console/login") as page:
+                assert page.status == 200
+                console.add(page.headers["X-Motcua-Instance"])
+        assert len(console) == 1
 
         async with http.get(f"{topology.url}/") as page:  # the web chat page, over HTTPS
             assert page.status == 200 and "<html" in (await page.text()).lower()
