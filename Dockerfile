@@ -16,9 +16,11 @@ COPY handlers handlers
 COPY knowledge knowledge
 COPY storage storage
 # The message catalogs are compiled (.mo) where the installed package reads them, so no .po is
-# compiled at each start (knowledge/i18n.py).
+# compiled at each start (knowledge/i18n.py); -I keeps the sources here off sys.path. pip and
+# setuptools are not needed at run time.
 RUN /venv/bin/pip install --no-deps --no-build-isolation . \
- && /venv/bin/python -c 'from knowledge.i18n import write_compiled; write_compiled()'
+ && /venv/bin/python -I -c 'from knowledge.i18n import write_compiled; write_compiled()' \
+ && /venv/bin/python -m pip uninstall --quiet --yes pip setuptools
 
 FROM python:3.11-slim-bookworm
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent motcua \

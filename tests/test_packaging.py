@@ -3,6 +3,7 @@ dependency, the wheel holds every data file the packages read, the Dockerfile bu
 should, and compiled catalogs are read only while they are current."""
 
 import gettext
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from importlib import metadata
 from io import BytesIO
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -67,24 +69,55 @@ def test_lock_pins_every_runtime_dependency_with_hashes() -> None:
             f"requirements.lock has {requirement.name} {version}, pyproject asks {line}")
 
 
-def test_wheel_holds_every_data_file_the_packages_read(tmp_path: Path) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel ``pip wheel`` builds from a copy of the sources (as the Dockerfile installs)."""
+    source = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     for package in PACKAGES:
         shutil.copytree(ROOT / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.mo"))
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--wheel-dir", str(tmp_path / "dist"),
+                    "--no-build-isolation", "--no-index", "--wheel-dir", str(dist),
                     str(source)], check=True, capture_output=True)
-    [wheel] = (tmp_path / "dist").glob("motcua-*.whl")
+    [built] = dist.glob("motcua-*.whl")
+    return built
+
+
+def test_wheel_holds_every_data_file_the_packages_read(wheel: Path) -> None:
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    needed = {path.relative_to(source).as_posix()
-              for package in PACKAGES for path in (source / package).rglob("*")
-              if path.is_file() and path.suffix != ".pot"}  # the .pot is for translators
+    needed = {path.relative_to(ROOT).as_posix()
+              for package in PACKAGES for path in (ROOT / package).rglob("*")
+              if path.is_file() and "__pycache__" not in path.parts
+              and path.suffix not in (".pot", ".mo", ".pyc")}  # the .pot is for translators
     assert needed - shipped == set()
     assert {"knowledge/matching.toml", "knowledge/intents.toml", "bot/openapi.json"} <= shipped
+
+
+def test_the_installed_wheel_answers_away_from_the_sources(wheel: Path, tmp_path: Path) -> None:
+    site, work = tmp_path / "site-packages", tmp_path / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-index", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site),  # before the editable install of the tests
+           "DATABASE_URL": f"sqlite:///{work / 'motcua.sqlite3'}"}
+
+    def bot(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=work, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    where = subprocess.run([sys.executable, "-c", "import bot; print(bot.__file__)"], cwd=work,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert Path(where).is_relative_to(site)
+    answer = json.loads(bot("ask", "--json", "lam giay khai sinh mat phi khong"))
+    assert answer["matches"][0]["code"] == "1.001193"
+    assert answer["answer"].startswith("Lệ phí — Làm giấy khai sinh")
+    assert "up to date" in bot("db", "upgrade")  # the migrations are in the wheel
 
 
 def test_dockerfile_builds_a_small_locked_non_root_image() -> None:
