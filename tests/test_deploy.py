@@ -2,8 +2,10 @@
 PostgreSQL database, Caddy with HTTPS in front; driven with real requests through the proxy."""
 
 import asyncio
+import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -106,6 +108,16 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def healthcheck(instance: str) -> int:
+    """The exit status of the Dockerfile's HEALTHCHECK command run against ``instance``."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    command = json.loads(re.search(r"^HEALTHCHECK .* CMD (\[.*\])$", dockerfile, re.M)[1])
+    assert command[0] == "python"
+    env = {**os.environ, "MOTCUA_PORT": instance.rpartition(":")[2]}
+    return subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True,
+                          timeout=30).returncode
+
+
 async def get_json(http: aiohttp.ClientSession, url: str, **kwargs: Any
                    ) -> tuple[int, dict[str, Any], str]:
     async with http.request(kwargs.pop("method", "GET"), url, **kwargs) as response:
@@ -151,8 +163,10 @@ async def test_requests_through_the_proxy_reach_both_instances(topology: Topolog
             assert page.status == 200 and "<html" in (await page.text()).lower()
             assert page.headers["Content-Security-Policy"]
 
+    assert healthcheck(topology.instances[0]) == 0  # the image's HEALTHCHECK, on an instance
     topology.process.send_signal(signal.SIGTERM)
     assert topology.process.wait(90) == 0, "".join(topology.output)
+    assert healthcheck(topology.instances[0]) != 0
     for name in ("caddy", "motcua-1", "motcua-2"):
         assert f"{name}: exited with 0\n" in topology.output
     for address in [*topology.instances, topology.url.rpartition("/")[2]]:
