@@ -29,6 +29,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import metrics
 from bot.outbox import Outcome, Sender, Throttled
 from bot.settings import TelegramConfig
 from bot.telegram_request import AiohttpRequest
@@ -75,16 +76,20 @@ async def deliver(bot: Bot, chat_id: int, reply: Reply) -> Outcome:
             fits = _utf16_length(reply.text) <= MessageLimit.CAPTION_LENGTH
             photo_sent = await _send_photo(bot, chat_id, reply.image, reply.text if fits else "",
                                            keyboard(reply) if fits else None)
+            if photo_sent:
+                metrics.SENT.labels("telegram").inc()
             if photo_sent and fits:
                 return Outcome.SENT
         for i, part in enumerate(parts):
             markup = keyboard(reply) if i == len(parts) - 1 else None
             await bot.send_message(chat_id, part, reply_markup=markup,
                                    disable_web_page_preview=True)
+            metrics.SENT.labels("telegram").inc()
     except Forbidden:
         log.info("telegram: chat %s blocked the bot", chat_id)
         return Outcome.BLOCKED
     except RetryAfter as exc:
+        metrics.THROTTLED.labels("telegram").inc()
         wait = exc.retry_after
         raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
                         else float(wait)) from None
@@ -137,12 +142,14 @@ async def _answer(application: Application[Any, Any, Any, Any, Any, Any], update
     try:
         replies = await dialogue.handle(message)
     except Unavailable:
+        metrics.observe_unavailable("telegram")
         unsaved = UNSAVED.get()
         if unsaved is None:  # polling: Telegram will not deliver it again
             log.warning("telegram: database unavailable; update %s dropped", update.update_id)
         else:
             unsaved.append(update.update_id)
         return
+    metrics.observe_turn("telegram", replies)
     for i, reply in enumerate(replies):
         if not await send_reply(application, chat_id, reply):
             return

@@ -723,3 +723,29 @@ async def search_applications(session: AsyncSession, *, commune_id: int,
     by_due = filters.overdue_at or filters.due_from or filters.due_before
     order = (col(a.due_at), col(a.id)) if by_due else (col(a.id).desc(),)
     return list((await session.exec(query.order_by(*order).offset(offset).limit(limit))).all())
+
+
+@dataclass(frozen=True)
+class OutboxDepth:
+    """Unsent outbox messages of one channel: all of them, those due now, and the oldest's
+    creation time."""
+
+    channel: str
+    pending: int
+    due: int
+    oldest: dt.datetime | None
+
+
+async def outbox_depth(session: AsyncSession, *, now: dt.datetime) -> list[OutboxDepth]:
+    """The outbox's unsent messages per channel, every commune (one grouped query on the
+    partial index of unsent rows: it reads only what waits)."""
+    pending = col(Notification.sent_at).is_(None)
+    due = func.sum(case((col(Notification.next_attempt_at) <= now, 1), else_=0))
+    rows: Sequence[Any] = (await _core(session, sa_select(
+        col(Notification.channel), func.count(), due, func.min(col(Notification.created_at)))
+        .where(pending).group_by(col(Notification.channel)))).all()
+    return [OutboxDepth(channel, int(count), int(due_now or 0),
+                        # SQLite gives back naive UTC
+                        oldest if oldest is None or oldest.tzinfo else oldest.replace(
+                            tzinfo=dt.UTC))
+            for channel, count, due_now, oldest in rows]
