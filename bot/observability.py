@@ -75,10 +75,13 @@ def metrics_allowed(request: web.Request, settings: Settings) -> bool:
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
-    forwarded = request.headers.get("X-Forwarded-For")
-    address = client_address(request.remote, forwarded, settings.trusted_proxies)
-    if address == request.remote and any(h in request.headers for h in _FORWARDING):
-        return False  # a proxy we cannot see through
+    peer = request.remote or ""
+    proxied = any(header in request.headers for header in _FORWARDING)
+    if proxied and (not any(_within(peer, proxy) for proxy in settings.trusted_proxies)
+                    or "X-Forwarded-For" not in request.headers):
+        return False  # through a proxy we cannot see through (only X-Forwarded-For is read)
+    address = client_address(peer, request.headers.get("X-Forwarded-For"),
+                             settings.trusted_proxies)
     return any(_within(address, network) for network in settings.metrics_networks)
 
 
