@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -100,31 +100,27 @@ def observe_unavailable(channel: str) -> None:
 class _Scraped(Collector):
     """The gauges read from the database for one scrape."""
 
-    def __init__(self, depth: Iterable[OutboxDepth] | None, now: dt.datetime) -> None:
+    def __init__(self, depth: OutboxDepth | None, now: dt.datetime) -> None:
         self.depth, self.now = depth, now
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("motcua_database_up",
-                               "1 when the database answered this scrape, else 0")
-        up.add_metric([], 0 if self.depth is None else 1)
-        yield up
-        if self.depth is None:
+        depth = self.depth
+        yield GaugeMetricFamily("motcua_database_up",
+                                "1 when the database answered this scrape, else 0",
+                                value=0 if depth is None else 1)
+        if depth is None:
             return
-        pending = GaugeMetricFamily("motcua_outbox_pending", "Unsent outbox messages",
-                                    labels=["channel"])
-        due = GaugeMetricFamily("motcua_outbox_due", "Unsent outbox messages due now",
-                                labels=["channel"])
-        age = GaugeMetricFamily("motcua_outbox_oldest_seconds",
-                                "Age of the oldest unsent outbox message", labels=["channel"])
-        for row in self.depth:
-            pending.add_metric([row.channel], row.pending)
-            due.add_metric([row.channel], row.due)
-            if row.oldest is not None:
-                age.add_metric([row.channel], max(0.0, (self.now - row.oldest).total_seconds()))
-        yield from (pending, due, age)
+        yield GaugeMetricFamily("motcua_outbox_pending", "Unsent outbox messages",
+                                value=depth.pending)
+        yield GaugeMetricFamily("motcua_outbox_due", "Unsent outbox messages due now",
+                                value=depth.due)
+        age = 0.0 if depth.oldest is None else (self.now - depth.oldest).total_seconds()
+        yield GaugeMetricFamily("motcua_outbox_oldest_seconds",
+                                "Age of the oldest unsent outbox message (0: none)",
+                                value=max(0.0, age))
 
 
-def render(depth: Iterable[OutboxDepth] | None, *, now: dt.datetime) -> bytes:
+def render(depth: OutboxDepth | None, *, now: dt.datetime) -> bytes:
     """The exposition text: this process's (or all workers') counters and histograms, and
     the outbox's depth as read now (``None``: the database did not answer)."""
     if os.environ.get(MULTIPROC_ENV):
