@@ -237,6 +237,10 @@ def _metrics_access(env: dict[str, str]) -> dict[str, Any]:
             values["metrics_networks"] = parse_networks(networks)
         except ValueError:
             raise SystemExit("MOTCUA_METRICS_NETWORKS must be addresses or CIDRs") from None
+    folder = env.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if folder and not (Path(folder).is_dir() and os.access(folder, os.W_OK)):
+        # Every count would fail (prometheus-client writes there on first use).
+        raise SystemExit("PROMETHEUS_MULTIPROC_DIR must be a writable directory")
     if values["metrics_token"] and len(values["metrics_token"]) < 16:
         raise SystemExit(f"MOTCUA_METRICS_TOKEN must be 16 characters or more: {NEW_SECRET}")
     return values

@@ -279,6 +279,8 @@ def test_metrics_settings_from_the_environment() -> None:
         Settings.from_env({"MOTCUA_METRICS_NETWORKS": "everyone"})
     with pytest.raises(SystemExit, match="MOTCUA_METRICS_TOKEN"):
         Settings.from_env({"MOTCUA_METRICS_TOKEN": "short"})
+    with pytest.raises(SystemExit, match="PROMETHEUS_MULTIPROC_DIR"):
+        Settings.from_env({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"})
 
 
 COUNT_ONE = """
