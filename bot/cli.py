@@ -18,8 +18,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import logs
 from bot.runtime import create_api_key, open_office
-from bot.settings import Settings
+from bot.settings import Settings, environment
 from handlers import broadcasts, feedback
 from handlers.applications import Office, import_file, stats_for_period
 from handlers.feedback import report_text
@@ -705,8 +706,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; knowledge errors end with their message, not a traceback."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Text for a person at a terminal; JSON lines for a log collector (with request ids).
+    logs.configure(environment().get("MOTCUA_LOG_FORMAT", "").strip() or "text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

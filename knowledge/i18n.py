@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gettext
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Literal
@@ -96,4 +96,10 @@ class Text:
 
     def date(self, value: dt.date) -> str:
         """A date in the locale's long format: "27 tháng 11, 2026"."""
-        return format_date(value, "long", locale=self.lang)
+        return _long_date(value, self.lang)
+
+
+@lru_cache(maxsize=4096)
+def _long_date(value: dt.date, lang: Lang) -> str:
+    """Babel's long date, remembered: a scan words thousands of messages over a few dates."""
+    return format_date(value, "long", locale=lang)
