@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import signal
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -73,13 +72,12 @@ def _cancelling(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
 
 async def serve(settings: Settings, kb: KnowledgeBase, *,
                 listener: socket.socket | None = None) -> None:
-    """Run the server until cancelled or SIGTERM; refuse to start on a dangerous
+    """Run the server until cancelled; refuse to start on a dangerous
     configuration. ``listener``: a listening socket to serve on (one of ``serve --workers``)
     in place of ``settings.host`` and ``settings.port``."""
     if settings.problems:
         raise SystemExit("refusing to start:\n  " + "\n  ".join(settings.problems))
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    stop = asyncio.Event()  # set when a worker's supervisor is gone; else cancelled (SIGTERM)
     log.info("knowledge base: %d procedures, %d FAQ entries", len(kb.procedures), len(kb.faqs))
     async with open_office(settings, kb) as office:
         telegram, zalo = settings.telegram, settings.zalo
@@ -133,8 +131,8 @@ async def serve(settings: Settings, kb: KnowledgeBase, *,
             closing.append(_cancelling(asyncio.create_task(until_orphaned(stop))))
         try:
             await stop.wait()
-            log.info("stopping")
         finally:
+            log.info("stopping")
             await scheduler.stop()
             outbox.cancel()
             with contextlib.suppress(asyncio.CancelledError):

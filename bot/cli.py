@@ -18,8 +18,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import logs
 from bot.runtime import create_api_key, open_office
-from bot.settings import Settings
+from bot.settings import Settings, environment
 from handlers import broadcasts, feedback
 from handlers.applications import Office, import_file, stats_for_period
 from handlers.feedback import report_text
@@ -35,7 +36,7 @@ from storage import feedback as feedback_repo
 from storage import staff
 from storage.applications import revoke_integration_keys
 from storage.broadcasts import AUDIENCES
-from storage.db import session_scope, upgrade
+from storage.db import downgrade, revision, session_scope, upgrade
 from storage.domain import FIRST_DAY, LAST_DAY, within_bounds
 from storage.importfile import ImportFileError
 from storage.retention import purge
@@ -86,8 +87,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                    *(f"--portal={path}" for path in args.portal)]
         return Supervisor(settings, command).run()
     kb = build_knowledge([*settings.portal_files, *args.portal], settings.commune)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, kb, listener=listener))
+
+    async def until_stopped() -> None:
+        # SIGTERM (docker stop, systemd, deploy/run.py, the workers' parent) stops as Ctrl-C
+        # does: requests under way finish, the outbox and the jobs stop, connections close.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await serve(settings, kb, listener=listener)
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(until_stopped())
     return 0
 
 
@@ -215,6 +225,20 @@ def _office_command(args: argparse.Namespace,
             return await run(office)
 
     return asyncio.run(main())
+
+
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    """Print the migration the database schema is at."""
+    print(asyncio.run(revision(Settings.from_env().database_url)) or "none (empty database)")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    """Take the schema back to an older release's migration (a rollback)."""
+    url = Settings.from_env().database_url
+    asyncio.run(downgrade(url, args.revision))
+    print(f"database schema is at {asyncio.run(revision(url)) or 'none'}")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -576,6 +600,11 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_kb_import)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("revision", help="the migration the database is at").set_defaults(
+        func=cmd_db_revision)
+    down = db.add_parser("downgrade", help="undo migrations down to REVISION (rollback)")
+    down.add_argument("revision", help="e.g. 0014: what `db revision` printed before upgrading")
+    down.set_defaults(func=cmd_db_downgrade)
 
     apps = sub.add_parser("applications", help="applications (hồ sơ)").add_subparsers(
         dest="applications", required=True)
@@ -690,10 +719,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; knowledge errors end with their message, not a traceback."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
-    worker = os.environ.get("MOTCUA_WORKER", "")  # one of serve --workers N
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s " + (f"[worker {worker}] " if worker
-                                                               else "") + "%(name)s: %(message)s")
+    # Text for a person at a terminal; JSON lines for a log collector (with request ids).
+    logs.configure(environment().get("MOTCUA_LOG_FORMAT", "").strip() or "text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

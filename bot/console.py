@@ -376,6 +376,35 @@ async def accounts(request: web.Request, who: Staff) -> web.StreamResponse:
     return render(request, "staff.html", staff_member=who, accounts=found)
 
 
+@staff_required()
+async def my_account(request: web.Request, who: Staff) -> web.StreamResponse:
+    """``GET /console/me``: the signed-in staff member's account and linked Telegram."""
+    return render(request, "me.html", staff_member=who, code="", expires=None)
+
+
+@staff_required()
+async def my_account_change(request: web.Request, who: Staff) -> web.StreamResponse:
+    """``POST /console/me``: show a one-time code that links a Telegram account, or unlink."""
+    from knowledge.workdays import TZ
+
+    action = await _field(request, "action")
+    now = _now()
+    async with session_scope(request.app[OFFICE].sessions) as session:
+        account = await session.get(StaffAccount, who.account_id)
+        assert account is not None, "a signed-in account exists"
+        if action == "unlink":
+            await staff.unlink_telegram(session, account, now=now)
+            await staff.audit(session, commune_id=who.commune_id, actor=who.actor,
+                              action="staff.unlink_telegram", at=now)
+            return redirect(f"{PREFIX}/me")
+        code = await staff.new_link_code(session, account, now=now)
+        await staff.audit(session, commune_id=who.commune_id, actor=who.actor,
+                          action="staff.link_code", at=now)
+    bot = request.app[CONSOLE].settings.telegram_bot_username
+    return render(request, "me.html", staff_member=who, code=code, bot=bot,
+                  expires=(now + staff.LINK_CODE_LIFETIME).astimezone(TZ))
+
+
 async def to_overview(request: web.Request) -> web.StreamResponse:
     """``GET /console``: the overview lives at ``/console/``."""
     return redirect(f"{PREFIX}/")
@@ -394,6 +423,8 @@ def add_console_routes(app: web.Application, settings: Settings, limiter: Limite
     app.router.add_post(f"{PREFIX}/logout", logout)
     app.router.add_post(f"{PREFIX}/logout-all", logout_all)
     app.router.add_get(f"{PREFIX}/staff", accounts)
+    app.router.add_get(f"{PREFIX}/me", my_account)
+    app.router.add_post(f"{PREFIX}/me", my_account_change)
     from bot import console_applications  # here: that module imports this one
     console_applications.add_routes(app)
     from bot import console_knowledge  # here: that module imports this one

@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import metrics
 from bot.zalo import ZaloClient
 from handlers import broadcasts, reminders
 from handlers.applications import Office
@@ -56,12 +57,15 @@ async def run_job(office: Office, job: Job, now: dt.datetime | None = None) -> b
     async with session_scope(office.sessions) as session:
         run_id = await conversations_repo.claim_job(session, name=job.name, slot=slot, at=now)
     if run_id is None:
+        metrics.JOBS.labels(job.name, "skipped").inc()
         return False
     try:
         outcome = await job.run(now)
+        metrics.JOBS.labels(job.name, "ok").inc()
     except Exception as exc:
         log.exception("job %s (%s) failed", job.name, slot)
         outcome = f"failed: {type(exc).__name__}"
+        metrics.JOBS.labels(job.name, "failed").inc()
     async with session_scope(office.sessions) as session:
         await conversations_repo.finish_job(session, run_id=run_id,
                                             at=dt.datetime.now(dt.UTC), outcome=outcome)

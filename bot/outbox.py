@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.limits import SharedError, SharedSlots
 from handlers.applications import Office
 from handlers.messages import Reply, queued_reply
@@ -332,8 +333,10 @@ class Dispatcher:
             pace = self.paces.get(m.channel)
             if (m.expires_at or m.created_at + self.expiry) <= now:
                 results.closed.setdefault("expired", []).append(m.id)
+                metrics.OUTBOX.labels(m.channel, "expired").inc()
             elif m.recipient in unreachable[m.channel]:
                 results.closed.setdefault("unreachable", []).append(m.id)
+                metrics.OUTBOX.labels(m.channel, "unreachable").inc()
             elif quiet_until is not None and m.kind in PROACTIVE:
                 results.due[m.id] = quiet_until
                 results.held.add(m.id)
@@ -365,10 +368,12 @@ class Dispatcher:
                                      everyone=exc.everyone, now=now)
             results.due[message_id] = now + wait
             results.held.add(message_id)  # the channel's pacing, not the message's fault
+            metrics.OUTBOX.labels(channel, "throttled").inc()
             return
         except Exception:  # one broken message must not stop the others
             log.exception("outbox: sending notification %s failed", message_id)
             outcome = Outcome.RETRY
+        metrics.OUTBOX.labels(channel, outcome.value).inc()
         if outcome is Outcome.SENT:
             results.sent.append(message_id)
         elif outcome is Outcome.BLOCKED:

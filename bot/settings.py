@@ -41,6 +41,7 @@ ZALO_ENV = ("ZALO_APP_ID", "ZALO_APP_SECRET", "ZALO_OA_SECRET_KEY", "ZALO_ACCESS
 # Telegram accepts 1–256 of these characters as a webhook secret; fewer than 16 can be guessed.
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
 NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+LOOPBACK = parse_networks("127.0.0.0/8 ::1")
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,10 @@ class Settings:
     # leaves a code out.
     telegram_bot_username: str = ""  # TELEGRAM_BOT_USERNAME, without @
     zalo_oa_id: str = ""  # ZALO_OA_ID: https://zalo.me/<id>
+    # Who may read GET /metrics (bot/observability.py): these networks (MOTCUA_METRICS_NETWORKS,
+    # default loopback), or anyone sending "Authorization: Bearer <MOTCUA_METRICS_TOKEN>".
+    metrics_networks: tuple[Network, ...] = field(default_factory=lambda: LOOPBACK)
+    metrics_token: str = field(default="", repr=False)
     # The channels: None when off (no credentials).
     telegram: TelegramConfig | None = None
     zalo: ZaloConfig | None = None
@@ -175,6 +180,7 @@ class Settings:
             portal_files=portal,
             **_data_handling(env),
             **_web_protection(env),
+            **_metrics_access(env),
             telegram_bot_username=env.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@"),
             zalo_oa_id=env.get("ZALO_OA_ID", "").strip(),
             telegram=TelegramConfig.from_env(env),
@@ -226,6 +232,23 @@ def _web_protection(env: dict[str, str]) -> dict[str, Any]:
         if quiet and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", quiet):
             raise SystemExit("MOTCUA_QUIET_HOURS must read like 21:00-07:00 (or be empty)")
         values["quiet_hours"] = quiet
+    return values
+
+
+def _metrics_access(env: dict[str, str]) -> dict[str, Any]:
+    """Who may read ``/metrics``, checked (SystemExit names the variable that is wrong)."""
+    values: dict[str, Any] = {"metrics_token": env.get("MOTCUA_METRICS_TOKEN", "").strip()}
+    if (networks := env.get("MOTCUA_METRICS_NETWORKS")) is not None:
+        try:
+            values["metrics_networks"] = parse_networks(networks)
+        except ValueError:
+            raise SystemExit("MOTCUA_METRICS_NETWORKS must be addresses or CIDRs") from None
+    folder = env.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if folder and not (Path(folder).is_dir() and os.access(folder, os.W_OK)):
+        # Every count would fail (prometheus-client writes there on first use).
+        raise SystemExit("PROMETHEUS_MULTIPROC_DIR must be a writable directory")
+    if values["metrics_token"] and len(values["metrics_token"]) < 16:
+        raise SystemExit(f"MOTCUA_METRICS_TOKEN must be 16 characters or more: {NEW_SECRET}")
     return values
 
 

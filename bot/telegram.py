@@ -29,12 +29,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot import metrics
 from bot.outbox import Outcome, Sender, Throttled
 from bot.settings import TelegramConfig
 from bot.telegram_request import AiohttpRequest
 from handlers import broadcasts
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 from handlers.messages import Button, read_relay_tag, relay_tag
+from handlers.staff import link_telegram, telegram_staff
 from handlers.turn import LOOKUP_CODE, PROCEDURE
 from knowledge.i18n import Text
 from knowledge.intents import Intent
@@ -75,16 +77,20 @@ async def deliver(bot: Bot, chat_id: int, reply: Reply) -> Outcome:
             fits = _utf16_length(reply.text) <= MessageLimit.CAPTION_LENGTH
             photo_sent = await _send_photo(bot, chat_id, reply.image, reply.text if fits else "",
                                            keyboard(reply) if fits else None)
+            if photo_sent:
+                metrics.SENT.labels("telegram").inc()
             if photo_sent and fits:
                 return Outcome.SENT
         for i, part in enumerate(parts):
             markup = keyboard(reply) if i == len(parts) - 1 else None
             await bot.send_message(chat_id, part, reply_markup=markup,
                                    disable_web_page_preview=True)
+            metrics.SENT.labels("telegram").inc()
     except Forbidden:
         log.info("telegram: chat %s blocked the bot", chat_id)
         return Outcome.BLOCKED
     except RetryAfter as exc:
+        metrics.THROTTLED.labels("telegram").inc()
         wait = exc.retry_after
         raise Throttled(wait.total_seconds() if isinstance(wait, dt.timedelta)
                         else float(wait)) from None
@@ -137,12 +143,14 @@ async def _answer(application: Application[Any, Any, Any, Any, Any, Any], update
     try:
         replies = await dialogue.handle(message)
     except Unavailable:
+        metrics.observe_unavailable("telegram")
         unsaved = UNSAVED.get()
         if unsaved is None:  # polling: Telegram will not deliver it again
             log.warning("telegram: database unavailable; update %s dropped", update.update_id)
         else:
             unsaved.append(update.update_id)
         return
+    metrics.observe_turn("telegram", replies)
     for i, reply in enumerate(replies):
         if not await send_reply(application, chat_id, reply):
             return
@@ -188,36 +196,46 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat = update.effective_chat
     if message is None or chat is None or message.text is None:
         return
-    dialogue: Dialogue = context.application.bot_data[DIALOGUE_KEY]
     config: TelegramConfig = context.application.bot_data[CONFIG_KEY]
+    link = re.fullmatch(r"/lienket(?:@\w+)?\s+(\S{1,32})", message.text.strip())
+    if link and update.effective_user:  # a staff member links their Telegram account
+        await _staff_command(update, _link(context.application, chat.id, link.group(1),
+                                           str(update.effective_user.id)))
+        return
     if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
-        announcement = re.fullmatch(r"/thongbao(?:@\w+)?(?:\s+(.*))?", message.text.strip(),
-                                    re.S)
-        if announcement:
-            staff = update.effective_user
-            await _staff_command(update, _announce(
-                context.application, chat.id, announcement.group(1) or "",
-                f"telegram:{staff.id if staff else chat.id}"))
-            return
-        quoted = message.reply_to_message.text if message.reply_to_message else None
-        preview = re.match(r"Xem trước thông báo số (\d{1,9})", quoted or "")
-        answer = fold(message.text).strip(" .!")
-        if preview and answer in ("gui", "huy"):  # "gửi" typed in reply to a preview
-            await _staff_command(update, _confirm(
-                context.application, chat.id, "send" if answer == "gui" else "cancel",
-                int(preview.group(1))))
-            return
-        citizen = read_relay_tag(quoted or "")
-        if citizen:
-            await dialogue.from_staff(channel=citizen[0], user_id=citizen[1],
-                                      text=message.text, reply_id=f"{chat.id}:{message.id}",
-                                      officer=f"telegram:{message.from_user.id}"
-                                      if message.from_user else "")
+        await _staff_command(update, _in_staff_group(context.application, update))
         return  # the staff group is not a citizen
     payload = command_payload(message.text)
     await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), text="" if payload else message.text, payload=payload or "",
         event_id=str(update.update_id)))
+
+
+async def _in_staff_group(application: Application[Any, Any, Any, Any, Any, Any],
+                          update: Update) -> None:
+    """A message in the staff group: an announcement, its confirmation typed in reply to the
+    preview, or a reply to a relayed citizen's message; anything else is staff chatting."""
+    message, chat = update.effective_message, update.effective_chat
+    assert message is not None and message.text is not None and chat is not None
+    announcement = re.fullmatch(r"/thongbao(?:@\w+)?(?:\s+(.*))?", message.text.strip(), re.S)
+    quoted = message.reply_to_message.text if message.reply_to_message else None
+    preview = re.match(r"Xem trước thông báo số (\d{1,9})", quoted or "")
+    answer = fold(message.text).strip(" .!")
+    citizen = read_relay_tag(quoted or "")
+    if not (announcement or (preview and answer in ("gui", "huy")) or citizen):
+        return
+    member = await _group_member(application, update)
+    if member is None:
+        return
+    if announcement:
+        await _announce(application, chat.id, announcement.group(1) or "", member)
+    elif preview and answer in ("gui", "huy"):  # "gửi" typed in reply to a preview
+        await _confirm(application, chat.id, "send" if answer == "gui" else "cancel",
+                       int(preview.group(1)))
+    elif citizen:
+        dialogue: Dialogue = application.bot_data[DIALOGUE_KEY]
+        await dialogue.from_staff(channel=citizen[0], user_id=citizen[1], text=message.text,
+                                  reply_id=f"{chat.id}:{message.id}", officer=member)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -234,11 +252,49 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     confirm = re.fullmatch(r"bc:(send|cancel):(\d{1,9})", query.data or "")
     if config.staff_chat_id and str(chat.id) == config.staff_chat_id:
         if confirm:
-            await _staff_command(update, _confirm(context.application, chat.id,
-                                                  confirm.group(1), int(confirm.group(2))))
+            await _staff_command(update, _confirm_tapped(context.application, update,
+                                                         confirm.group(1), int(confirm.group(2))))
         return  # the staff group is not a citizen
     await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
+
+
+async def _group_member(application: Application[Any, Any, Any, Any, Any, Any],
+                        update: Update) -> str | None:
+    """How the staff group's writer is named as staff; None (and told why, in the group) when
+    the commune links staff accounts and this one is not linked or is disabled."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return None
+    office = application.bot_data[DIALOGUE_KEY].office
+    member = await telegram_staff(office, str(user.id))
+    if not member.refused:
+        return member.actor
+    await send_reply(application, chat.id, Reply(Text("vi")(
+        "Only staff whose Telegram account is linked to their console account can do this "
+        "here. Sign in to the console, open “My account” and send the bot the code shown "
+        "there: /lienket CODE")))
+    return None
+
+
+async def _link(application: Application[Any, Any, Any, Any, Any, Any], chat_id: int,
+                code: str, user_id: str) -> None:
+    """``/lienket CODE``: link the sender's Telegram account to a console account."""
+    office = application.bot_data[DIALOGUE_KEY].office
+    name = await link_telegram(office, code=code, user_id=user_id, now=dt.datetime.now(dt.UTC))
+    t = Text("vi")
+    await send_reply(application, chat_id, Reply(
+        t("Linked: this Telegram account now acts for {name} in the staff group.", name=name)
+        if name else t("This code is wrong or has expired. Get a new one in the console, "
+                       "under “My account”.")))
+
+
+async def _confirm_tapped(application: Application[Any, Any, Any, Any, Any, Any],
+                          update: Update, action: str, number: int) -> None:
+    """"Send" or "Cancel" tapped under a preview in the staff group, by staff allowed to."""
+    chat = update.effective_chat
+    if chat is not None and await _group_member(application, update) is not None:
+        await _confirm(application, chat.id, action, number)
 
 
 async def _staff_command(update: Update, work: Awaitable[None]) -> None:

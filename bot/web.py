@@ -20,10 +20,12 @@ from limits import RateLimitItem
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
+from bot import metrics
 from bot.api import OFFICE, Handler, add_routes, api_key
 from bot.console import add_console_routes
 from bot.console_knowledge import KNOWLEDGE
 from bot.limits import Limiter, client_address, parse_limit
+from bot.observability import add_observability, observed
 from bot.procedure_page import add_procedure_routes
 from bot.runtime import hash_key
 from bot.settings import Settings
@@ -154,7 +156,9 @@ async def chat_api(request: web.Request) -> web.Response:
     try:
         replies = await request.app[DIALOGUE].handle(message)
     except Unavailable:  # nothing was saved; the page keeps the text to send again
+        metrics.observe_unavailable("web")
         return web.json_response({"error": "database unavailable, try again"}, status=503)
+    metrics.observe_turn("web", replies)
     answer: dict[str, object] = {"replies": [asdict(r) for r in replies]}
     if token is not None:
         answer["session"] = token
@@ -242,6 +246,7 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
         # A key that fails counts against its address below; one that is blocked there
         # gets no more tries, whatever key it sends next.
         if wait := await limiter.waiting(budgets.address, "address", address):
+            metrics.REFUSED.labels("address").inc()
             return await _too_many(request, wait)
         checks = [(budgets.api_key, ("api-key", hash_key(key)))]
     else:
@@ -249,6 +254,7 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
     for budget, who in checks:
         if wait := await limiter.hit(budget, *who):
             log.info("rate limit: %s refused for %d s", who[0], wait)  # ids only, never who
+            metrics.REFUSED.labels(who[0]).inc()
             return await _too_many(request, wait)
     response = await handler(request)
     if key and response.status == 401:
@@ -316,7 +322,7 @@ def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = Fa
     ``staff_channel`` says whether hand-overs reach staff (the Telegram staff group);
     ``settings`` (default: from the environment) gives limits, proxies and embedding sites."""
     app = web.Application(client_max_size=MAX_BODY,
-                          middlewares=[server_errors, rate_limits, bounded_body])
+                          middlewares=[observed, server_errors, rate_limits, bounded_body])
     app[PROTECTION] = _protection(settings or Settings.from_env())
     app.on_response_prepare.append(security_headers)
     app.on_cleanup.append(_close_limiter)
@@ -333,6 +339,7 @@ def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = Fa
     app.router.add_post("/api/chat", chat_api)
     app.router.add_get("/api/chat/inbox", chat_inbox)
     app.router.add_get("/healthz", healthz)
+    add_observability(app, app[PROTECTION].settings)  # /metrics, /readyz, X-Request-Id
     add_procedure_routes(app, assistant)  # the pages the posters' QR codes open
     app.router.add_static("/static/", STATIC)
     return app

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import metrics
 from bot.outbox import FOLLOWED, Outcome, Sender
 from bot.settings import ZaloConfig
 from handlers.applications import Office
@@ -258,6 +259,7 @@ class ZaloClient:
             log.warning("Zalo refused a %s message to %s: error %s (%s)", endpoint, user_id,
                         code, str(answer.get("message", ""))[:200])
             return Delivery.REJECTED
+        metrics.SENT.labels(CHANNEL).inc()
         return Delivery.SENT
 
     async def _call(self, access: str, body: dict[str, Any], endpoint: str
@@ -267,6 +269,8 @@ class ZaloClient:
         try:
             async with self._session().post(url, json=body,
                                             headers={"access_token": access}) as response:
+                if response.status == 429:
+                    metrics.THROTTLED.labels(CHANNEL).inc()
                 if response.status != 200:
                     log.warning("Zalo API answered HTTP %s", response.status)
                     return None
@@ -447,6 +451,7 @@ class ZaloWebhook:
             try:
                 await self._on_text(event, raw)
             except Unavailable:  # nothing was saved: ask Zalo to deliver the event again
+                metrics.observe_unavailable(CHANNEL)
                 return _refuse(503, "database unavailable, send again")
             except Exception:  # Zalo only needs to know the event arrived; the failure is ours
                 log.exception("Zalo: handling an event failed")
@@ -467,6 +472,7 @@ class ZaloWebhook:
                     if payload else
                     IncomingMessage(CHANNEL, user_id, text=text[:MAX_TEXT], event_id=event_id))
         replies = await self.dialogue.handle(incoming)
+        metrics.observe_turn(CHANNEL, replies)
         for i, reply in enumerate(replies):
             delivery = await self.client.send(user_id, reply)
             if delivery is Delivery.FAILED:

@@ -57,6 +57,7 @@ class Reply:
     aspects: tuple[str, ...] = ()  # the aspects it leads with
     detail: str = ""  # e.g. a status reply's state ("overdue", "supplement", …)
     image: str = ""  # an https:// image shown with the text (a broadcast's)
+    score: float | None = None  # the best match's score, when a typed question was matched
 
 
 # Channels whose replies are sent by an API call: each reply is written to the outbox in the

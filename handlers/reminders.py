@@ -21,7 +21,7 @@ from knowledge.workdays import TZ, WorkCalendar
 from storage import applications as repo
 from storage.db import session_scope
 from storage.domain import ApplicationStatus
-from storage.models import Application, Notification, Subscription
+from storage.models import Notification
 
 UNCOLLECTED_AFTER = 5  # working days a ready result waits before its follower is reminded
 CATCH_UP = dt.timedelta(days=7)  # how far back a scan looks for what was missed
@@ -45,15 +45,15 @@ def ready_since(calendar: WorkCalendar, today: dt.date, working_days: int) -> dt
     return day
 
 
-def _procedure(app: Application) -> str:
+def _procedure(app: repo.Followed) -> str:
     return app.procedure_name or app.procedure_code or ""
 
 
 def _local_date(t: Text, when: dt.datetime) -> str:
-    return t.date(when.astimezone(TZ))
+    return t.date(when.astimezone(TZ).date())
 
 
-def overdue_text(app: Application, t: Text) -> str:
+def overdue_text(app: repo.Followed, t: Text) -> str:
     """The apology a follower receives once the application is past its due date."""
     assert app.due_at is not None
     return t("Application {code} ({procedure}) was due on {date} and is not finished yet. "
@@ -62,7 +62,7 @@ def overdue_text(app: Application, t: Text) -> str:
              date=_local_date(t, app.due_at))
 
 
-def supplement_text(app: Application, t: Text) -> str:
+def supplement_text(app: repo.Followed, t: Text) -> str:
     """The reminder the working day before the documents asked for are due."""
     assert app.supplement_due_at is not None
     return t("Reminder: the documents asked for application {code} ({procedure}) are due on "
@@ -70,7 +70,7 @@ def supplement_text(app: Application, t: Text) -> str:
              procedure=_procedure(app), date=_local_date(t, app.supplement_due_at))
 
 
-def uncollected_text(app: Application, t: Text) -> str:
+def uncollected_text(app: repo.Followed, t: Text) -> str:
     """The reminder of a ready result nobody has collected."""
     assert app.completed_at is not None
     return t("Reminder: the result of application {code} ({procedure}) has been ready since "
@@ -79,20 +79,20 @@ def uncollected_text(app: Application, t: Text) -> str:
              date=_local_date(t, app.completed_at))
 
 
-def appointment_text(app: Application, t: Text) -> str:
+def appointment_text(app: repo.Followed, t: Text) -> str:
     """The reminder on the appointment day (the due date) of a ready result."""
     return t("Today is the appointment day for application {code} ({procedure}): the result "
              "is ready. Bring the receipt slip and your identity card to the one-stop desk.",
              code=app.receipt_code, procedure=_procedure(app))
 
 
-Owed = tuple[str, str, Callable[[Application, Text], str]]  # kind, key, its text
+Owed = tuple[str, str, Callable[[repo.Followed, Text], str]]  # kind, key, its text
 
 
-def _owed(app: Application, sub: Subscription, *, windows: dict[str, repo.Window]
-          ) -> Iterator[Owed]:
+def _owed(app: repo.Followed, *, windows: dict[str, repo.Window]) -> Iterator[Owed]:
     """What one follower is owed now: (kind, idempotency key, how to word it)."""
     status = ApplicationStatus(app.status)
+    follower = app.subscription_id
 
     def within(when: dt.datetime | None, name: str) -> bool:
         start, end = windows[name]
@@ -100,17 +100,17 @@ def _owed(app: Application, sub: Subscription, *, windows: dict[str, repo.Window
 
     if status in repo.OPEN_STATUSES and within(app.due_at, "overdue") and app.due_at:
         day = app.due_at.astimezone(TZ).date()
-        yield "overdue", f"overdue:{app.id}:{day}:{sub.id}", overdue_text
+        yield "overdue", f"overdue:{app.id}:{day}:{follower}", overdue_text
     if status is ApplicationStatus.SUPPLEMENT_REQUIRED and app.supplement_due_at \
             and within(app.supplement_due_at, "supplement"):
         day = app.supplement_due_at.astimezone(TZ).date()
-        yield "supplement", f"reminder:supplement:{app.id}:{day}:{sub.id}", supplement_text
+        yield "supplement", f"reminder:supplement:{app.id}:{day}:{follower}", supplement_text
     if status is ApplicationStatus.RESULT_READY:
         if within(app.completed_at, "uncollected"):
-            yield "uncollected", f"reminder:uncollected:{app.id}:{sub.id}", uncollected_text
+            yield "uncollected", f"reminder:uncollected:{app.id}:{follower}", uncollected_text
         if within(app.due_at, "appointment") and app.due_at:
             day = app.due_at.astimezone(TZ).date()
-            yield "appointment", f"reminder:appointment:{app.id}:{day}:{sub.id}", \
+            yield "appointment", f"reminder:appointment:{app.id}:{day}:{follower}", \
                 appointment_text
 
 
@@ -137,18 +137,19 @@ async def scan(office: Office, now: dt.datetime, *,
     async with session_scope(office.sessions) as session:
         rows = await repo.followed_for_reminders(session, commune_id=office.commune_id,
                                                  **windows)
-        found = [(app, sub, kind, key, word) for app, sub in rows
-                 for kind, key, word in _owed(app, sub, windows=windows)]
-        owed.update(kind for _, _, kind, _, _ in found)
+        found = [(row, kind, key, word) for row in rows
+                 for kind, key, word in _owed(row, windows=windows)]
+        owed.update(kind for _, kind, _, _ in found)
+        texts = {lang: Text(lang) for lang in ("vi", "en")}
         for start in range(0, len(found), CHUNK):
             chunk = found[start:start + CHUNK]
             # Most of what a tick finds was queued by an earlier one: word only the rest.
-            done = await repo.queued_keys(session, [key for *_, key, _ in chunk])
+            done = await repo.queued_keys(session, [key for _, _, key, _ in chunk])
             await repo.enqueue_rows(session, [
-                {"commune_id": office.commune_id, "channel": sub.channel,
-                 "recipient": sub.recipient, "text": word(app, Text(language(sub.lang))),
+                {"commune_id": office.commune_id, "channel": row.channel,
+                 "recipient": row.recipient, "text": word(row, texts[language(row.lang)]),
                  "idempotency_key": key, "kind": "reminder"}
-                for app, sub, _, key, word in chunk if key not in done])
+                for row, _, key, word in chunk if key not in done])
     return owed
 
 

@@ -172,6 +172,7 @@ class Turn:
                 announcements]
 
     def reply(self, text: str, intent: str, buttons: list[Button] | None = None, *,
-              code: str = "", aspects: tuple[str, ...] = (), detail: str = "") -> list[Reply]:
+              code: str = "", aspects: tuple[str, ...] = (), detail: str = "",
+              score: float | None = None) -> list[Reply]:
         """A one-message reply."""
-        return [Reply(text, buttons or [], intent, code, aspects, detail)]
+        return [Reply(text, buttons or [], intent, code, aspects, detail, score=score)]

@@ -1,14 +1,16 @@
 """User-facing text: Babel gettext catalogs (Vietnamese first, English second) and formatting.
 
 Message ids are English; ``locale/vi`` holds the Vietnamese text. The ``.po`` files are compiled
-in memory when first used, so no build step is needed and the catalogs stay reviewable text.
+in memory when first used, so no build step is needed and the catalogs stay reviewable text; a
+``.mo`` written beside its ``.po`` by ``write_compiled`` (the container image does) is read
+instead unless the ``.po`` was changed after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gettext
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Literal
@@ -38,16 +40,38 @@ def _noop(message: str) -> str:
 N_ = _noop
 
 
+def catalog_file(lang: Lang, directory: Path = LOCALE_DIR) -> Path:
+    """The file ``lang``'s catalog is read from: its ``.mo`` if compiled since the ``.po``
+    last changed, else the ``.po``."""
+    po = directory / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo = po.with_suffix(".mo")
+    if mo.is_file() and mo.stat().st_mtime >= po.stat().st_mtime:
+        return mo
+    return po
+
+
+def compiled(po: Path, lang: Lang) -> bytes:
+    """The ``.po`` file compiled to ``.mo`` bytes (fuzzy messages left out)."""
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=lang)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    return buffer.getvalue()
+
+
+def write_compiled(directory: Path = LOCALE_DIR) -> None:
+    """Write each language's ``.mo`` beside its ``.po``, read from then on."""
+    for lang in LANGUAGES:
+        po = directory / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        po.with_suffix(".mo").write_bytes(compiled(po, lang))
+
+
 @cache
 def translations(lang: Lang) -> gettext.GNUTranslations:
     """The compiled catalog for ``lang``."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=lang)
-    buffer = BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    path = catalog_file(lang)
+    data = path.read_bytes() if path.suffix == ".mo" else compiled(path, lang)
+    return gettext.GNUTranslations(BytesIO(data))
 
 
 class Text:
@@ -72,4 +96,10 @@ class Text:
 
     def date(self, value: dt.date) -> str:
         """A date in the locale's long format: "27 tháng 11, 2026"."""
-        return format_date(value, "long", locale=self.lang)
+        return _long_date(value, self.lang)
+
+
+@lru_cache(maxsize=4096)
+def _long_date(value: dt.date, lang: Lang) -> str:
+    """Babel's long date, remembered: a scan words thousands of messages over a few dates."""
+    return format_date(value, "long", locale=lang)

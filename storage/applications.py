@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Executable,
@@ -592,29 +592,50 @@ async def queued_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
         col(Notification.idempotency_key).in_(keys)))).all())
 
 
+class Followed(NamedTuple):
+    """A followed application and one of its followers: what a reminder needs, no more."""
+
+    id: int
+    receipt_code: str
+    procedure_code: str | None
+    procedure_name: str
+    status: str
+    due_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    supplement_due_at: dt.datetime | None
+    subscription_id: int
+    channel: str
+    recipient: str
+    lang: str
+
+
 async def followed_for_reminders(session: AsyncSession, *, commune_id: int, overdue: Window,
                                  appointment: Window, uncollected: Window, supplement: Window
-                                 ) -> list[tuple[Application, Subscription]]:
+                                 ) -> list[Followed]:
     """Followed applications in one of the reminder windows, with each follower: open and past
     ``due_at`` within ``overdue``; ready and due within ``appointment``; ready since
     ``completed_at`` within ``uncollected``; asked for documents due within ``supplement``.
-    One query, each branch a range on an index of (commune, status, date)."""
-    a = Application
+    One query, each branch a range on an index of (commune, status, date); only the columns
+    a reminder needs (a first tick at a million applications finds thousands)."""
+    a, s = Application, Subscription
     ready = col(a.status) == ApplicationStatus.RESULT_READY
 
     def within(column: Any, window: Window) -> Any:
         return (column >= window[0]) & (column < window[1])
 
-    query = (select(a, Subscription)
-             .join(Subscription, col(Subscription.application_id) == col(a.id))
+    query = (sa_select(col(a.id), col(a.receipt_code), col(a.procedure_code),
+                       col(a.procedure_name), col(a.status), col(a.due_at), col(a.completed_at),
+                       col(a.supplement_due_at), col(s.id), col(s.channel), col(s.recipient),
+                       col(s.lang))
+             .join(s, col(s.application_id) == col(a.id))
              .where(col(a.commune_id) == commune_id,
                     (col(a.status).in_(OPEN_STATUSES) & within(col(a.due_at), overdue))
                     | (ready & within(col(a.due_at), appointment))
                     | (ready & within(col(a.completed_at), uncollected))
                     | ((col(a.status) == ApplicationStatus.SUPPLEMENT_REQUIRED)
                        & within(col(a.supplement_due_at), supplement)))
-             .order_by(col(a.id), col(Subscription.id)))
-    return [(app, sub) for app, sub in (await session.exec(query)).all()]
+             .order_by(col(a.id), col(s.id)))
+    return [Followed._make(row) for row in (await _core(session, query)).all()]
 
 
 async def due_by_field(session: AsyncSession, *, commune_id: int, today: Window,
@@ -726,3 +747,28 @@ async def search_applications(session: AsyncSession, *, commune_id: int,
     by_due = filters.overdue_at or filters.due_from or filters.due_before
     order = (col(a.due_at), col(a.id)) if by_due else (col(a.id).desc(),)
     return list((await session.exec(query.order_by(*order).offset(offset).limit(limit))).all())
+
+
+@dataclass(frozen=True)
+class OutboxDepth:
+    """Unsent outbox messages: all of them, those due now, and the oldest's creation time."""
+
+    pending: int
+    due: int
+    oldest: dt.datetime | None
+
+
+async def outbox_depth(session: AsyncSession, *, now: dt.datetime) -> OutboxDepth:
+    """The outbox's unsent messages, every commune and channel: three queries, each on a
+    partial index of unsent rows (grouping by channel would read every unsent row, 7 times
+    slower with 100,000 waiting: ``bench/metrics.py``)."""
+    unsent = col(Notification.sent_at).is_(None)
+    pending = (await _core(session, sa_select(func.count()).select_from(Notification)
+                           .where(unsent))).scalar_one()
+    due = (await _core(session, sa_select(func.count()).select_from(Notification).where(
+        unsent, col(Notification.next_attempt_at) <= now))).scalar_one()
+    oldest = (await _core(session, sa_select(func.min(col(Notification.created_at)))
+                          .where(unsent))).scalar_one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite gives back naive UTC
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return OutboxDepth(int(pending), int(due), oldest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -111,3 +113,34 @@ async def upgrade(url: str | None = None) -> None:
     """Bring the database schema to the newest migration."""
     # Alembic's env runs its own event loop: give it a thread of its own.
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+async def downgrade(url: str | None, revision: str) -> None:
+    """Take the database schema back to ``revision``, for an older release (a rollback)."""
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The newest migrations' revisions (one, unless branches were left unmerged)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def schema_revisions(session: AsyncSession) -> frozenset[str]:
+    """The revisions the database was migrated to (an error when it never was)."""
+    connection = await session.connection()
+    rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+    return frozenset(str(row[0]) for row in rows.all())
+
+
+async def revision(url: str | None = None) -> str:
+    """The migration the database schema is at, for ``db revision`` ("" before the first)."""
+    engine = make_engine(url)
+    try:
+        async with make_sessions(engine)() as session:
+            connection = await session.connection()
+            migrated = await connection.run_sync(
+                lambda sync: inspect(sync).has_table("alembic_version"))
+            return ", ".join(sorted(await schema_revisions(session))) if migrated else ""
+    finally:
+        await engine.dispose()

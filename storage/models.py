@@ -307,6 +307,9 @@ class StaffAccount(SQLModel, table=True):
     # The staff member's own chat identities, linked later so chat commands share the roles.
     telegram_id: str | None = Field(default=None, max_length=64)
     zalo_id: str | None = Field(default=None, max_length=64)
+    # The SHA-256 of a one-time code the console shows, sent to the bot to link a chat identity.
+    link_code_hash: str | None = Field(default=None, max_length=64)
+    link_code_expires_at: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 

@@ -218,3 +218,63 @@ async def audit(session: AsyncSession, *, commune_id: int, actor: str, action: s
 async def commune_id(session: AsyncSession, slug: str) -> int | None:
     """The id of the commune with this slug, if this deployment serves it."""
     return (await session.exec(select(Commune.id).where(Commune.slug == slug))).first()
+
+
+# Linking a staff member's Telegram account: the console shows a one-time code, the staff
+# member sends "/lienket CODE" to the bot; from then on the bot knows who wrote in the staff group.
+LINK_CODE_LIFETIME = dt.timedelta(minutes=15)
+_LINK_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a screen, typed
+LINK_CODE = re.compile(rf"[{_LINK_LETTERS}]{{8}}")
+
+
+async def new_link_code(session: AsyncSession, account: StaffAccount, *,
+                        now: dt.datetime) -> str:
+    """A fresh one-time code for ``account`` (the previous one stops working)."""
+    code = "".join(secrets.choice(_LINK_LETTERS) for _ in range(8))
+    account.link_code_hash = _token_hash(code)
+    account.link_code_expires_at = now + LINK_CODE_LIFETIME
+    session.add(account)
+    return code
+
+
+async def link_telegram(session: AsyncSession, *, commune_id: int, code: str, user_id: str,
+                        now: dt.datetime) -> StaffAccount | None:
+    """Link the Telegram user ``user_id`` to the enabled account of ``commune_id`` whose
+    unexpired code this is (used up); None when no account has it."""
+    code = code.strip().upper()
+    if not LINK_CODE.fullmatch(code):
+        return None
+    query = select(StaffAccount).where(col(StaffAccount.commune_id) == commune_id,
+                                       col(StaffAccount.link_code_hash) == _token_hash(code),
+                                       col(StaffAccount.link_code_expires_at) > now,
+                                       col(StaffAccount.disabled).is_(False))
+    account = (await session.exec(query)).first()
+    if account is None:
+        return None
+    for other in (await session.exec(select(StaffAccount).where(
+            col(StaffAccount.telegram_id) == user_id, col(StaffAccount.id) != account.id))).all():
+        other.telegram_id = None  # one Telegram account speaks for one staff member
+        session.add(other)
+    await session.flush()
+    account.telegram_id = user_id
+    account.link_code_hash = account.link_code_expires_at = None
+    account.updated_at = now
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def unlink_telegram(session: AsyncSession, account: StaffAccount, *,
+                          now: dt.datetime) -> None:
+    """Forget the account's Telegram identity."""
+    account.telegram_id = None
+    account.updated_at = now
+    session.add(account)
+
+
+async def telegram_links(session: AsyncSession, *, commune_id: int) -> dict[str, StaffAccount]:
+    """The commune's accounts with a linked Telegram identity, by that identity (disabled
+    accounts included: their holder is refused, not treated as unknown)."""
+    query = select(StaffAccount).where(col(StaffAccount.commune_id) == commune_id,
+                                       col(StaffAccount.telegram_id).is_not(None))
+    return {a.telegram_id: a for a in (await session.exec(query)).all() if a.telegram_id}

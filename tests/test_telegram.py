@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from bot.outbox import Dispatcher
+from bot.outbox import Dispatcher, QuietHours
 from bot.settings import TelegramConfig
 from bot.telegram import add_telegram_routes, build_application, senders
 from handlers.applications import Office, set_status
@@ -56,7 +56,8 @@ async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
         app = web.Application(client_max_size=64 * 1024)
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
-            yield Rig(http, fake, Dispatcher(office, senders(application, config)), office)
+            yield Rig(http, fake, Dispatcher(office, senders(application, config),
+                                                       quiet=QuietHours.parse("")), office)
 
 
 async def test_scripted_conversation(rig: Rig) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot import jobs
-from bot.outbox import Dispatcher
+from bot.outbox import Dispatcher, QuietHours
 from bot.settings import Settings, ZaloConfig
 from bot.zalo import Delivery, ZaloClient, add_zalo_routes
 from handlers.applications import Office, set_status
@@ -392,7 +392,7 @@ async def test_followers_and_staff_replies_reach_zalo_through_the_outbox(rig: Ri
                      actor="staff:test", now=dt.datetime.now(dt.UTC))
     await rig.dialogue.from_staff(channel="zalo", user_id=USER, text="Mời anh lên nhận kết quả.",
                                   reply_id="1")
-    dispatcher = Dispatcher(rig.office, {"zalo": rig.client.notify})
+    dispatcher = Dispatcher(rig.office, {"zalo": rig.client.notify}, quiet=QuietHours.parse(""))
     assert await dispatcher.run_once() == 2
     notices = [m["text"] for m in rig.fake.sent(USER)[before:]]
     assert notices[0].startswith("Cập nhật hồ sơ của bạn:")
@@ -436,7 +436,7 @@ async def test_a_reply_zalo_could_not_take_is_sent_later_by_the_outbox(rig: Rig)
     assert await rig.post(text_event("/start", msg_id="down-1")) == 200
     rig.fake.down = False
     assert rig.fake.sent(USER) == []
-    outbox = Dispatcher(rig.office, {"zalo": rig.client.notify})
+    outbox = Dispatcher(rig.office, {"zalo": rig.client.notify}, quiet=QuietHours.parse(""))
     assert await outbox.run_once(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)) == 1
     [welcome] = rig.fake.sent(USER)
     assert welcome["text"].startswith("Xin chào!")

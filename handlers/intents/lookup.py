@@ -74,7 +74,8 @@ async def got_phone(turn: Turn) -> list[Reply]:
     if answer.application_id is None:
         return turn.reply(answer.text, "lookup_failed", [Button(t("Try again"), Intent.LOOKUP),
                                                          Button(t("Contact staff"),
-                                                                Intent.STAFF)])
+                                                                Intent.STAFF)],
+                          detail="refused" if answer.refused else "")
     state.application_id = answer.application_id
     if answer.procedure in turn.services.assistant.kb.procedures:
         turn.set_topic(answer.procedure)  # "giấy tờ chứng minh chỗ ở gồm những gì" is about it

@@ -45,14 +45,16 @@ def aspect_buttons(code: str, offer: list[str], t: Text) -> list[Button]:
             Button(t("Contact staff"), Intent.STAFF), Button(t("Menu"), Intent.MENU, spare=True)]
 
 
-def procedure_replies(turn: Turn, answer: Answer) -> list[Reply]:
-    """A reply about one procedure, with its buttons; the procedure becomes the topic."""
+def procedure_replies(turn: Turn, answer: Answer, *, score: float | None = None
+                      ) -> list[Reply]:
+    """A reply about one procedure, with its buttons; the procedure becomes the topic
+    (``score``: the match's, when a typed question found it)."""
     turn.set_topic(answer.code)
     turn.state.misses = 0
     return turn.reply(answer.answer, "procedure", aspect_buttons(answer.code, answer.offer,
                                                                  Text(answer.lang)),
                       code=answer.code, aspects=tuple(a.value for a in answer.aspects),
-                      detail="case" if answer.case else "")
+                      detail="case" if answer.case else "", score=score)
 
 
 async def buttons(turn: Turn) -> list[Reply] | None:
@@ -109,14 +111,16 @@ async def answer(turn: Turn) -> list[Reply]:
         top = result.matches[0] if result.matches else None
         if top is not None and top.code == result.code and top.score < UNSURE_BELOW:
             await _keep(turn, unsure=(result.code, top.score))
-        return procedure_replies(turn, result)
+        return procedure_replies(turn, result, score=top.score if top is not None
+                                 and top.code == result.code else None)
     if result.kind == "clarify":
         await _keep(turn, unsure=("", result.matches[0].score if result.matches else 0.0))
         codes = [m.code for m in result.matches]
         turn.set_topic(options=codes)
         turn.state.misses = 0
         return turn.reply(result.answer, "clarify", [
-            Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes])
+            Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes],
+            score=result.matches[0].score if result.matches else None)
     if result.kind == "rule" or result.faq or result.places:
         # a legal rule, another body's matter with its rule, or the commune serving a place
         turn.state.misses = 0

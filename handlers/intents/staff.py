@@ -77,7 +77,7 @@ async def hand_over(turn: Turn) -> list[Reply]:
     if not services.staff_at_work(turn.now):
         text += "\n" + t("The office is closed now: staff will reply when it opens. You can "
                          "also contact {contact}.", contact=turn.contact())
-    return turn.reply(text, "staff")
+    return turn.reply(text, "staff", detail="handed_over")
 
 
 async def relay(turn: Turn, text: str) -> bool:
