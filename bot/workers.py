@@ -9,7 +9,8 @@ What the children share: the database (PostgreSQL only: the outbox, the jobs' ru
 conversations and the knowledge changes live there), the web chat's session key (made here
 when ``MOTCUA_SECRET_KEY`` is unset, so that every child accepts every session) and, with
 ``MOTCUA_REDIS_URL``, the rate-limit counts and the channels' send slots (without Redis each
-child keeps to its share of a channel's rate).
+child keeps to its share of a channel's rate), and a folder for their metrics
+(``PROMETHEUS_MULTIPROC_DIR``, emptied at start, or one made here for the run).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
+from bot.metrics import MULTIPROC_ENV
 from bot.settings import Settings
 from storage.db import async_url, upgrade
 
@@ -90,6 +95,7 @@ class Supervisor:
             log.warning("MOTCUA_SECRET_KEY is not set: the workers share a key made now, so "
                         "web chat sessions end when the server restarts")
             self.env["MOTCUA_SECRET_KEY"] = secrets.token_urlsafe(32)
+        made = self._metrics_folder()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
         self.children = [self._start(n) for n in range(1, self.settings.workers + 1)]
@@ -101,7 +107,22 @@ class Supervisor:
             time.sleep(0.2)
         self._stop_children()
         listener.close()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
         return 1 if failed else 0
+
+    def _metrics_folder(self) -> str:
+        """Give the children one folder for their metrics, so that any child's ``/metrics``
+        adds up all of them: ``PROMETHEUS_MULTIPROC_DIR``'s, emptied of the counts of an earlier
+        run, or a new one (returned, to be removed at the end)."""
+        given = self.env.get(MULTIPROC_ENV, "")
+        if given:
+            for old in Path(given).glob("*.db"):
+                old.unlink()
+            return ""
+        made = tempfile.mkdtemp(prefix="motcua-metrics-")
+        self.env[MULTIPROC_ENV] = made
+        return made
 
     def _bind(self) -> socket.socket:
         host, port = self.settings.host, self.settings.port

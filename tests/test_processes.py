@@ -334,6 +334,11 @@ def test_workers_share_one_port_are_replaced_when_they_die_and_stop_on_sigterm(
                                {"X-Chat-Session": session})
             assert status == 200 and "session" not in fee
             assert fee["replies"][0]["text"].startswith("Lệ phí — Làm giấy khai sinh")
+        # Whichever worker answers /metrics counts the 9 messages both took (a shared folder).
+        for _ in range(4):
+            with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+                lines = response.read().decode().splitlines()
+            assert 'motcua_updates_total{channel="web",outcome="answered"} 9.0' in lines
         # A worker that dies is replaced; the port keeps answering meanwhile.
         first = _children(parent.pid)
         victim = min(first)
