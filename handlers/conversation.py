@@ -39,7 +39,6 @@ from knowledge.intents import Intent, intent_words
 from knowledge.match import written_language
 from knowledge.text import fold
 from storage import applications as repo
-from storage import broadcasts as broadcasts_repo
 from storage import conversations as conversations_repo
 from storage.db import session_scope, unavailable
 from storage.models import Notification
@@ -190,10 +189,13 @@ class Dialogue:
                             ) -> list[list[Reply]]:
         events = {(w.message.channel, w.message.event_id) for w in batch if w.message.event_id}
         fresh = await conversations_repo.first_times(session, events)
-        states = await conversations_repo.conversations(
+        contacts = await conversations_repo.contacts(
             session, commune_id=self.office.commune_id,
             keys={(w.message.channel, w.message.user_id) for w in batch})
-        await repo.mark_reachable(session, {(w.message.channel, w.message.user_id) for w in batch})
+        # They wrote: those who had blocked the bot can be messaged again.
+        await repo.mark_reachable(session, {k for k, c in contacts.items() if c.unreachable})
+        # The menu offers the opposite; a turn that subscribes tells the next one in the batch.
+        subscribed = {key: contact.announcements for key, contact in contacts.items()}
         answers: list[list[Reply]] = []
         outbox: list[Notification] = []
         for waiting in batch:
@@ -203,18 +205,17 @@ class Dialogue:
                     answers.append(await self._answered(session, message))
                     continue
                 fresh.discard((message.channel, message.event_id))
-            state = states[(message.channel, message.user_id)]
+            key = (message.channel, message.user_id)
+            state = contacts[key].conversation
             typed = written_language(message.text) if message.text and not message.lang else None
             if message.lang is not None or typed is not None:
                 state.lang = language(message.lang or typed or "")
-            subscribed = await broadcasts_repo.is_subscribed(  # the menu offers the opposite
-                session, commune_id=self.office.commune_id, channel=message.channel,
-                recipient=message.user_id)
             turn, handed_over = Turn(self.services, session, state, message, waiting.now,
-                                     announcements=subscribed), state.with_staff_since
+                                     announcements=subscribed[key]), state.with_staff_since
             # Reports and ratings first: their steps hold numbers and free text.
             replies = await feedback.respond(turn) or await respond(turn)
             replies += await feedback.after_hand_over(turn, handed_over)
+            subscribed[key] = turn.announcements
             answers.append(replies)
             state.last_seen_at, state.sent_since_seen = waiting.now, 0
             if message.event_id:
