@@ -119,6 +119,8 @@ class Dialogue:
             if not waiting.replies.done():  # no earlier batch took it
                 batch, self._waiting = self._waiting, []
                 await self._run(batch)
+        if self._delivered and not self._waiting and not self._turn.locked():
+            await self._mark()  # marks that came after the batch took its own, none to follow
         replies = waiting.replies.result()
         if any(r.intent in LOOKUP_REPLIES for r in replies):
             await asyncio.sleep(max(0.0, started + LOOKUP_FLOOR - time.monotonic()))
@@ -126,10 +128,13 @@ class Dialogue:
 
     async def delivered(self, message: IncomingMessage, *indexes: int) -> None:
         """These replies to ``message`` reached the citizen (or never will): the outbox must
-        not send them again. Marks that arrive together are written in one statement."""
+        not send them again. While messages are being answered, the marks go with their
+        transaction (a busy webhook pays no transaction for them); else they are written now,
+        those that arrive together in one statement."""
         if message.event_id and message.channel in PUSH_CHANNELS:
             self._delivered.extend(reply_key(message, i) for i in indexes)
-            await self._mark()
+            if not self._waiting and not self._turn.locked():
+                await self._mark()
 
     async def _mark(self) -> bool:
         """Write the marks gathered so far; while the database is away they are kept and
@@ -159,13 +164,19 @@ class Dialogue:
                     len(self._delivered))
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        """Answer a batch in one transaction; if it fails, retry one by one (unless the
-        database is away)."""
+        """Answer a batch in one transaction, with the marks of the replies sent meanwhile; if
+        it fails, retry one by one (unless the database is away)."""
+        marks: list[str] = []
         try:
             try:
                 async with session_scope(self.office.sessions) as session:
                     answers = await self._answer_batch(session, batch)
+                    marks, self._delivered = self._delivered, []
+                    if marks:
+                        await repo.mark_delivered(session, marks, at=dt.datetime.now(dt.UTC))
+                marks = []  # written
             except Exception as exc:
+                self._delivered[:0], marks = marks, []  # not written: the next one takes them
                 if unavailable(exc):  # the same for every message: no point retrying now
                     for waiting in batch:
                         error = Unavailable(type(exc).__name__)
@@ -181,7 +192,8 @@ class Dialogue:
             for waiting, replies in zip(batch, answers, strict=True):
                 waiting.replies.set_result(replies)
         finally:
-            for waiting in batch:  # cancelled midway: nobody may wait for ever
+            self._delivered[:0] = marks  # cancelled midway: the marks are not lost
+            for waiting in batch:  # nobody may wait for ever
                 if not waiting.replies.done():
                     waiting.replies.cancel()
 
