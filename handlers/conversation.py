@@ -117,7 +117,11 @@ class Dialogue:
         self._waiting.append(waiting)
         async with self._turn:
             if not waiting.replies.done():  # no earlier batch took it
-                batch, self._waiting = self._waiting, []
+                # The batch is taken once marks being written are done: they hold the (SQLite:
+                # one) connection, and the messages arriving meanwhile join it. Taken before,
+                # batches stayed at one message, each paying a whole transaction.
+                async with self._marking:
+                    batch, self._waiting = self._waiting, []
                 await self._run(batch)
         if self._delivered and not self._waiting and not self._turn.locked():
             await self._mark()  # marks that came after the batch took its own, none to follow
@@ -128,13 +132,12 @@ class Dialogue:
 
     async def delivered(self, message: IncomingMessage, *indexes: int) -> None:
         """These replies to ``message`` reached the citizen (or never will): the outbox must
-        not send them again. While messages are being answered, the marks go with their
-        transaction (a busy webhook pays no transaction for them); else they are written now,
-        those that arrive together in one statement."""
+        not send them again. Written at once (a kill in between sends them twice), those that
+        arrive together in one statement; marks that could not be written go with the next
+        batch's transaction."""
         if message.event_id and message.channel in PUSH_CHANNELS:
             self._delivered.extend(reply_key(message, i) for i in indexes)
-            if not self._waiting and not self._turn.locked():
-                await self._mark()
+            await self._mark()
 
     async def _mark(self) -> bool:
         """Write the marks gathered so far; while the database is away they are kept and
