@@ -167,7 +167,7 @@ class Dialogue:
                     len(self._delivered))
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        """Answer a batch in one transaction, with the marks of the replies sent meanwhile; if
+        """Answer a batch in one transaction, with the marks not written yet (if any); if
         it fails, retry one by one (unless the database is away)."""
         marks: list[str] = []
         try:
