@@ -39,11 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.webhook import free_port, wait_for  # noqa: E402
+from storage.applications import REPLY_LEASE  # noqa: E402
 from tests.fakes.telegram import FakeTelegram, text_update  # noqa: E402
 
 TOKEN = "123456:FAULTS"
 SECRET = "faults-secret-0123456789"
-RETRY_SECONDS = 10  # the outbox's lease on a reply being sent (60 s in production), shortened
+RETRY_SECONDS = 10  # the outbox's lease on a message it is sending (60 s in production)
 FIRST_CHAT = 700_000
 
 
@@ -170,7 +171,8 @@ async def run(args: argparse.Namespace, database: str, admin: tuple[str, str] | 
             await server.start()
         await asyncio.gather(*tasks, *([outages] if outages else []))
         # What the killed processes committed but could not send, the outbox sends.
-        await asyncio.sleep(RETRY_SECONDS * 2 + 3)
+        # A reply committed but not sent by a killed process waits out the webhook's lease.
+        await asyncio.sleep(max(RETRY_SECONDS * 2, REPLY_LEASE.total_seconds()) + 3)
     server.kill()
     await runner.cleanup()
     replies = Counter(int(p["chat_id"]) for m, p in fake.calls if m == "sendMessage:ok")

@@ -1,7 +1,7 @@
 """Webhook throughput and latency: Telegram updates end to end, one server process.
 
     python bench/webhook.py [--updates 2000] [--concurrency 16] [--rate R]... [--rounds 3]
-                            [--database URL]
+                            [--database URL] [--profile FILE]
 
 Starts ``python -m bot serve`` (SQLite in a temporary file by default) with Telegram pointed
 at a local fake Bot API in another process, and posts updates to ``POST /webhook/telegram``
@@ -19,14 +19,22 @@ Each round measures:
   aiohttp alone (parse the JSON, post one ``sendMessage``). The ratios are what to compare
   between machines.
 Prints the medians over rounds.
+
+``--profile FILE`` runs the server under cProfile, on only while motcua's closed loops run,
+and writes the statistics to FILE (``python -m pstats FILE``) with the top functions printed.
+The profiler slows the server: figures of a profiled run are not comparable. It sees the
+event loop's thread only (aiosqlite's statements run in a thread of their own).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
+import pstats
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -58,6 +66,19 @@ async def count(request):
     return web.json_response(len(fake.sent()))
 app.router.add_get("/count", count)
 web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
+"""
+# The server under cProfile: SIGUSR1 starts profiling, SIGUSR2 stops it and writes the file.
+PROFILED = """
+import cProfile, signal, sys
+sys.path.insert(0, {root!r})
+from bot.cli import main
+profile = cProfile.Profile()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats({path!r})
+signal.signal(signal.SIGUSR1, lambda *_: profile.enable())
+signal.signal(signal.SIGUSR2, stop)
+sys.exit(main(["serve"]))
 """
 # The end of both baseline servers: serve ``hook`` and a health check, with ``client`` around.
 SERVE_BASELINE = """
@@ -218,6 +239,8 @@ async def main() -> None:
                         help="offered updates/s of an open-loop run (repeatable; 100 and 500)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database", default="")
+    parser.add_argument("--profile", type=Path,
+                        help="write cProfile statistics of motcua's closed loops here")
     args = parser.parse_args()
     rates = args.rate or [100.0, 500.0]
     fake_port, port, ptb_port, aiohttp_port = (free_port() for _ in range(4))
@@ -230,9 +253,12 @@ async def main() -> None:
                "DATABASE_URL": args.database or f"sqlite:///{tmp}/bench.sqlite3"}
         fake = subprocess.Popen([sys.executable, "-c", FAKE.format(
             root=str(ROOT), token=TOKEN, port=fake_port)])
+        command = [sys.executable, "-c", PROFILED.format(
+            root=str(ROOT), path=str(args.profile.resolve()))] if args.profile \
+            else [sys.executable, "-m", "bot", "serve"]
         servers = {  # name: (process, port)
-            "motcua": (subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT,
-                                        env=env, stderr=subprocess.DEVNULL), port),
+            "motcua": (subprocess.Popen(command, cwd=ROOT, env=env,
+                                        stderr=subprocess.DEVNULL), port),
             "python-telegram-bot alone": (subprocess.Popen([sys.executable, "-c",
                                                             PTB_BASELINE.format(
                 root=str(ROOT), token=TOKEN, api=api, port=ptb_port)]), ptb_port),
@@ -249,8 +275,13 @@ async def main() -> None:
             for _ in range(args.rounds):
                 for name, (process, server_port) in servers.items():
                     url = f"http://127.0.0.1:{server_port}/webhook/telegram"
+                    profiled = bool(args.profile) and name == "motcua"
+                    if profiled:
+                        process.send_signal(signal.SIGUSR1)
                     rate, latencies, cpu = await measured(process.pid, closed_loop(
                         url, updates.take(args.updates), args.concurrency))
+                    if profiled:
+                        process.send_signal(signal.SIGUSR2)
                     closed[name].append((rate, statistics.median(latencies), p99(latencies),
                                          cpu))
                 for offered in rates:
@@ -273,15 +304,24 @@ async def main() -> None:
     for name, (rate, median, tail, cpu) in figures.items():
         print(f"  {name:27} {rate:6.0f} updates/s  latency median {median * 1e3:6.1f} ms, "
               f"p99 {tail * 1e3:6.1f} ms  CPU {cpu:5.2f} ms/update")
-    motcua, bare = figures["motcua"], figures["aiohttp alone"]
-    print(f"  motcua/aiohttp alone: throughput {motcua[0] / bare[0]:.2f}, "
-          f"CPU per update {motcua[3] / bare[3]:.1f}x")
+    motcua = figures["motcua"]
+    for baseline in ("python-telegram-bot alone", "aiohttp alone"):
+        bare = figures[baseline]
+        print(f"  motcua/{baseline}: throughput {motcua[0] / bare[0]:.2f}, "
+              f"CPU per update {motcua[3] / bare[3]:.1f}x")
     print("open loop, motcua, updates offered at a steady pace:")
     for offered, rows in opened.items():
         achieved, median, tail = (statistics.median(c) for c in zip(*rows, strict=True))
         print(f"  offered {offered:4.0f}/s: answered {achieved:4.0f}/s  "
               f"latency median {median * 1e3:7.1f} ms, p99 {tail * 1e3:7.1f} ms")
     print(f"replies that reached the fake Bot API: {delivered}")
+    if args.profile:
+        report = io.StringIO()
+        stats = pstats.Stats(str(args.profile), stream=report)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+        print(f"profile (motcua's closed loops, profiler on: figures above inflated) "
+              f"in {args.profile}:\n{report.getvalue()}")
 
 
 if __name__ == "__main__":

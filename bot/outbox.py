@@ -299,6 +299,9 @@ class Dispatcher:
             batch = [(m.id, m.channel, m.recipient, m.attempts, m.kind,
                       queued_reply(m.text, m.buttons, m.image)) for m in sendable]
             followed = {m.id: m.idempotency_key for m in sendable if m.kind in FOLLOWED}
+        self.claimed = len(claimed)
+        if not claimed:  # nothing due (most seconds): no second transaction
+            return 0
         await asyncio.gather(*(self._send(row, now, results) for row in batch))
         async with session_scope(self.office.sessions) as session:
             await repo.mark_sent(session, results.sent, at=now)
@@ -316,7 +319,6 @@ class Dispatcher:
         if results.closed or results.blocked:
             log.info("outbox: %d sent, %s closed, %d recipients unreachable", len(results.sent),
                      {k: len(v) for k, v in results.closed.items()}, len(results.blocked))
-        self.claimed = len(claimed)
         return len(results.sent)
 
     async def _triage(self, session: AsyncSession, claimed: list[Notification],

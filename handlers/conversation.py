@@ -39,7 +39,6 @@ from knowledge.intents import Intent, intent_words
 from knowledge.match import written_language
 from knowledge.text import fold
 from storage import applications as repo
-from storage import broadcasts as broadcasts_repo
 from storage import conversations as conversations_repo
 from storage.db import session_scope, unavailable
 from storage.models import Notification
@@ -118,8 +117,14 @@ class Dialogue:
         self._waiting.append(waiting)
         async with self._turn:
             if not waiting.replies.done():  # no earlier batch took it
-                batch, self._waiting = self._waiting, []
+                # The batch is taken once marks being written are done: they hold the (SQLite:
+                # one) connection, and the messages arriving meanwhile join it. Taken before,
+                # batches stayed at one message, each paying a whole transaction.
+                async with self._marking:
+                    batch, self._waiting = self._waiting, []
                 await self._run(batch)
+        if self._delivered and not self._waiting and not self._turn.locked():
+            await self._mark()  # marks that came after the batch took its own, none to follow
         replies = waiting.replies.result()
         if any(r.intent in LOOKUP_REPLIES for r in replies):
             await asyncio.sleep(max(0.0, started + LOOKUP_FLOOR - time.monotonic()))
@@ -127,7 +132,9 @@ class Dialogue:
 
     async def delivered(self, message: IncomingMessage, *indexes: int) -> None:
         """These replies to ``message`` reached the citizen (or never will): the outbox must
-        not send them again. Marks that arrive together are written in one statement."""
+        not send them again. Written at once (a kill in between sends them twice), those that
+        arrive together in one statement; marks that could not be written go with the next
+        batch's transaction."""
         if message.event_id and message.channel in PUSH_CHANNELS:
             self._delivered.extend(reply_key(message, i) for i in indexes)
             await self._mark()
@@ -160,13 +167,19 @@ class Dialogue:
                     len(self._delivered))
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        """Answer a batch in one transaction; if it fails, retry one by one (unless the
-        database is away)."""
+        """Answer a batch in one transaction, with the marks not written yet (if any); if
+        it fails, retry one by one (unless the database is away)."""
+        marks: list[str] = []
         try:
             try:
                 async with session_scope(self.office.sessions) as session:
                     answers = await self._answer_batch(session, batch)
+                    marks, self._delivered = self._delivered, []
+                    if marks:
+                        await repo.mark_delivered(session, marks, at=dt.datetime.now(dt.UTC))
+                marks = []  # written
             except Exception as exc:
+                self._delivered[:0], marks = marks, []  # not written: the next one takes them
                 if unavailable(exc):  # the same for every message: no point retrying now
                     for waiting in batch:
                         error = Unavailable(type(exc).__name__)
@@ -182,7 +195,8 @@ class Dialogue:
             for waiting, replies in zip(batch, answers, strict=True):
                 waiting.replies.set_result(replies)
         finally:
-            for waiting in batch:  # cancelled midway: nobody may wait for ever
+            self._delivered[:0] = marks  # cancelled midway: the marks are not lost
+            for waiting in batch:  # nobody may wait for ever
                 if not waiting.replies.done():
                     waiting.replies.cancel()
 
@@ -190,10 +204,13 @@ class Dialogue:
                             ) -> list[list[Reply]]:
         events = {(w.message.channel, w.message.event_id) for w in batch if w.message.event_id}
         fresh = await conversations_repo.first_times(session, events)
-        states = await conversations_repo.conversations(
+        contacts = await conversations_repo.contacts(
             session, commune_id=self.office.commune_id,
             keys={(w.message.channel, w.message.user_id) for w in batch})
-        await repo.mark_reachable(session, {(w.message.channel, w.message.user_id) for w in batch})
+        # They wrote: those who had blocked the bot can be messaged again.
+        await repo.mark_reachable(session, {k for k, c in contacts.items() if c.unreachable})
+        # The menu offers the opposite; a turn that subscribes tells the next one in the batch.
+        subscribed = {key: contact.announcements for key, contact in contacts.items()}
         answers: list[list[Reply]] = []
         outbox: list[Notification] = []
         for waiting in batch:
@@ -203,18 +220,17 @@ class Dialogue:
                     answers.append(await self._answered(session, message))
                     continue
                 fresh.discard((message.channel, message.event_id))
-            state = states[(message.channel, message.user_id)]
+            key = (message.channel, message.user_id)
+            state = contacts[key].conversation
             typed = written_language(message.text) if message.text and not message.lang else None
             if message.lang is not None or typed is not None:
                 state.lang = language(message.lang or typed or "")
-            subscribed = await broadcasts_repo.is_subscribed(  # the menu offers the opposite
-                session, commune_id=self.office.commune_id, channel=message.channel,
-                recipient=message.user_id)
             turn, handed_over = Turn(self.services, session, state, message, waiting.now,
-                                     announcements=subscribed), state.with_staff_since
+                                     announcements=subscribed[key]), state.with_staff_since
             # Reports and ratings first: their steps hold numbers and free text.
             replies = await feedback.respond(turn) or await respond(turn)
             replies += await feedback.after_hand_over(turn, handed_over)
+            subscribed[key] = turn.announcements
             answers.append(replies)
             state.last_seen_at, state.sent_since_seen = waiting.now, 0
             if message.event_id:

@@ -78,7 +78,7 @@ class Turn:
     message: IncomingMessage
     now: dt.datetime
     follow_up: bool = True  # read a question as a follow-up of the procedure under discussion
-    announcements: bool = False  # they receive the commune's announcements on this channel
+    announcements: bool = False  # they receive the announcements here (set when that changes)
 
     @property
     def text(self) -> str:

@@ -739,6 +739,9 @@ class CaseNotes:
                 documents.update(note.words)
         total = max(sum(len(v) for v in self._by_code.values()), 1)
         self._idf = {w: math.log(total / n) for w, n in documents.items()}
+        # The words of each procedure's own names: every statement of it shares them.
+        self._named = {code: frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
+                       for code, proc in ((c, kb.procedures[c]) for c in kb.bundled_codes)}
         # The word pairs naming each procedure's papers; pairs most procedures ask for
         # ("tờ khai", "giấy tờ") name none in particular.
         pairs = {code: {pair for d in kb.procedures[code].documents
@@ -780,9 +783,8 @@ class CaseNotes:
         notes = self._by_code.get(code)
         if not notes:
             return None
-        proc = self._kb.procedures[code]
-        named = frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
-        asked = frozenset(tokenize(question)) - named - (STOP_WORDS - _KEPT) - _FUNCTION_WORDS
+        asked = (frozenset(tokenize(question)) - self._named[code] - (STOP_WORDS - _KEPT)
+                 - _FUNCTION_WORDS)
         scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
         rules = [(w, n) for w, n in scored if w > 0 and n.faq and asks_rule(n.faq)]
         weight, note = max(rules or scored, key=lambda pair: pair[0])

@@ -84,7 +84,10 @@ class IntentWords:
 
     def _padded(self, text: str) -> str:
         """The folded words of ``text``, space-padded, the place names taken out."""
-        padded = f" {' '.join(words(text))} "
+        return self._placeless(f" {' '.join(words(text))} ")
+
+    def _placeless(self, padded: str) -> str:
+        """Space-padded words less the place names."""
         for place in self.places:
             padded = padded.replace(place, " ")
         return padded
@@ -144,8 +147,13 @@ class IntentWords:
         """Intents whose phrase stands somewhere in the message, as typed or with the place
         names taken out ("nhận thông báo của xã Hát Môn", "ủy ban xã Hát Môn ở đâu"), best
         first, each once."""
-        typed, padded = f" {' '.join(words(text))} ", self._padded(text)
-        found = {intent for phrase, intent in self.contains if phrase in padded or phrase in typed}
+        typed = f" {' '.join(words(text))} "
+        padded = self._placeless(typed)
+        if padded == typed:  # most messages name no place: one look per phrase
+            found = {intent for phrase, intent in self.contains if phrase in padded}
+        else:
+            found = {intent for phrase, intent in self.contains
+                     if phrase in padded or phrase in typed}
         return sorted(found, key=_PRIORITY.__getitem__)
 
 

@@ -71,16 +71,6 @@ async def unsubscribe(session: AsyncSession, *, commune_id: int, channel: str, r
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def is_subscribed(session: AsyncSession, *, commune_id: int, channel: str,
-                        recipient: str) -> bool:
-    """Whether this recipient receives the announcements."""
-    return (await session.exec(select(AnnouncementSubscriber.id).where(
-        AnnouncementSubscriber.commune_id == commune_id,
-        AnnouncementSubscriber.channel == channel,
-        AnnouncementSubscriber.recipient == recipient,
-        col(AnnouncementSubscriber.withdrawn_at).is_(None)))).first() is not None
-
-
 def audience(commune_id: int, kind: str, value: str) -> Select[Any]:
     """(channel, recipient, lang) of each recipient of an audience, once each."""
     if kind in ("field", "procedure"):

@@ -8,39 +8,71 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, tuple_, update
+from sqlalchemy import and_, delete, exists, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    AnnouncementSubscriber,
     ChannelToken,
     Conversation,
     JobRun,
     Notification,
     SeenEvent,
     Unanswered,
+    Unreachable,
     utcnow,
 )
 
 
+@dataclass(frozen=True)
+class Contact:
+    """A citizen's conversation on one channel, with what a turn needs to know beside it."""
+
+    conversation: Conversation
+    announcements: bool = False  # they receive the commune's announcements on this channel
+    unreachable: bool = False  # marked as having blocked the bot (``Unreachable``)
+
+
 async def conversations(session: AsyncSession, *, commune_id: int,
                         keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Conversation]:
-    """The conversations of these (channel, user id) pairs, created on first contact.
+    """The conversations of these (channel, user id) pairs, created on first contact (see
+    ``contacts``)."""
+    found = await contacts(session, commune_id=commune_id, keys=keys)
+    return {key: contact.conversation for key, contact in found.items()}
 
-    The returned objects belong to the session: changes are saved when it commits. Two
+
+async def contacts(session: AsyncSession, *, commune_id: int,
+                   keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Contact]:
+    """The conversations of these (channel, user id) pairs, created on first contact, each
+    with whether they receive the announcements and whether they blocked the bot: one
+    statement (two on first contact) for any number of pairs.
+
+    The conversations belong to the session: changes are saved when it commits. Two
     instances creating the same conversation at once both get the one row.
     """
     wanted = set(keys)
+    subscriber, blocked = AnnouncementSubscriber, Unreachable
+    announcements = exists().where(
+        col(subscriber.commune_id) == commune_id,
+        col(subscriber.channel) == col(Conversation.channel),
+        col(subscriber.recipient) == col(Conversation.user_id),
+        col(subscriber.withdrawn_at).is_(None))
+    unreachable = exists().where(and_(col(blocked.channel) == col(Conversation.channel),
+                                      col(blocked.recipient) == col(Conversation.user_id)))
 
-    async def load(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Conversation]:
-        query = select(Conversation).where(
+    async def load(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Contact]:
+        query = select(Conversation, announcements.label("announcements"),
+                       unreachable.label("unreachable")).where(
             col(Conversation.commune_id) == commune_id,
             tuple_(col(Conversation.channel), col(Conversation.user_id)).in_(pairs))
-        return {(c.channel, c.user_id): c for c in (await session.exec(query)).all()}
+        return {(c.channel, c.user_id): Contact(c, bool(on), bool(blocked))
+                for c, on, blocked in (await session.exec(query)).all()}
 
     found = await load(wanted)
     missing = wanted - found.keys()

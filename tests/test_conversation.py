@@ -443,3 +443,13 @@ async def test_the_menu_subscribes_to_announcements_and_then_offers_to_stop_them
     assert menu.buttons[-1].title == "Stop announcements"
     [other] = await say(dialogue, "/start", user="78")  # someone else: not subscribed
     assert other.buttons[-1].title == "Nhận thông báo của xã"
+
+
+async def test_a_menu_right_after_subscribing_offers_to_stop(dialogue: Dialogue) -> None:
+    # Typed fast, the messages share a batch: each menu reflects the message before it.
+    texts = ["/start", "nhận thông báo của xã", "menu", "huỷ nhận thông báo", "menu"]
+    answers = await asyncio.gather(*(say(dialogue, text, user="79") for text in texts))
+    assert answers[1][0].text.startswith("Bạn sẽ nhận các thông báo của Xã Hát Môn tại đây.")
+    assert answers[2][0].buttons[-1].title == "Huỷ nhận thông báo"
+    assert answers[3][0].text == "Bạn sẽ không nhận thông báo của Xã Hát Môn nữa."
+    assert answers[4][0].buttons[-1].title == "Nhận thông báo của xã"

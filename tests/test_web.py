@@ -104,7 +104,7 @@ async def test_database_away_is_a_503_the_page_can_retry(
     async def away(*args: object, **kwargs: object) -> object:
         raise OperationalError("SELECT", {}, ConnectionRefusedError())
 
-    monkeypatch.setattr(conversations_repo, "conversations", away)
+    monkeypatch.setattr(conversations_repo, "contacts", away)
     response = await client.post("/api/chat", json={"text": "gks"})
     assert response.status == 503
     assert (await response.json())["error"] == "database unavailable, try again"

@@ -32,6 +32,7 @@ async def announcements(turn: Turn) -> list[Reply] | None:
         added = await repo.subscribe(turn.session, commune_id=office.commune_id,
                                      channel=state.channel, recipient=state.user_id,
                                      lang=state.lang, hamlet=hamlet_of(turn.text), at=turn.now)
+        turn.announcements = True
         text = t("You will receive the announcements of {commune} here. To stop them, type "
                  "\"huỷ nhận thông báo\".", commune=commune) if added else \
             t("You already receive the announcements of {commune} here.", commune=commune)
@@ -39,6 +40,7 @@ async def announcements(turn: Turn) -> list[Reply] | None:
                           [Button(t("Stop announcements"), STOP_ANNOUNCEMENTS)])
     removed = await repo.unsubscribe(turn.session, commune_id=office.commune_id,
                                      channel=state.channel, recipient=state.user_id, at=turn.now)
+    turn.announcements = False
     if not removed and state.application_id is not None and not turn.payload:
         return None  # "huỷ nhận thông báo" after a lookup stops following the application
     text = t("You will no longer receive the announcements of {commune}.", commune=commune) \
