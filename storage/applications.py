@@ -29,13 +29,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sa_select  # Core query mixing tables and scalars
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.text import fold
+from storage.db import upsert
 from storage.domain import (
     FIRST_DAY,
     LAST_DAY,
@@ -107,9 +106,7 @@ async def ensure_commune(session: AsyncSession, *, slug: str, name: str) -> int:
     found = (await session.exec(select(Commune.id).where(Commune.slug == slug))).first()
     if found is not None:
         return found
-    dialect = (await session.connection()).dialect.name
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Commune)
-    await _core(session, statement.on_conflict_do_nothing(index_elements=["slug"]),
+    await _core(session, upsert(session, Commune).on_conflict_do_nothing(index_elements=["slug"]),
                 [{"slug": slug, "name": name}])
     created = (await session.exec(select(Commune.id).where(Commune.slug == slug))).one()
     assert created is not None
@@ -576,9 +573,8 @@ async def enqueue_rows(session: AsyncSession, rows: Sequence[OutboxRow]) -> None
     scan, which may owe thousands); a key already queued is skipped."""
     if not rows:
         return
-    dialect = (await session.connection()).dialect.name
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Notification)
     at = utcnow()
+    statement = upsert(session, Notification)
     await _core(session, statement.on_conflict_do_nothing(index_elements=["idempotency_key"]),
                 [{**row, "created_at": at, "next_attempt_at": at, "attempts": 0}
                  for row in rows])

@@ -9,14 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import and_, delete, exists, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import upsert
 from storage.models import (
     AnnouncementSubscriber,
     ChannelToken,
@@ -80,7 +78,7 @@ async def contacts(session: AsyncSession, *, commune_id: int,
         rows = [Conversation(commune_id=commune_id, channel=channel, user_id=user_id)
                 .model_dump(exclude={"id"}) for channel, user_id in missing]
         await (await session.connection()).execute(
-            _insert(session, Conversation).on_conflict_do_nothing(), rows)
+            upsert(session, Conversation).on_conflict_do_nothing(), rows)
         found.update(await load(missing))
     return found
 
@@ -106,7 +104,7 @@ async def first_times(session: AsyncSession, events: Collection[tuple[str, str]]
         return set()
     at = utcnow()
     # One statement for any number of events (executemany: compiled once, sent in batches).
-    statement = (_insert(session, SeenEvent).on_conflict_do_nothing()
+    statement = (upsert(session, SeenEvent).on_conflict_do_nothing()
                  .returning(col(SeenEvent.channel), col(SeenEvent.event_id)))
     result = await (await session.connection()).execute(
         statement, [{"channel": c, "event_id": e, "at": at} for c, e in set(events)])
@@ -118,7 +116,7 @@ async def queue_replies(session: AsyncSession, replies: Collection[Notification]
     event forgotten by ``forget_events`` and then delivered again)."""
     if replies:
         await (await session.connection()).execute(
-            _insert(session, Notification).on_conflict_do_nothing(),
+            upsert(session, Notification).on_conflict_do_nothing(),
             [r.model_dump(exclude={"id"}) for r in replies])
 
 
@@ -128,12 +126,6 @@ async def forget_events(session: AsyncSession, *, before: dt.datetime) -> int:
     result = await (await session.connection()).execute(
         delete(SeenEvent).where(col(SeenEvent.at) < before))
     return int(result.rowcount or 0)
-
-
-def _insert(session: AsyncSession, table: type[SQLModel]) -> Any:
-    """``INSERT … ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 async def token(session: AsyncSession, *, commune_id: int, channel: str,
@@ -190,7 +182,7 @@ async def claim_job(session: AsyncSession, *, name: str, slot: str, at: dt.datet
     """Claim the run of job ``name`` for ``slot``: its id, or None when another instance (or
     an earlier start of this one) has it already."""
     result = await (await session.connection()).execute(
-        _insert(session, JobRun).on_conflict_do_nothing().returning(col(JobRun.id)),
+        upsert(session, JobRun).on_conflict_do_nothing().returning(col(JobRun.id)),
         [{"name": name, "slot": slot, "started_at": at, "outcome": ""}])
     return result.scalar_one_or_none()
 

@@ -14,9 +14,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 DEFAULT_URL = "sqlite+aiosqlite:///motcua.sqlite3"
@@ -144,3 +147,9 @@ async def revision(url: str | None = None) -> str:
             return ", ".join(sorted(await schema_revisions(session))) if migrated else ""
     finally:
         await engine.dispose()
+
+
+def upsert(session: AsyncSession, table: type[SQLModel]) -> Any:
+    """``INSERT … ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.changes import Alias, faq_id
 from knowledge.schema import Faq
+from storage.db import upsert
 from storage.models import KnowledgeChange, KnowledgeVersion, Unanswered
 
 KINDS = ("alias", "faq")
@@ -55,9 +53,7 @@ async def version(session: AsyncSession, *, commune_id: int) -> int:
 
 async def _raise_version(session: AsyncSession, commune_id: int) -> int:
     """Raise the commune's version by one (two writers queue on the row); the new version."""
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    insert: Any = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(
-        KnowledgeVersion)
+    insert = upsert(session, KnowledgeVersion)
     statement = insert.values(commune_id=commune_id, version=1).on_conflict_do_update(
         index_elements=[KnowledgeVersion.__table__.c.commune_id],  # type: ignore[attr-defined]
         set_={"version": KnowledgeVersion.__table__.c.version + 1},  # type: ignore[attr-defined]
