@@ -107,20 +107,20 @@ async def answer(turn: Turn) -> list[Reply]:
         pleasantry = None  # "hợp âm bài Tạm biệt" says no goodbye
     if pleasantry is not None and (result.kind == "none" or result.case):
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"
+    best = result.matches[0] if result.matches else None
     if result.kind == "procedure":
-        top = result.matches[0] if result.matches else None
-        if top is not None and top.code == result.code and top.score < UNSURE_BELOW:
-            await _keep(turn, unsure=(result.code, top.score))
-        return procedure_replies(turn, result, score=top.score if top is not None
-                                 and top.code == result.code else None)
+        score = best.score if best is not None and best.code == result.code else None
+        if score is not None and score < UNSURE_BELOW:
+            await _keep(turn, unsure=(result.code, score))
+        return procedure_replies(turn, result, score=score)
     if result.kind == "clarify":
-        await _keep(turn, unsure=("", result.matches[0].score if result.matches else 0.0))
+        await _keep(turn, unsure=("", best.score if best is not None else 0.0))
         codes = [m.code for m in result.matches]
         turn.set_topic(options=codes)
         turn.state.misses = 0
         return turn.reply(result.answer, "clarify", [
             Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes],
-            score=result.matches[0].score if result.matches else None)
+            score=best.score if best is not None else None)
     if result.kind == "rule" or result.faq or result.places:
         # a legal rule, another body's matter with its rule, or the commune serving a place
         turn.state.misses = 0
