@@ -37,7 +37,6 @@ from storage.db import async_url, upgrade
 
 log = logging.getLogger(__name__)
 LISTEN_FD = "MOTCUA_LISTEN_FD"  # a child's inherited listening socket
-WORKER = "MOTCUA_WORKER"  # a child's number, 1..N (for its log lines)
 SUPERVISOR = "MOTCUA_SUPERVISOR"  # a child's parent's pid: gone, the child stops
 MAX_FAILED_STARTS = 5  # a child dying this many times in a row within STARTUP: give up
 STARTUP = 20.0  # seconds a child must live for its start to count as a success
@@ -134,7 +133,7 @@ class Supervisor:
     def _start(self, number: int, failed_starts: int = 0) -> _Child:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", *self.command],
-            env={**self.env, WORKER: str(number)}, pass_fds=(int(self.env[LISTEN_FD]),))
+            env=self.env, pass_fds=(int(self.env[LISTEN_FD]),))
         log.info("worker %d started (pid %d)", number, process.pid)
         return _Child(number, process, time.monotonic(), failed_starts)
 
