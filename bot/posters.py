@@ -274,12 +274,10 @@ def facts(assistant: Assistant, code: str, lang: Lang = DEFAULT_LANG) -> Facts:
         documents=sections[Aspect.DOCUMENTS][1].split("\n"),
         fee_label=sections[Aspect.FEE][0],
         fee=Assistant.per_method(proc, assistant.fee_text, t, notes=False),
-        fee_notes=list(dict.fromkeys(n for m in proc.methods
-                                     if (n := assistant.fee_text(m, t)[1]))),
+        fee_notes=assistant.notes_of(proc, assistant.fee_text, t),
         time_label=sections[Aspect.TIME][0],
         time=Assistant.per_method(proc, assistant.time_text, t, notes=False),
-        time_notes=list(dict.fromkeys(n for m in proc.methods
-                                      if (n := assistant.time_text(m, t)[1]))),
+        time_notes=assistant.notes_of(proc, assistant.time_text, t),
         source=assistant.source_line(proc, t),
     )
 

@@ -53,6 +53,7 @@ OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a c
 STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
 MAX_QUESTION_CHARS = 500
 
+Describe = Callable[[Method, Text], tuple[str, str, str]]  # value, note, legal rule
 CHANNEL_LABELS = {
     Channel.IN_PERSON: N_("In person"),
     Channel.POST: N_("By post"),
@@ -84,6 +85,7 @@ SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the res
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
 STORY_CASE_WORDS = 12  # a question this long tells of a case
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
@@ -576,8 +578,9 @@ class Assistant:
             lines.append(line)
         return "\n".join(lines)
 
-    def fee_text(self, method: Method, t: Text) -> tuple[str, str]:
-        """One method's fee exactly as the source states it, and the source's note on it."""
+    def fee_text(self, method: Method, t: Text) -> tuple[str, str, str]:
+        """One method's fee exactly as the source states it, the source's note on it and the
+        legal rule it is taken from."""
         if method.fee_status is FeeStatus.AMOUNT and method.fee_vnd is not None:
             text = t.money(method.fee_vnd)
         else:
@@ -587,35 +590,45 @@ class Assistant:
         en = t.lang == "en"
         note = method.fee_note_en if en and method.fee_note_en else method.fee_note
         basis = method.fee_basis_en if en and method.fee_basis_en else method.fee_basis
-        return text, _with_basis(note, basis)
+        return text, note, basis
 
-    def time_text(self, method: Method, t: Text) -> tuple[str, str]:
-        """One method's processing time, and the source's note on it; plainly unknown where
-        the source gives no usable value (a bare number without a unit is not shown)."""
+    def time_text(self, method: Method, t: Text) -> tuple[str, str, str]:
+        """One method's processing time, the source's note on it and its legal rule; plainly
+        unknown where the source gives no usable value (a bare number without a unit is not
+        shown)."""
         note = method.time_note_en if t.lang == "en" and method.time_note_en else method.time_note
         if (method.time_value is None or method.time_unit is None
                 or method.time_unit is TimeUnit.UNSPECIFIED):
-            return t("the source does not state it clearly"), note
+            return t("the source does not state it clearly"), note, ""
         text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
         if not method.time_confirmed:
             text += " " + t("[not confirmed]")
         basis = method.time_basis_en if t.lang == "en" and method.time_basis_en \
             else method.time_basis
-        return text, _with_basis(note, basis)
+        return text, note, basis
 
     @staticmethod
-    def per_method(proc: Procedure, describe: Callable[[Method, Text], tuple[str, str]],
-                   t: Text, *, notes: bool = True) -> str:
+    def per_method(proc: Procedure, describe: Describe, t: Text, *, notes: bool = True) -> str:
         """One line when every submission method has the same value, else one per method;
-        the source's notes once each (``notes``)."""
-        described = [(value, note if notes else "") for value, note in
-                     (describe(m, t) for m in proc.methods)]
-        said = list(dict.fromkeys(note for _, note in described if note))
-        if len({value for value, _ in described}) == 1:
-            return described[0][0] + (f" ({' '.join(said)})" if said else "")
-        return "\n".join(f"- {t(CHANNEL_LABELS[m.channel])}: {value}"
-                         + (f" ({note})" if note else "")
-                         for m, (value, note) in zip(proc.methods, described, strict=True))
+        each note's sentences and each legal rule said once (``notes``)."""
+        described = [describe(m, t) for m in proc.methods]
+        if len({value for value, _, _ in described}) == 1:
+            said = _with_basis(_merge_notes([n for _, n, _ in described]),
+                               "; ".join(dict.fromkeys(b for _, _, b in described if b)))
+            return described[0][0] + (f" ({said})" if notes and said else "")
+        lines, cited = [], set()
+        for m, (value, note, basis) in zip(proc.methods, described, strict=True):
+            said = _with_basis(note, "" if basis in cited else basis) if notes else ""
+            cited.add(basis)
+            lines.append(f"- {t(CHANNEL_LABELS[m.channel])}: {value}"
+                         + (f" ({said})" if said else ""))
+        return "\n".join(lines)
+
+    def notes_of(self, proc: Procedure, describe: Describe, t: Text) -> list[str]:
+        """The notes and legal rules of a fee or time, each once (a poster's small print)."""
+        described = [describe(m, t) for m in proc.methods]
+        return [x for x in (_merge_notes([n for _, n, _ in described]),
+                            "; ".join(dict.fromkeys(b for _, _, b in described if b))) if x]
 
     def desk(self, proc: Procedure, t: Text) -> str:
         """Where papers are handed in: the commune police for its procedures, else the
@@ -671,6 +684,12 @@ class Assistant:
 def _with_basis(note: str, basis: str) -> str:
     """A source's note on a value, then the legal rule the value is taken from."""
     return "; ".join(x for x in (note.rstrip(" ."), basis) if x)
+
+
+def _merge_notes(notes: Sequence[str]) -> str:
+    """Several methods' notes as one, each sentence once (they mostly repeat each other)."""
+    sentences = (s.rstrip(" .") for note in notes for s in _SENTENCE_END.split(note))
+    return ". ".join(dict.fromkeys(s for s in sentences if s))
 
 
 def _lower_first(name: str) -> str:

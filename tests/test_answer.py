@@ -17,8 +17,8 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     body = answer.answer
     assert body.startswith("Giấy tờ cần chuẩn bị — Làm giấy khai sinh (mã 1.001193):\n1. ")
     assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
-    assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia, đã đối chiếu văn bản pháp luật "
-                         "hiện hành ngày 5 tháng 12, 2026.")
+    assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia; đối chiếu luật ngày 5 tháng 12, "
+                         "2026.")
     assert answer.offer == ["fee", "time", "where", "online", "steps", "full"]
 
 
@@ -85,6 +85,17 @@ def test_identical_values_are_said_once_not_per_method(assistant: Assistant) -> 
     answer = assistant.ask("làm giấy khai sinh có mất phí không")
     assert answer.answer.startswith("Lệ phí — Làm giấy khai sinh (mã 1.001193): Miễn phí")
     assert "Trực tiếp:" not in answer.answer  # all three methods are free: one line
+
+
+def test_notes_shared_by_the_methods_are_said_once(assistant: Assistant) -> None:
+    # In person, by post and online share the time and most of its note: each sentence and
+    # the legal rule appear once, the sentence only one method has is kept.
+    answer = assistant.ask("xin cấp bản sao từ sổ gốc mất mấy ngày")
+    first = answer.answer.splitlines()[0]
+    assert first.startswith("Thời gian giải quyết — Cấp bản sao từ sổ gốc (mã 2.000908)")
+    assert first.count("Trả trong ngày nhận yêu cầu") == 1
+    assert first.count("Điều 7 và khoản 4 Điều 17 Nghị định 23/2015/NĐ-CP") == 1
+    assert "Gửi qua bưu điện thì tính từ ngày hồ sơ hợp lệ đến" in first
 
 
 def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
