@@ -92,6 +92,7 @@ QUESTION_PHRASES = sorted(
     le phi|mat phi|mat le phi|bao nhieu tien|het bao nhieu|mat tien|ton tien|mat bao nhieu
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
+    can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
     hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve
     uy ban nhan dan|uy ban
