@@ -68,7 +68,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout4", 92.0, 2.0, 95.0),
                               ("questions_heldout5", 92.0, 2.0, 92.0),
                               ("questions_heldout6", 95.0, 2.0, 95.0),
-                              ("questions_heldout7", 92.0, 2.0, 90.0)])
+                              ("questions_heldout7", 92.0, 2.0, 90.0),
+                              ("questions_heldout8", 95.0, 1.0, 90.0)])
 
 
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
@@ -150,14 +151,16 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
     assert_levels(catalog, [("questions_heldout6", 95.0, 2.0, 95.0),
-                            ("questions_heldout7", 92.0, 2.0, 90.0)])
+                            ("questions_heldout7", 92.0, 2.0, 90.0),
+                            ("questions_heldout8", 95.0, 1.0, 88.0)])
 
 
 @needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
     assert_levels(catalog, [("catalog_tune", 81.0, 6.0, 85.0),
                             ("catalog_heldout", 85.0, 3.0, 85.0),
-                            ("catalog_heldout2", 86.0, 5.0, 90.0)])
+                            ("catalog_heldout2", 86.0, 5.0, 90.0),
+                            ("catalog_heldout3", 65.0, 15.0, 100.0)])
 
 
 # --- legal questions ----------------------------------------------------------------------
