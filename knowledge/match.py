@@ -152,7 +152,6 @@ NEVER_CORRECTED = frozenset(
 
 MATCHING_FILE = Path(__file__).resolve().parent / "matching.toml"
 VARIANT_FACTOR = 0.85  # a special-case procedure whose case the question does not name
-SPECIAL_FLOOR = 0.3  # a named special case this well matched outranks its common variant
 UNKNOWN_WEIGHT_FACTOR = 0.5  # an unknown word weighs half as much as the rarest known word
 QUERY_EXPONENT = 0.3  # how much unexplained words in the question cost
 PHRASE_EXPONENT = 0.7  # how much words of the phrase missing from the question cost
@@ -431,6 +430,11 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", fold(text))
 
 
+def _plain_name(name: str) -> str:
+    """A procedure's folded name without the "thủ tục" it may start with."""
+    return re.sub(r"^thu tuc ", "", " ".join(name.split()))
+
+
 class Matcher:
     """An index over the procedures and FAQ entries of one knowledge base."""
 
@@ -452,13 +456,18 @@ class Matcher:
                 self._cases[code] = cases
         # The common variant of each special case ("đăng ký khai sinh" for "… có yếu tố nước
         # ngoài"), with the cases that, named, make it the less likely one.
-        by_name = {name.strip(): code for code, name in names.items()}
+        by_name = {_plain_name(name): code for code, name in names.items()}
         self._commons: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for code, cases in self._cases.items():
-            name = names[code]
             for i in cases:
-                common = by_name.get(name.replace(f" {self.words.variants[i][0]} ", " ").strip())
-                if common:
+                marker = self.words.variants[i][0]
+                # "… có yếu tố nước ngoài tại khu vực biên giới" is the border case of "… có
+                # yếu tố nước ngoài"; "đăng ký lại khai tử" the re-registration of "đăng ký
+                # khai tử"
+                common = by_name.get(_plain_name(re.sub(
+                    rf" (?:tai )?{marker} ", " dang ky " if marker == "dang ky lai" else " ",
+                    names[code])))
+                if common and common != code and (i, code) not in self._commons[common]:
                     self._commons[common].append((i, code))
         # Each procedure's name and aliases as folded words, longest first.
         self._names = {p.code: sorted({f" {' '.join(tokenize(n))} " for n in (p.name, *p.aliases)}
@@ -656,13 +665,18 @@ class Matcher:
             scored.append(Candidate(key, self.faq_codes.get(key, key), round(score, 4),
                                     round(explained, 4)))
         scores = {c.key: c.score for c in scored}
-        # A special case named first outranks its common variant ("I'm Australian … birth").
-        scored = [c if not (specials := [scores.get(special, 0.0) for i, special
-                                         in self._commons.get(c.key, ()) if named.get(i)])
-                  or max(specials) < SPECIAL_FLOOR
-                  else replace(c, score=round(min(c.score, max(specials)) * VARIANT_FACTOR, 4))
-                  for c in scored]
-        scored.sort(key=lambda c: (-c.score, c.key))
+        # A special case named first is what the question is about ("I'm Australian …
+        # birth"): the common variant gives way to it, down to the most special one named
+        # ("… foreign … at the border").
+        promoted: dict[str, Candidate] = {}
+        for c in scored:
+            special = self._special(c.key, named)
+            if special != c.key:
+                c = replace(c, key=special, code=special,
+                            score=max(c.score, scores.get(special, 0.0)))
+            if c.key not in promoted or c.score > promoted[c.key].score:
+                promoted[c.key] = c
+        scored = sorted(promoted.values(), key=lambda c: (-c.score, c.key))
         # A FAQ entry speaks for its procedure: it is only offered when that procedure is also
         # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.
         leader = next((c.code for c in scored if c.key == c.code and not c.rule), None)
@@ -681,6 +695,13 @@ class Matcher:
                 rest = rest.replace(name, " ")
             return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
+
+    def _special(self, code: str, named: dict[int, bool]) -> str:
+        """The most special variant of ``code`` whose cases the question names first."""
+        for i, special in self._commons.get(code, ()):
+            if named.get(i):
+                return self._special(special, named)
+        return code
 
     def _rule_first(self, scored: list[Candidate], cues: frozenset[str],
                     aspects: list[Aspect], *, yes_no: bool = False) -> list[Candidate]:

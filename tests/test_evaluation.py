@@ -156,11 +156,23 @@ def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Ass
 
 
 @needs_data
+def test_the_most_special_variant_named_is_answered(catalog: Assistant) -> None:
+    # Foreign element and border area both named: the border case of the foreign marriage,
+    # not the marriage nor the foreign one; re-registration named with a foreign parent.
+    border = catalog.ask("Đăng ký kết hôn với người Lào ở khu vực biên giới thì làm thế nào")
+    assert (border.kind, border.code) == ("procedure", "1.000094")
+    again = catalog.ask("đăng ký lại khai sinh cho con, bố cháu là người nước ngoài")
+    assert (again.kind, again.code) == ("procedure", "2.000522")
+    plain = catalog.ask("đăng ký kết hôn cần giấy tờ gì")  # no case named: the common one
+    assert plain.code == "1.000894"
+
+
+@needs_data
 def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
-    assert_levels(catalog, [("catalog_tune", 81.0, 6.0, 85.0),
+    assert_levels(catalog, [("catalog_tune", 82.0, 4.0, 85.0),
                             ("catalog_heldout", 85.0, 3.0, 85.0),
                             ("catalog_heldout2", 86.0, 5.0, 90.0),
-                            ("catalog_heldout3", 65.0, 15.0, 100.0)])
+                            ("catalog_heldout3", 67.0, 13.0, 100.0)])
 
 
 # --- legal questions ----------------------------------------------------------------------
