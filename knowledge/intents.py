@@ -132,6 +132,8 @@ class IntentWords:
             return Intent.ACK if not tokens or len(tokens) <= 2 else None
         if Intent.GREETING in found and Intent.STAFF in found:
             return Intent.GREETING  # "chào buổi sáng các cán bộ xã" greets, it asks for no one
+        if languages := [i for i in found if i in (Intent.ENGLISH, Intent.VIETNAMESE)]:
+            return languages[-1]  # "quay lại tiếng việt" asks for the language, not the menu
         return min(found, key=_PRIORITY.__getitem__)
 
     def without(self, text: str, intents: Iterable[Intent]) -> str:

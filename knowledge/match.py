@@ -245,10 +245,11 @@ def is_english(text: str, tokens: list[str]) -> bool:
     if marked > len(tokens) // 8 or sum(bool(_VIETNAMESE_ONLY.search(w.lower()))
                                          for w in text.split()) > len(tokens) // 3:
         return False
-    hits = sum(t in _ENGLISH for t in tokens)
+    words = [t for t in tokens if not any(c.isdigit() for c in t)]  # codes, phone numbers
+    hits = sum(t in _ENGLISH for t in words)
     foreign = sum(t not in _ENGLISH and t not in _CHAT_SHORTHAND and not is_syllable(t)
-                  for t in tokens)
-    return hits >= 2 and (hits + foreign) / len(tokens) >= 0.5
+                  for t in words)
+    return hits >= 2 and (hits + foreign) / max(len(words), 1) >= 0.5
 
 
 def written_language(text: str) -> str | None:

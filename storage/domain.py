@@ -181,6 +181,17 @@ def normalize_phone(text: str) -> str | None:
 _RECEIPT_IN_TEXT = re.compile(r"(?<![\w.])([A-Za-z0-9]+(?:[.\-/][A-Za-z0-9]+){2,})(?![\w])")
 
 
+_PHONE_IN_TEXT = re.compile(r"(?<![\d.])(?:\+?84|0)(?:[\s.]?\d){9}(?![\d.])")
+
+
+def find_phone_beside_code(text: str) -> str | None:
+    """A whole phone number written in a message besides a receipt code ("hồ sơ
+    000.00.19.H26-251127-0001, sđt 0904 123 456"), or None."""
+    rest = _RECEIPT_IN_TEXT.sub(" ", text)
+    match = _PHONE_IN_TEXT.search(rest)
+    return match.group(0) if match else None
+
+
 def find_receipt_code(text: str) -> str | None:
     """A receipt code written anywhere in a message ("hồ sơ 000.00.19.H26-251127-0001 sao rồi")."""
     for match in _RECEIPT_IN_TEXT.finditer(text):

@@ -185,6 +185,16 @@ async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) 
     assert (left.intent, left.code) == ("procedure", "1.000656")
 
 
+async def test_code_and_phone_in_one_message_answer_at_once(dialogue: Dialogue) -> None:
+    [status] = await say(dialogue, f"ma ho so cua toi la {CODE}, sdt 0912 345 678, xem giup")
+    assert status.intent == "status" and "Trạng thái: đã tiếp nhận" in status.text
+    # Asking to be told when it is done follows the application, not the announcements.
+    [followed] = await say(dialogue, "đăng ký nhận thông báo khi hồ sơ này có kết quả nhé")
+    assert followed.intent == "follow"
+    [wrong] = await say(dialogue, f"tra giúp hồ sơ {CODE} sđt 0900000000", user="43")
+    assert wrong.intent == "lookup_failed"
+
+
 async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
                                                 sessions: async_sessionmaker[AsyncSession]) -> None:
     [follow_first] = await say(dialogue, payload="follow")

@@ -24,6 +24,7 @@ CODE = "000.00.19.H26-251127-0001"
     ("hellooo", Intent.GREETING), ("alooo", Intent.GREETING),  # a letter held down
     ("c.on b nhieu", Intent.THANKS), ("oke e hieu r", Intent.ACK),
     ("thoi khoi theo doi nua", Intent.UNFOLLOW), ("bat dau lai tu dau di", Intent.MENU),
+    ("quay lại tiếng việt", Intent.VIETNAMESE), ("quay lai tieng anh", Intent.ENGLISH),
 ])
 def test_a_whole_message_is_an_intent(text: str, intent: Intent) -> None:
     assert intent_words().whole_intent(text) is intent

@@ -23,6 +23,8 @@ async def announcements(turn: Turn) -> list[Reply] | None:
     elif Intent.ANNOUNCEMENTS_OFF in turn.mentioned:  # "huỷ nhận thông báo của xã" stops
         on = False
     elif Intent.ANNOUNCEMENTS_ON in turn.mentioned:
+        if turn.state.application_id is not None and Intent.FOLLOW in turn.mentioned:
+            return None  # "nhận thông báo khi hồ sơ này có kết quả": follow the application
         on = True
     else:
         return None

@@ -1,7 +1,8 @@
 """Status lookup: the receipt code, then the phone number given at submission; then follow or
 unfollow.
 
-Any natural phrasing starts it, a receipt code anywhere in a message skips to the digits,
+Any natural phrasing starts it, a receipt code anywhere in a message skips to the phone
+number (and, with a whole phone number beside it, straight to the answer),
 and a citizen who asks something else in the middle simply leaves the lookup.
 """
 
@@ -14,7 +15,7 @@ from handlers.status import lookup_status, phone_factor
 from handlers.turn import LOOKUP_CODE, Step, Turn
 from knowledge.intents import Intent
 from storage import applications as repo
-from storage.domain import find_receipt_code, normalize_receipt_code
+from storage.domain import find_phone_beside_code, find_receipt_code, normalize_receipt_code
 
 
 async def lookup(turn: Turn) -> list[Reply] | None:
@@ -29,6 +30,10 @@ async def lookup(turn: Turn) -> list[Reply] | None:
         return got_code(turn, turn.payload.removeprefix(LOOKUP_CODE))
     code = "" if turn.payload else find_receipt_code(turn.text)
     if code:
+        phone = find_phone_beside_code(turn.text)
+        if phone and normalize_receipt_code(code):  # both factors in one message
+            state.pending_code = normalize_receipt_code(code) or ""
+            return await got_phone(turn, phone)
         return got_code(turn, code)
     step = Step(state.step) if state.step in Step._value2member_map_ else Step.IDLE
     words = turn.text.split()
@@ -59,14 +64,16 @@ def got_code(turn: Turn, text: str) -> list[Reply]:
     return turn.reply(t("Now type the phone number you gave when applying."), "ask_phone")
 
 
-async def got_phone(turn: Turn) -> list[Reply]:
-    """The phone number given at submission: look the application up."""
+async def got_phone(turn: Turn, typed: str = "") -> list[Reply]:
+    """The phone number given at submission (``typed`` beside the code, else the message):
+    look the application up."""
     t, state = turn.t, turn.state
-    if not phone_factor(turn.text):
+    typed = typed or turn.text
+    if not phone_factor(typed):
         return turn.reply(t("Please type the phone number you gave when applying "
                             "(10 digits, e.g. 0904 123 456)."), "ask_phone")
     answer = await lookup_status(turn.session, commune_id=turn.services.office.commune_id,
-                                 receipt_code=state.pending_code, phone=turn.text,
+                                 receipt_code=state.pending_code, phone=typed,
                                  user_key=f"{state.channel}:{state.user_id}",
                                  client_key=turn.message.client, lang=turn.lang,
                                  now=turn.now, names=english_names(turn))
