@@ -64,6 +64,11 @@ TIME_UNITS = {
     TimeUnit.DAYS: N_("{value} days"),
     TimeUnit.HOURS: N_("{value} hours"),
 }
+TIME_UNITS_ONE = {  # "1 working day", not "1 working days"
+    TimeUnit.WORKING_DAYS: N_("1 working day"),
+    TimeUnit.DAYS: N_("1 day"),
+    TimeUnit.HOURS: N_("1 hour"),
+}
 FEE_TEXTS = {
     FeeStatus.FREE: N_("Free of charge"),
     FeeStatus.PROVINCE: N_("Set by the provincial People's Council; the amount varies by province"),
@@ -600,7 +605,8 @@ class Assistant:
         if (method.time_value is None or method.time_unit is None
                 or method.time_unit is TimeUnit.UNSPECIFIED):
             return t("the source does not state it clearly"), note, ""
-        text = t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
+        text = t(TIME_UNITS_ONE[method.time_unit]) if method.time_value == 1 else \
+            t(TIME_UNITS[method.time_unit], value=t.number(method.time_value))
         if not method.time_confirmed:
             text += " " + t("[not confirmed]")
         basis = method.time_basis_en if t.lang == "en" and method.time_basis_en \

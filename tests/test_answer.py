@@ -98,6 +98,11 @@ def test_notes_shared_by_the_methods_are_said_once(assistant: Assistant) -> None
     assert "Gửi qua bưu điện thì tính từ ngày hồ sơ hợp lệ đến" in first
 
 
+def test_one_working_day_is_singular_in_english(assistant: Assistant) -> None:
+    answer = assistant.ask("how long does it take to get a copy from the original register")
+    assert "(code 2.000908): 1 working day (" in answer.answer
+
+
 def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
     answer = assistant.ask("How do I register my baby's birth?")
     assert answer.lang == "en"
