@@ -49,9 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from webhook import FAKE, SECRET, TOKEN, cpu_seconds, free_port, p99, wait_for  # noqa: E402
+
 from knowledge.evaluate import read_questions  # noqa: E402
 from tests.fakes.telegram import button_update, text_update  # noqa: E402
-from webhook import FAKE, SECRET, TOKEN, cpu_seconds, free_port, p99, wait_for  # noqa: E402
 
 APPLICATIONS = 2000
 ASPECTS = ("fee", "time", "documents", "where", "online")
@@ -180,7 +181,7 @@ async def send(http: aiohttp.ClientSession, base: str, chat: Chat, step: Step,
                 ok = response.status == 200
                 answer = await response.json() if ok else {}
                 chat.session = str(answer.get("session") or chat.session)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         ok = False
     if ok:
         results.latencies[step.kind].append(time.perf_counter() - since)
