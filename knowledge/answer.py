@@ -255,10 +255,17 @@ class Assistant:
             topic = self.outside.get(ranked[0].key) if kind != "none" else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
         faq = self.faqs.get(ranked[0].key)
-        if faq is None and kind == "procedure" and ranked[0].code in self.kb.procedures:
+        # "con 14 tuổi đã bắt buộc làm căn cước chưa": asking the law about one of two
+        # sibling procedures is answered by the rule rather than asked back
+        siblings = kind == "clarify" and bool(analysis.rules) and ranked[0].score >= self.direct
+        codes = [c.code for c in ranked[:2] if c.code in self.kb.procedures] if siblings \
+            else [ranked[0].code]
+        if faq is None and (kind == "procedure" or siblings) and codes \
+                and codes[0] in self.kb.procedures:
             # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer;
             # with an aspect asked, only a case told at length and in telling words
-            note = self._case(ranked[0].code, question, analysis)
+            note = max((n for c in codes if (n := self._case(c, question, analysis))),
+                       key=lambda n: n.weight, default=None)
             if note is not None and note.faq is not None and (
                     not analysis.aspects or analysis.rules
                     or (note.weight >= STORY_CASE_MIN

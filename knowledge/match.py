@@ -55,7 +55,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.DOCUMENTS: ("giay to", "ho so gom", "ho so can", "can ho so", "mang gi", "mang theo",
                        "can gi", "chuan bi", "thanh phan", "nhung gi", "giay gi", "can giay",
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
-                       "chua co giay", "thong tin gi", "khai gi", "khai nhung gi", "bat buoc",
+                       "chua co giay", "thong tin gi", "khai gi", "khai nhung gi",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",

@@ -284,6 +284,15 @@ def test_a_story_that_only_implies_its_need_is_offered_choices(assistant: Assist
     assert assistant.ask("Đi Nhật du lịch thì nên lưu trú ở ryokan hay khách sạn?").kind == "none"
 
 
+def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
+        assistant: Assistant) -> None:
+    # The card for 14 and over and the one for under 14 match alike: the rule answers both.
+    answer = assistant.ask("trẻ dưới 14 tuổi có bắt buộc làm căn cước không hay 14 tuổi mới "
+                           "phải làm")
+    assert answer.faq == "tre-em-lam-can-cuoc"
+    assert answer.answer.startswith("Công dân từ đủ 14 tuổi trở lên bắt buộc làm thẻ căn cước")
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
