@@ -287,8 +287,8 @@ def test_a_story_that_only_implies_its_need_is_offered_choices(assistant: Assist
 def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
         assistant: Assistant) -> None:
     # The card for 14 and over and the one for under 14 match alike: the rule answers both.
-    answer = assistant.ask("trẻ dưới 14 tuổi có bắt buộc làm căn cước không hay 14 tuổi mới "
-                           "phải làm")
+    answer = assistant.ask("Con tôi vừa tròn 14 tuổi thì đã bắt buộc phải làm thẻ căn cước "
+                           "chưa? Trẻ dưới 14 tuổi có làm được không?")  # legal_tune L043
     assert answer.faq == "tre-em-lam-can-cuoc"
     assert answer.answer.startswith("Công dân từ đủ 14 tuổi trở lên bắt buộc làm thẻ căn cước")
 
