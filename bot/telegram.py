@@ -347,10 +347,22 @@ async def _confirm(application: Application[Any, Any, Any, Any, Any, Any], chat_
     await send_reply(application, chat_id, Reply(text))
 
 
+class Forgetful(Application[Any, Any, Any, Any, Any, Any]):
+    """PTB's application without a memory of every chat: PTB 22 adds the chat and user id of
+    each update to two sets that only a persistence empties, and we keep conversations in our
+    database, not in a PTB persistence (a bot serving a province would grow by every chat it
+    ever saw)."""
+
+    def _mark_for_persistence_update(self, *, update: object | None = None,
+                                     job: Any = None) -> None:
+        if self.persistence is not None:
+            super()._mark_for_persistence_update(update=update, job=job)
+
+
 def build_application(config: TelegramConfig, dialogue: Dialogue, *, polling: bool = False
                       ) -> Application[Any, Any, Any, Any, Any, Any]:
     """PTB's application pointed at ``config.api_base_url``, with our two handlers."""
-    builder = (ApplicationBuilder().token(config.token)
+    builder = (ApplicationBuilder().application_class(Forgetful).token(config.token)
                .base_url(f"{config.api_base_url}/bot")
                .base_file_url(f"{config.api_base_url}/file/bot")
                .request(AiohttpRequest()).get_updates_request(AiohttpRequest(pool_size=1)))

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
+from telegram.ext import Application
 
 from bot.outbox import Dispatcher, QuietHours
 from bot.settings import TelegramConfig
@@ -38,6 +39,7 @@ class Rig:
     fake: FakeTelegram
     outbox: Dispatcher
     office: Office
+    application: Application[Any, Any, Any, Any, Any, Any]
 
     async def post(self, update: dict[str, object], secret: str = SECRET) -> int:
         response = await self.http.post("/webhook/telegram", json=update,
@@ -57,7 +59,8 @@ async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
             yield Rig(http, fake, Dispatcher(office, senders(application, config),
-                                                       quiet=QuietHours.parse("")), office)
+                                                       quiet=QuietHours.parse("")), office,
+                      application)
 
 
 async def test_scripted_conversation(rig: Rig) -> None:
@@ -74,6 +77,15 @@ async def test_scripted_conversation(rig: Rig) -> None:
                          for b in row])
 
     await scripted_conversation(send)
+
+
+async def test_the_bot_keeps_no_memory_of_each_chat_it_saw(rig: Rig) -> None:
+    # PTB marks every chat and user for a persistence we do not use; unbounded on a busy bot.
+    for n in range(30):
+        assert await rig.post(text_update(900 + n, 7000 + n, "/start")) == 200
+    assert all(rig.fake.sent(7000 + n) for n in range(30))
+    assert not rig.application._chat_ids_to_be_updated_in_persistence
+    assert not rig.application._user_ids_to_be_updated_in_persistence
 
 
 async def test_question_gets_the_procedure_card(rig: Rig) -> None:
