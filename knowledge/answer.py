@@ -90,7 +90,7 @@ SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the res
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
 STORY_CASE_WORDS = 12  # a question this long tells of a case
-_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand

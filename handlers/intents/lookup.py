@@ -31,8 +31,8 @@ async def lookup(turn: Turn) -> list[Reply] | None:
     code = "" if turn.payload else find_receipt_code(turn.text)
     if code:
         phone = find_phone_beside_code(turn.text)
-        if phone and normalize_receipt_code(code):  # both factors in one message
-            state.pending_code = normalize_receipt_code(code) or ""
+        if phone:  # both factors in one message
+            state.pending_code = code
             return await got_phone(turn, phone)
         return got_code(turn, code)
     step = Step(state.step) if state.step in Step._value2member_map_ else Step.IDLE
