@@ -1,6 +1,7 @@
 """Shared fixtures: one loaded assistant; databases (SQLite and PostgreSQL) for storage tests."""
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +38,21 @@ async def admin(sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(kind: str, folder: Path, prefix: str) -> AsyncIterator[str]:
+    """The URL of a database of its own (the others are shared by the session): a SQLite file
+    in ``folder``, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'{prefix}.sqlite3'}"
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ import asyncio
 import io
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from bot.web import create_app
 from handlers.applications import Office
 from knowledge.answer import Assistant
 from storage.db import alembic_config, head_revisions, make_engine, make_sessions
-from tests.conftest import POSTGRES, admin
+from tests.conftest import scratch_database
 
 SETTINGS = Settings(secret_key="test-secret")
 
@@ -52,16 +51,9 @@ def previous_revision() -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def behind_head(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database migrated to the revision before the newest."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        name = f"motcua_old_{uuid.uuid4().hex[:12]}"
-        await admin(f'CREATE DATABASE "{name}"')
-        url = f"{POSTGRES}/{name}"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), previous_revision())
-    yield url
-    if request.param == "postgresql":
-        await admin(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    async with scratch_database(request.param, tmp_path, "motcua_old") as url:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), previous_revision())
+        yield url
 
 
 async def test_not_ready_behind_head_or_never_migrated(

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,23 +12,16 @@ import pytest
 
 from storage import applications as repo
 from storage.db import make_engine, make_sessions, session_scope, upgrade
-from tests.conftest import POSTGRES, admin
+from tests.conftest import scratch_database
 from tests.samples import CODE, T0, record
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of its own (others' are shared by the session), migrated."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'motcua.sqlite3'}"
-    else:
-        name = f"motcua_upgrades_{uuid.uuid4().hex[:12]}"
-        await admin(f'CREATE DATABASE "{name}"')
-        url = f"{POSTGRES}/{name}"
-    await upgrade(url)
-    yield url
-    if request.param == "postgresql":
-        await admin(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    async with scratch_database(request.param, tmp_path, "motcua_upgrades") as url:
+        await upgrade(url)
+        yield url
 
 
 def bot(url: str, cwd: Path, *args: str) -> str:
