@@ -258,10 +258,8 @@ class Assistant:
         # "con 14 tuổi đã bắt buộc làm căn cước chưa": asking the law about one of two
         # sibling procedures is answered by the rule rather than asked back
         siblings = kind == "clarify" and bool(analysis.rules) and ranked[0].score >= self.direct
-        codes = [c.code for c in ranked[:2] if c.code in self.kb.procedures] if siblings \
-            else [ranked[0].code]
-        if faq is None and (kind == "procedure" or siblings) and codes \
-                and codes[0] in self.kb.procedures:
+        codes = [c.code for c in ranked[:2 if siblings else 1] if c.code in self.kb.procedures]
+        if faq is None and (kind == "procedure" or siblings) and codes:
             # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer;
             # with an aspect asked, only a case told at length and in telling words
             note = max((n for c in codes if (n := self._case(c, question, analysis))),
@@ -626,8 +624,7 @@ class Assistant:
         each note's sentences and each legal rule said once (``notes``)."""
         described = [describe(m, t) for m in proc.methods]
         if len({value for value, _, _ in described}) == 1:
-            said = _with_basis(_merge_notes([n for _, n, _ in described]),
-                               "; ".join(dict.fromkeys(b for _, _, b in described if b)))
+            said = _with_basis(*_shared_notes(described))
             return described[0][0] + (f" ({said})" if notes and said else "")
         lines, cited = [], set()
         for m, (value, note, basis) in zip(proc.methods, described, strict=True):
@@ -639,9 +636,7 @@ class Assistant:
 
     def notes_of(self, proc: Procedure, describe: Describe, t: Text) -> list[str]:
         """The notes and legal rules of a fee or time, each once (a poster's small print)."""
-        described = [describe(m, t) for m in proc.methods]
-        return [x for x in (_merge_notes([n for _, n, _ in described]),
-                            "; ".join(dict.fromkeys(b for _, _, b in described if b))) if x]
+        return [x for x in _shared_notes([describe(m, t) for m in proc.methods]) if x]
 
     def desk(self, proc: Procedure, t: Text) -> str:
         """Where papers are handed in: the commune police for its procedures, else the
@@ -699,10 +694,12 @@ def _with_basis(note: str, basis: str) -> str:
     return "; ".join(x for x in (note.rstrip(" ."), basis) if x)
 
 
-def _merge_notes(notes: Sequence[str]) -> str:
-    """Several methods' notes as one, each sentence once (they mostly repeat each other)."""
-    sentences = (s.rstrip(" .") for note in notes for s in _SENTENCE_END.split(note))
-    return ". ".join(dict.fromkeys(s for s in sentences if s))
+def _shared_notes(described: Sequence[tuple[str, str, str]]) -> tuple[str, str]:
+    """Several methods' notes as one, each sentence once (they mostly repeat each other), and
+    their legal rules, each once."""
+    sentences = (s.rstrip(" .") for _, note, _ in described for s in _SENTENCE_END.split(note))
+    return (". ".join(dict.fromkeys(s for s in sentences if s)),
+            "; ".join(dict.fromkeys(basis for _, _, basis in described if basis)))
 
 
 def _lower_first(name: str) -> str:
