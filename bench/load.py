@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,9 +103,10 @@ class Conversations:
             wants.append(("menu", "menu", ""))
         wants += [("question", question, ""), ("tap", "", f"a:{aspect}:{code}")]
         if n % 5 == 0:
-            receipt = f"000.00.19.H26-261101-{n % APPLICATIONS + 1:04d}"
-            wants += [("lookup", "tra cứu hồ sơ", ""), ("lookup", receipt, ""),
-                      ("lookup", phone(n % APPLICATIONS + 1)[-4:], ""), ("follow", "", "follow")]
+            application = n % APPLICATIONS + 1
+            wants += [("lookup", "tra cứu hồ sơ", ""),
+                      ("lookup", receipt(application), ""),
+                      ("lookup", phone(application)[-4:], ""), ("follow", "", "follow")]
         chat_id = 1_000_000 + n
         if web:
             return Chat([Step(kind, "web", {"text": text, "payload": payload, "id": f"m{i}"})
@@ -130,6 +131,11 @@ def phone(number: int) -> str:
     return f"09{number:08d}"
 
 
+def receipt(number: int) -> str:
+    """The receipt code of sample application ``number``."""
+    return f"000.00.19.H26-261101-{number:04d}"
+
+
 def recreate_database(url: str) -> None:
     """Drop and create the scratch database ``url`` names."""
     base, _, name = url.rpartition("/")
@@ -143,7 +149,7 @@ def seed(env: dict[str, str], folder: str) -> None:
     path = Path(folder) / "applications.csv"
     lines = ["receipt_code,procedure_code,procedure_name,applicant_name,phone,channel,"
              "received_at,due_at,status,completed_at"]
-    lines += [f"000.00.19.H26-261101-{n:04d},1.001193,Thủ tục đăng ký khai sinh,Người {n},"
+    lines += [f"{receipt(n)},1.001193,Thủ tục đăng ký khai sinh,Người {n},"
               f"{phone(n)},truc tiep,01/11/2026 08:00,30/12/2026 17:00,dang xu ly,"
               for n in range(1, APPLICATIONS + 1)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -214,7 +220,8 @@ async def closed_loop(base: str, conversations: Conversations, seconds: float,
 
 
 async def open_loop(base: str, conversations: Conversations, rate: float, seconds: float,
-                    on_tick: tuple[float, object] | None = None) -> tuple[float, Results]:
+                    on_tick: tuple[float, Callable[[], None]] | None = None
+                    ) -> tuple[float, Results]:
     """Messages offered at ``rate`` per second for ``seconds``, whatever the server does;
     ``on_tick``: (interval, callable) called every interval."""
     results = Results()
@@ -228,7 +235,7 @@ async def open_loop(base: str, conversations: Conversations, rate: float, second
             due = started + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if on_tick and due - started >= next_tick:
-                on_tick[1]()  # type: ignore[operator]
+                on_tick[1]()
                 next_tick += on_tick[0]
             chat, step = next(messages)
             task = asyncio.ensure_future(send(http, base, chat, step, results, due, chat.last))
