@@ -162,6 +162,7 @@ FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be ch
 RULE_SHARE = 0.5  # a FAQ asked the way the question asks the law, this close, answers it
 STANDING_SHARE = 0.92  # a rule of its own this close to the procedure answers a rule question
 CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
+SAME_FIELD = 0.3  # a procedure matched this well puts the question in its field (its FAQ's too)
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
 FAQ = "faq:"  # key prefix of FAQ entries
@@ -679,11 +680,18 @@ class Matcher:
                 promoted[c.key] = c
         scored = sorted(promoted.values(), key=lambda c: (-c.score, c.key))
         # A FAQ entry speaks for its procedure: it is only offered when that procedure is also
-        # the best-named one, so a generic FAQ wording cannot pull a question elsewhere.
-        leader = next((c.code for c in scored if c.key == c.code and not c.rule), None)
-        scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or c.code == leader]
-        scored = self._rule_first(scored, cues, aspects,
-                                  yes_no=_YES_NO.search(fold(question)) is not None)
+        # the best-named one, so a generic FAQ wording cannot pull a question elsewhere —
+        # unless the question asks the law (no aspect), names no procedure clearly and is
+        # asked clearly better as the entry ("sổ hộ khẩu còn dùng được không" is no
+        # registration).
+        yes_no = _YES_NO.search(fold(question)) is not None
+        leader = next((c for c in scored if c.key == c.code and not c.rule), None)
+        loose = leader is not None and not aspects and (yes_no or bool(cues)) and (
+            not leader.outside and SAME_FIELD <= leader.score < CLEAR)
+        scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or (
+            leader is not None and (c.code == leader.code
+                                    or (loose and c.score >= leader.score / FAQ_FACTOR)))]
+        scored = self._rule_first(scored, cues, aspects, yes_no=yes_no)
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):

@@ -181,6 +181,9 @@ def test_legal_answers_are_scored_on_facts_and_citation() -> None:
      ("51/2010/QH12", "Điều 41")),
     ("Con chú con bác ruột lấy nhau thì có được đăng ký kết hôn không?",
      "cam-ket-hon-ho-hang-ba-doi", "ba đời", ("52/2014/QH13", "")),
+    # Asked of another procedure's rule than the one "hộ khẩu" names (registration).
+    ("so ho khau giay con dung de lam thu tuc duoc khong", "so-ho-khau-con-dung-khong",
+     "31/12/2022", ("68/2020/QH14", "Điều 38")),
 ])
 def test_a_legal_question_gets_the_rule_with_its_citation(
         assistant: Assistant, question: str, faq: str, fact: str,
