@@ -627,8 +627,11 @@ class Matcher:
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
                             elsewhere=self.words.elsewhere(asked), rules=cues)
-        if not content and (aspects or not any("_" in t for t in query)):
-            return analysis  # only question words ("còn phí?"), unless a known pair ("báo tử")
+        if not content and not any("_" in t and not detect_aspects(t.replace("_", " "))
+                                   for t in query):
+            # only question words ("còn phí?"), unless a known pair that asks no aspect
+            # ("báo tử … cần giấy tờ gì")
+            return analysis
         weight = {t: self._weights.get(t, self._unknown) for t in query}
         total = sum(weight.values())
         matched = np.zeros(len(self.phrases))

@@ -322,3 +322,16 @@ def test_a_question_typed_with_its_marks_is_read_with_them(assistant: Assistant)
                            "đăng ký lại không")
     assert answer.code == "2.000720"
     assert assistant.ask("xem điểm thi tốt nghiệp ở đâu").kind == "none"
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # Only question words beside a known pair ("báo tử"): still about that procedure.
+    ("bao tu cho bo toi can giay to gi", "1.000656"),
+    # The common procedure, not a special variant whose wording also says "cần".
+    ("khai sinh cần giấy tờ gì", "1.001193"),
+])
+def test_a_short_documents_question_names_its_procedure(assistant: Assistant, question: str,
+                                                        code: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.kind == "procedure" and answer.code == code
+    assert answer.aspects and answer.aspects[0].value == "documents"
