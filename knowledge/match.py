@@ -63,7 +63,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                  "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
-                  "khi nao xong", "bao gio xong", "how long", "how many days", "when will"),
+                  "khi nao xong", "bao gio xong", "thoi han giai quyet", "giai quyet trong",
+                  "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
                    "o xa minh", "ve xa minh", "tai xa minh", "where"),
@@ -91,6 +92,7 @@ QUESTION_PHRASES = sorted(
     (tuple(p.split()) for p in """
     le phi|mat phi|mat le phi|bao nhieu tien|het bao nhieu|mat tien|ton tien|mat bao nhieu
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
+    thoi han giai quyet
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
     can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
@@ -353,7 +355,9 @@ class MatchingWords:
                    to_the_office, rule_cues)
 
     def rule_cues_in(self, asked: Asked) -> frozenset[str]:
-        """The kinds of rule the question asks for ("thời hạn": a deadline)."""
+        """The kinds of rule the question asks for ("thời hạn": a deadline; "thời hạn giải
+        quyết" is the processing time, an aspect)."""
+        asked = replace(asked, text=_PROCESSING_TIME.sub(" ", asked.text))
         return frozenset(kind for kind, w in self.rule_cues if found(w, asked))
 
     def elsewhere(self, question: str | Asked) -> bool:
@@ -425,6 +429,7 @@ def said(wordings: Iterable[Wording], asked: Asked) -> bool:
 
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
+_PROCESSING_TIME = re.compile(r" (?:thời hạn|thoi han) (?:giải quyết|giai quyet) ")
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 
 

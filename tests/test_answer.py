@@ -335,3 +335,13 @@ def test_a_short_documents_question_names_its_procedure(assistant: Assistant, qu
     answer = assistant.ask(question)
     assert answer.kind == "procedure" and answer.code == code
     assert answer.aspects and answer.aspects[0].value == "documents"
+
+
+def test_the_official_term_for_processing_time_asks_the_time(assistant: Assistant) -> None:
+    # "thời hạn giải quyết" is how the portal and officers say processing time: an aspect,
+    # not a deadline the citizen must keep.
+    follow_up = assistant.ask("thời hạn giải quyết", context="1.003677")
+    assert follow_up.code == "1.003677" and follow_up.aspects[0].value == "time"
+    answer = assistant.ask("thoi han giai quyet ho so dang ky tam tru")
+    assert answer.kind == "procedure" and answer.code == "1.004194" and answer.faq is None
+    assert answer.answer.startswith("Thời gian giải quyết")
