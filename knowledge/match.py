@@ -57,6 +57,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
+                       "ho so the nao",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "fee", "cost",
@@ -94,6 +95,7 @@ QUESTION_PHRASES = sorted(
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
     thoi han giai quyet
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
+    can ho so gi|ho so gom gi|ho so gi
     can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
     hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve

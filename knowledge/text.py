@@ -60,6 +60,8 @@ ABBREVIATIONS: dict[str, str] = {
     "ctck": "chung thuc chu ky",
     "ctbs": "chung thuc ban sao",
     "hd": "hop dong",
+    "hs": "ho so",
+    "xn": "xac nhan",
     "kt3": "so tam tru",
     "gpxd": "giay phep xay dung",
     "gcn": "giay chung nhan",

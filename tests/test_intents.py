@@ -41,6 +41,8 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("số điện thoại của ubnd xã là gì", Intent.CONTACT_PHONE),
     ("gửi mình bản đồ đường đến ủy ban", Intent.CONTACT_MAP),
     ("hồ sơ của tôi đến đâu rồi", Intent.LOOKUP),
+    ("hồ sơ khai sinh của con tôi tới đâu rồi", Intent.LOOKUP),
+    ("tra thêm hồ sơ khác", Intent.LOOKUP),
     ("bạn là người thật hay máy vậy", Intent.ABOUT),
     ("cho tôi nói chuyện trực tiếp với cán bộ", Intent.STAFF),
 ])

@@ -30,6 +30,8 @@ def test_domain_abbreviations_expand() -> None:
     assert tokenize("gks") == ["giay", "khai", "sinh"]
     assert tokenize("xnttHN") == ["xac", "nhan", "tinh", "trang", "hon", "nhan"]
     assert tokenize("đk hkd") == ["dang", "ky", "ho", "kinh", "doanh"]
+    assert tokenize("giấy xn cư trú, hs gồm gì") == ["giay", "xac", "nhan", "cu", "tru", "ho",
+                                                    "so", "gom", "gi"]
 
 
 def test_context_rules_decide_ambiguous_short_forms() -> None:
