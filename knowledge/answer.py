@@ -21,6 +21,7 @@ from typing import Literal
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
 from knowledge.match import (
+    CLEAR,
     CUE_WORDS,
     FAQ,
     OUTSIDE,
@@ -195,7 +196,9 @@ class Assistant:
         # "ở Ngọc Tảo cũ thì nộp ở đâu": the place line answers where; a list to pick from
         # would not
         where_only = answer.kind == "clarify" and Aspect.WHERE in answer.aspects
-        kept = ours and (answer.kind != "none" or bool(answer.faq)) and not where_only
+        # A rule of law holds in every commune: said after where to apply.
+        rule = answer.faq is not None and answer.kind != "clarify"
+        kept = rule or (ours and answer.kind != "none" and not where_only)
         if kept:
             lines.append(answer.answer)
         elif ours:
@@ -236,7 +239,11 @@ class Assistant:
         if not analysis.tokens:
             return Answer(question, "none", [], self._empty(t), lang)
         ranked = analysis.candidates
-        if analysis.elsewhere:  # declined; with its office when it is another office's matter
+        # A question asking the law that a rule of its own matches this clearly is about that
+        # rule, whatever else it mentions ("xã tổ chức mừng thọ … tuổi nào"); else declined,
+        # with its office when it is another office's matter.
+        if analysis.elsewhere and not (analysis.rules and ranked and ranked[0].rule
+                                       and ranked[0].score >= CLEAR):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)

@@ -152,6 +152,22 @@ def test_another_commune_is_told_which_commune_serves_it(assistant: Assistant) -
     assert assistant.kb.commune.directory_url in answer.answer
 
 
+def test_a_rule_asked_about_another_commune_is_still_stated(assistant: Assistant) -> None:
+    # The law is the same everywhere: where to apply first, then the rule.
+    answer = assistant.ask("Mẹ tôi mất, trước khi mất bà ở với tôi tại phường Yên Hòa nhưng "
+                           "thường trú vẫn ở quê. Vậy khai tử ở đâu?")
+    assert answer.answer.startswith("Phường Yên Hòa")
+    assert has_fact(answer.answer, "cư trú lần cuối") and cites(answer.answer, "60/2014/QH13",
+                                                                "Điều 32")
+
+
+def test_a_rule_question_matched_clearly_outweighs_an_off_topic_word(
+        assistant: Assistant) -> None:
+    # "tuổi nào" is also how horoscopes are asked; the law on birthday honours answers.
+    answer = assistant.ask("xa to chuc mung tho cho nguoi cao tuoi vao nhung tuoi nao a")
+    assert answer.faq == "mung-tho-nguoi-cao-tuoi" and has_fact(answer.answer, "70, 75, 80")
+
+
 def test_a_commune_word_that_names_no_commune_is_no_place(assistant: Assistant) -> None:
     answer = assistant.ask("ông tôi mất ở bệnh viện ngoài tỉnh thì về xã mình khai được không")
     assert not answer.places  # "xã mình" is no "Phường Minh Khai"
