@@ -231,6 +231,8 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
 @pytest.mark.parametrize("question", [
     "bài hát 'Giấy khai sinh' của ca sĩ nào", "kết hôn xong nên đi tuần trăng mật ở đâu",
     "xin giay phep xay dung lau dai trong minecraft sao",
+    "chứng chỉ SSL của website hết hạn thì gia hạn thế nào", "đăng ký tài khoản netflix kiểu gì",
+    "mở hộ kinh doanh thì nên bán gì cho lãi", "gia hạn thẻ bảo hiểm y tế hộ gia đình ở đâu",
 ])
 def test_a_question_about_something_else_sharing_a_word_is_declined(
         assistant: Assistant, question: str) -> None:
