@@ -11,15 +11,16 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import jobs
-from handlers.applications import Office
+from handlers.applications import Office, set_status
 from handlers.conversation import Dialogue, IncomingMessage, Reply, Unavailable, split_text
 from handlers.intents.staff import RELAY_LIMIT, RELAY_WINDOW
 from knowledge.answer import Assistant
 from storage import conversations as conversations_repo
 from storage.db import make_engine, make_sessions
+from storage.domain import ApplicationStatus
 from storage.models import Notification, Subscription, Unanswered
 from storage.retention import RetentionPeriods
-from tests.samples import CODE
+from tests.samples import CODE, T0
 
 
 @pytest.fixture
@@ -206,7 +207,8 @@ async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
     assert again.text.startswith("Bạn nhập số điện thoại đã khai khi nộp hồ sơ (10 chữ số")
     [status] = await say(dialogue, "5678")
     assert "Trạng thái: đã tiếp nhận" in status.text
-    assert [b.payload for b in status.buttons] == ["follow", "menu"]
+    # Due on 3 November 2026, so overdue: the staff are one tap away.
+    assert [b.payload for b in status.buttons] == ["follow", "staff", "menu"]
     [followed] = await say(dialogue, payload="follow")
     assert followed.text == "Bạn sẽ nhận tin nhắn tại đây khi hồ sơ thay đổi trạng thái."
     [twice] = await say(dialogue, "/theodoi")
@@ -216,6 +218,15 @@ async def test_lookup_then_follow_then_unfollow(dialogue: Dialogue,
     assert [(x.channel, x.recipient) for x in subs] == [("telegram", "42")]
     [stopped] = await say(dialogue, "hủy theo dõi")
     assert stopped.text == "Bạn sẽ không nhận tin nhắn về hồ sơ này nữa."
+
+
+async def test_an_application_waiting_for_papers_offers_the_staff(dialogue: Dialogue,
+                                                                  office: Office) -> None:
+    await set_status(office, receipt_code=CODE, status=ApplicationStatus.SUPPLEMENT_REQUIRED,
+                     actor="staff:lan", now=T0, note="Bổ sung bản sao Giấy chứng nhận kết hôn.")
+    [status] = await say(dialogue, f"tra hồ sơ {CODE} sđt 0912 345 678")
+    assert "cần bổ sung giấy tờ" in status.text
+    assert [b.payload for b in status.buttons] == ["follow", "staff", "menu"]
 
 
 async def test_wrong_digits_offer_a_retry_and_staff(dialogue: Dialogue) -> None:

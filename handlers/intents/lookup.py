@@ -86,9 +86,12 @@ async def got_phone(turn: Turn, typed: str = "") -> list[Reply]:
     state.application_id = answer.application_id
     if answer.procedure in turn.services.assistant.kb.procedures:
         turn.set_topic(answer.procedure)  # "giấy tờ chứng minh chỗ ở gồm những gì" is about it
+    # Late, or waiting for papers: the citizen will want a word with the staff.
+    staff = [Button(t("Contact staff"), Intent.STAFF)] if answer.detail in (
+        "overdue", "supplement") else []
     return turn.reply(answer.text, "status", [Button(t("Follow this application"),
                                                      Intent.FOLLOW),
-                                              Button(t("Menu"), Intent.MENU)],
+                                              *staff, Button(t("Menu"), Intent.MENU)],
                       detail=answer.detail)
 
 
