@@ -69,7 +69,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout5", 92.0, 2.0, 92.0),
                               ("questions_heldout6", 95.0, 2.0, 95.0),
                               ("questions_heldout7", 92.0, 2.0, 90.0),
-                              ("questions_heldout8", 95.0, 1.0, 90.0)])
+                              ("questions_heldout8", 95.0, 1.0, 94.0),
+                              ("questions_heldout9", 92.0, 3.0, 92.0)])
 
 
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
@@ -112,9 +113,10 @@ def dialogue_reports(assistant: Assistant) -> dict[str, dict[str, Any]]:
 def test_the_dialogue_set_is_large_and_covers_every_intent(
         dialogue_reports: dict[str, dict[str, Any]]) -> None:
     assert sum(r["dialogues"] for r in dialogue_reports.values()) >= 250
-    for report in dialogue_reports.values():
-        assert {"greeting", "thanks", "followup", "case_followup", "status_in_sentence",
-                "contact", "staff", "offtopic_shared"} <= set(report["by_intent"])
+    for name, report in dialogue_reports.items():
+        # Every set expects these replies somewhere (its writer chose its own labels).
+        assert {"procedure", "greeting", "thanks", "ask_code", "status", "contact", "staff",
+                "decline"} <= set(report["turns_by_expected_intent"]), name
 
 
 def test_no_reply_is_ever_empty(dialogue_reports: dict[str, dict[str, Any]]) -> None:
@@ -176,11 +178,13 @@ def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
 
 
 # --- legal questions ----------------------------------------------------------------------
-# legal_tune was studied while the rule entries were written and routed; legal_heldout was
-# written blind and first measured at 53.6 % (README). The 90 % is not met yet.
+# legal_tune was studied while the rule entries were written and routed; legal_heldout and
+# legal_heldout2 were written blind and first measured at 53.6 % and 59.2 % (README), then
+# studied. The 90 % is not met yet.
 
 
-@pytest.mark.parametrize(("name", "passed"), [("legal_tune", 69.0), ("legal_heldout", 53.0)])
+@pytest.mark.parametrize(("name", "passed"), [("legal_tune", 81.0), ("legal_heldout", 68.0),
+                                             ("legal_heldout2", 64.0)])
 def test_legal_answers_hold_the_key_facts_and_the_citation(assistant: Assistant, name: str,
                                                            passed: float) -> None:
     report = evaluate_legal(assistant, read_legal(DATA / f"{name}.jsonl"))
