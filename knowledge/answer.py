@@ -50,6 +50,7 @@ Kind = Literal["procedure", "clarify", "none", "rule"]
 DIRECT = 0.34
 FLOOR = 0.3
 RATIO = 0.92
+WHO_RULES = frozenset({"duty", "age"})  # rule kinds that who may or must apply answers
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
 STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
 MAX_QUESTION_CHARS = 500
@@ -290,8 +291,13 @@ class Assistant:
         if kind == "clarify":
             return Answer(question, kind, matches, self._clarify(matches, t), lang,
                           analysis.aspects)
-        return self.about(ranked[0].code, analysis.aspects, t, question=question,
-                          matches=matches)
+        code = ranked[0].code
+        proc = self.kb.procedures[code]
+        # "có bắt buộc phải làm … không", "mấy tuổi thì được …" with no rule of its own: who
+        # must or may do it is the answer, not the whole card.
+        aspects = analysis.aspects or ([Aspect.ELIGIBILITY] if analysis.rules & WHO_RULES and (
+            proc.eligibility or proc.applicants) else [])
+        return self.about(code, aspects, t, question=question, matches=matches)
 
     def rule(self, faq: Faq, t: Text, *, question: str = "", aspects: Sequence[Aspect] = (),
              score: float = 1.0) -> Answer:

@@ -218,3 +218,15 @@ def test_a_rule_question_close_to_its_procedure_is_not_asked_back(
                            "khai sinh, khai tử cho cháu không?")
     assert answer.kind != "clarify" and answer.faq == "tre-song-duoi-24-gio"
     assert has_fact(answer.answer, "24 giờ")
+
+
+@pytest.mark.parametrize(("question", "fact"), [
+    ("con toi nam nay du 14 tuoi co bat buoc phai di lam the can cuoc khong", "phải làm"),
+    ("Con tôi mới 5 tuổi thì có làm thẻ căn cước được không?", "theo nhu cầu"),
+])
+def test_whether_one_must_or_may_apply_is_answered_with_the_article(
+        assistant: Assistant, question: str, fact: str) -> None:
+    # No rule entry of its own: the procedure's conditions answer, with the law that sets them.
+    answer = assistant.ask(question)
+    assert answer.kind == "procedure" and answer.aspects[0].value == "eligibility"
+    assert has_fact(answer.answer, fact) and cites(answer.answer, "26/2023/QH15", "Điều 19")
