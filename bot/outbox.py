@@ -259,22 +259,34 @@ class _Results:
     blocked: set[tuple[str, str]] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Channels:
+    """How one commune's messages leave: a sender per channel (its own bot, its own OA),
+    senders of one kind of message on a channel in place of the channel's (Zalo's status
+    notifications and reminders, which may go as transaction messages), each channel's pace."""
+
+    senders: dict[str, Sender]
+    kind_senders: dict[tuple[str, str], Sender] = field(default_factory=dict)
+    paces: dict[str, Pace] = field(default_factory=dict)
+
+
 class Dispatcher:
-    """Sends due outbox messages through the senders of the configured channels;
-    ``kind_senders`` send one kind of message on a channel in place of the channel's sender
-    (Zalo's status notifications and reminders, which may go as transaction messages)."""
+    """Sends the due outbox messages of ``office``'s commune through ``senders`` (see
+    ``Channels``), and those of the ``others`` (by commune id) through theirs: a message
+    leaves by its own commune's channels, or waits."""
 
     def __init__(self, office: Office, senders: dict[str, Sender], *,
                  kind_senders: dict[tuple[str, str], Sender] | None = None,
-                 paces: dict[str, Pace] | None = None, batch: int = 30,
+                 paces: dict[str, Pace] | None = None,
+                 others: dict[int, Channels] | None = None, batch: int = 30,
                  retry_after: dt.timedelta = RETRY_AFTER, expiry: dt.timedelta = EXPIRY,
                  quiet: QuietHours | None = None) -> None:
         self.office = office
-        self.senders = senders
-        self.kind_senders = kind_senders or {}
-        self.paces = paces or {}
+        self.communes = {office.commune_id: Channels(senders, kind_senders or {}, paces or {}),
+                         **(others or {})}
+        self.paces = [p for c in self.communes.values() for p in c.paces.values()]
         # About one second of sending per claim at the fastest channel's rate.
-        self.batch = max([batch, *(int(p.rate) for p in self.paces.values())])
+        self.batch = max([batch, *(int(p.rate) for p in self.paces)])
         # Also the lease on a claimed message, and on a reply a channel is sending right now.
         self.retry_after = retry_after
         self.expiry = expiry
@@ -287,17 +299,18 @@ class Dispatcher:
         The claim commits before anything is sent, so no transaction stays open while a
         channel's server answers.
         """
-        if not self.senders:
+        channels = [(commune, channel) for commune, c in self.communes.items()
+                    for channel in c.senders]
+        if not channels:
             return 0
         now = now or dt.datetime.now(dt.UTC)
         results = _Results()
         async with session_scope(self.office.sessions) as session:
             claimed = await repo.claim_notifications(
-                session, channels=list(self.senders), limit=self.batch, now=now,
-                lease=self.retry_after)
+                session, channels=channels, limit=self.batch, now=now, lease=self.retry_after)
             sendable = await self._triage(session, claimed, now, results)
-            batch = [(m.id, m.channel, m.recipient, m.attempts, m.kind,
-                      queued_reply(m.text, m.buttons, m.image)) for m in sendable]
+            batch = [(m.id, self.communes[m.commune_id], m.channel, m.recipient, m.attempts,
+                      m.kind, queued_reply(m.text, m.buttons, m.image)) for m in sendable]
             followed = {m.id: m.idempotency_key for m in sendable if m.kind in FOLLOWED}
         self.claimed = len(claimed)
         if not claimed:  # nothing due (most seconds): no second transaction
@@ -314,7 +327,7 @@ class Dispatcher:
             for channel, recipient in results.blocked:
                 await repo.mark_unreachable(session, channel=channel, recipient=recipient,
                                             at=now)
-        for pace in self.paces.values():
+        for pace in self.paces:
             pace.forget(now)
         if results.closed or results.blocked:
             log.info("outbox: %d sent, %s closed, %d recipients unreachable", len(results.sent),
@@ -332,7 +345,7 @@ class Dispatcher:
         sendable = []
         for m in claimed:
             assert m.id is not None
-            pace = self.paces.get(m.channel)
+            pace = self.communes[m.commune_id].paces.get(m.channel)
             if (m.expires_at or m.created_at + self.expiry) <= now:
                 results.closed.setdefault("expired", []).append(m.id)
                 metrics.OUTBOX.labels(m.channel, "expired").inc()
@@ -350,18 +363,18 @@ class Dispatcher:
                 sendable.append(m)
         return sendable
 
-    async def _send(self, row: tuple[int | None, str, str, int, str, Reply],
+    async def _send(self, row: tuple[int | None, Channels, str, str, int, str, Reply],
                     now: dt.datetime, results: _Results) -> None:
-        message_id, channel, recipient, attempts, kind, reply = row
+        message_id, commune, channel, recipient, attempts, kind, reply = row
         assert message_id is not None
-        pace = self.paces.get(channel)
+        pace = commune.paces.get(channel)
         if pace is not None and (busy := await pace.reserve(pace.key(channel, recipient),
                                                             now)) is not None:
             results.due[message_id] = busy  # another process messaged this chat just now
             results.held.add(message_id)
             return
         try:
-            sender = self.kind_senders.get((channel, kind), self.senders[channel])
+            sender = commune.kind_senders.get((channel, kind), commune.senders[channel])
             outcome = await sender(recipient, reply)
         except Throttled as exc:
             wait = dt.timedelta(seconds=max(exc.seconds, 0.0))

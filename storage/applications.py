@@ -413,9 +413,11 @@ async def _record_change(session: AsyncSession, application_id: int, status: App
     return Change(application_id, change.id, status)
 
 
-async def claim_notifications(session: AsyncSession, *, channels: Sequence[str], limit: int,
-                              now: dt.datetime, lease: dt.timedelta) -> list[Notification]:
-    """Messages due for these channels, earliest first, leased to this sender for ``lease``.
+async def claim_notifications(session: AsyncSession, *, channels: Sequence[tuple[int, str]],
+                              limit: int, now: dt.datetime, lease: dt.timedelta
+                              ) -> list[Notification]:
+    """Messages due for these (commune id, channel) pairs, earliest first, leased to this
+    sender for ``lease``.
 
     One indexed query (``ix_notification_due``); on PostgreSQL concurrent senders skip each
     other's rows (``SKIP LOCKED``). Each claim counts an attempt; a message whose sender dies
@@ -424,7 +426,8 @@ async def claim_notifications(session: AsyncSession, *, channels: Sequence[str],
     query = (select(Notification)
              .where(col(Notification.sent_at).is_(None),
                     col(Notification.next_attempt_at) <= now,
-                    col(Notification.channel).in_(channels))
+                    tuple_(col(Notification.commune_id), col(Notification.channel))
+                    .in_(list(channels)))
              .order_by(col(Notification.next_attempt_at), col(Notification.id)).limit(limit))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

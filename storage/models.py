@@ -301,7 +301,7 @@ class StaffAccount(SQLModel, table=True):
     commune_id: int = _commune_fk()
     login: str = Field(max_length=64, unique=True)  # folded to lower case
     display_name: str = Field(max_length=200)
-    role: str = Field(max_length=16)  # "admin", "officer" (storage.staff.ROLES)
+    role: str = Field(max_length=16)  # "admin", "officer", "province" (storage.staff.ROLES)
     password_hash: str = Field(max_length=200)  # argon2id, with its parameters and salt
     disabled: bool = False
     # The staff member's own chat identities, linked later so chat commands share the roles.
