@@ -256,7 +256,7 @@ class _Results:
     closed: dict[str, list[int]] = field(default_factory=dict)  # outcome → ids
     due: dict[int, dt.datetime] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)  # due later, not tried: attempt given back
-    blocked: set[tuple[str, str]] = field(default_factory=set)
+    blocked: set[tuple[int, str, str]] = field(default_factory=set)  # commune, channel, whom
 
 
 @dataclass(frozen=True)
@@ -309,8 +309,8 @@ class Dispatcher:
             claimed = await repo.claim_notifications(
                 session, channels=channels, limit=self.batch, now=now, lease=self.retry_after)
             sendable = await self._triage(session, claimed, now, results)
-            batch = [(m.id, self.communes[m.commune_id], m.channel, m.recipient, m.attempts,
-                      m.kind, queued_reply(m.text, m.buttons, m.image)) for m in sendable]
+            batch = [(m.id, m.commune_id, m.channel, m.recipient, m.attempts, m.kind,
+                      queued_reply(m.text, m.buttons, m.image)) for m in sendable]
             followed = {m.id: m.idempotency_key for m in sendable if m.kind in FOLLOWED}
         self.claimed = len(claimed)
         if not claimed:  # nothing due (most seconds): no second transaction
@@ -324,9 +324,9 @@ class Dispatcher:
             await offer_elsewhere(session, [followed[i] for i in results.closed.get(
                 "undeliverable", []) if i in followed])
             await repo.reschedule(session, results.due, uncount=results.held)
-            for channel, recipient in results.blocked:
-                await repo.mark_unreachable(session, channel=channel, recipient=recipient,
-                                            at=now)
+            for commune_id, channel, recipient in results.blocked:
+                await repo.mark_unreachable(session, commune_id=commune_id, channel=channel,
+                                            recipient=recipient, at=now)
         for pace in self.paces:
             pace.forget(now)
         if results.closed or results.blocked:
@@ -338,10 +338,11 @@ class Dispatcher:
                       now: dt.datetime, results: _Results) -> list[Notification]:
         """Close what expired or cannot reach its recipient, hold what must wait; the rest."""
         quiet_until = self.quiet.until(now)
-        unreachable: dict[str, set[str]] = {}
-        for channel in {m.channel for m in claimed}:
-            unreachable[channel] = await repo.unreachable_among(
-                session, channel, {m.recipient for m in claimed if m.channel == channel})
+        unreachable: dict[tuple[int, str], set[str]] = {}
+        for commune, channel in {(m.commune_id, m.channel) for m in claimed}:
+            unreachable[commune, channel] = await repo.unreachable_among(
+                session, commune, channel, {m.recipient for m in claimed
+                                            if (m.commune_id, m.channel) == (commune, channel)})
         sendable = []
         for m in claimed:
             assert m.id is not None
@@ -349,7 +350,7 @@ class Dispatcher:
             if (m.expires_at or m.created_at + self.expiry) <= now:
                 results.closed.setdefault("expired", []).append(m.id)
                 metrics.OUTBOX.labels(m.channel, "expired").inc()
-            elif m.recipient in unreachable[m.channel]:
+            elif m.recipient in unreachable[m.commune_id, m.channel]:
                 results.closed.setdefault("unreachable", []).append(m.id)
                 metrics.OUTBOX.labels(m.channel, "unreachable").inc()
             elif quiet_until is not None and m.kind in PROACTIVE:
@@ -363,10 +364,11 @@ class Dispatcher:
                 sendable.append(m)
         return sendable
 
-    async def _send(self, row: tuple[int | None, Channels, str, str, int, str, Reply],
+    async def _send(self, row: tuple[int | None, int, str, str, int, str, Reply],
                     now: dt.datetime, results: _Results) -> None:
-        message_id, commune, channel, recipient, attempts, kind, reply = row
+        message_id, commune_id, channel, recipient, attempts, kind, reply = row
         assert message_id is not None
+        commune = self.communes[commune_id]
         pace = commune.paces.get(channel)
         if pace is not None and (busy := await pace.reserve(pace.key(channel, recipient),
                                                             now)) is not None:
@@ -392,7 +394,7 @@ class Dispatcher:
         if outcome is Outcome.SENT:
             results.sent.append(message_id)
         elif outcome is Outcome.BLOCKED:
-            results.blocked.add((channel, recipient))
+            results.blocked.add((commune_id, channel, recipient))
         elif outcome is Outcome.UNDELIVERABLE:
             results.closed.setdefault("undeliverable", []).append(message_id)
         else:
