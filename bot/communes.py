@@ -33,7 +33,7 @@ class Served:
 
 
 COMMUNES = web.AppKey("communes", dict[int, Served])  # by commune id, the first one first
-COMMUNE_PATH = re.compile(r"/c/[a-z0-9-]+(?=/)")  # where a commune's own routes are served
+COMMUNE_PATH = re.compile(r"/c/[a-z0-9-]+(?=/|$)")  # where a commune's own routes are served
 
 
 def local_path(request: web.Request) -> str:

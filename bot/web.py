@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import traceback
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from bot.runtime import hash_key
 from bot.settings import CommuneSettings, Settings
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Unavailable
-from handlers.knowledge import LiveKnowledge
+from handlers.knowledge import LiveKnowledge, kept_current
 from handlers.messages import queued_reply
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
@@ -325,6 +326,12 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     return web.AppRunner(app, access_log=None, keepalive_timeout=settings.keepalive_timeout)
 
 
+async def _knowledge_kept_current(app: web.Application) -> AsyncIterator[None]:
+    """Every commune's knowledge changes applied without a restart (one read for all)."""
+    async with kept_current([served.knowledge for served in app[COMMUNES].values()]):
+        yield
+
+
 async def home(request: web.Request) -> web.StreamResponse:
     """``GET /``: the first commune's web chat, or the list of the communes when several are
     served."""
@@ -372,7 +379,7 @@ def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = Fa
     first = _served(assistant, office, next((c for c in settings.communes if c.slug == slug),
                                             CommuneSettings(slug)), staff_channel)
     app[COMMUNES] = {office.commune_id: first}
-    app.cleanup_ctx.append(first.knowledge.watching)
+    app.cleanup_ctx.append(_knowledge_kept_current)
     _commune_routes(app, first, assistant)
     app.router.add_get("/", home)
     # Also under /c/<slug>/, as every other commune, with the same conversation and sessions.
@@ -399,7 +406,6 @@ def add_commune(app: web.Application, assistant: Assistant, office: Office,
     sub = web.Application()
     key = hmac.new(app[PROTECTION].session_key, commune.slug.encode(), hashlib.sha256).digest()
     sub[PROTECTION] = replace(app[PROTECTION], session_key=key)
-    sub.cleanup_ctx.append(served.knowledge.watching)
     _commune_routes(sub, served, assistant)
     sub.router.add_get("/", chat_page)
     sub.router.add_get("", to_chat_page)
