@@ -332,6 +332,39 @@ async def test_notifications_and_broadcasts_leave_by_their_communes_bot(
     assert {"reminders", "retention", "reminders:phuc-tho", "retention:phuc-tho"} <= names
 
 
+async def announce(deployment: Deployment, commune: str, text: str) -> None:
+    """An announcement of ``commune`` to its subscribers, sent now, queued by its job."""
+    prefix, key = "" if commune == "hat-mon" else f"/c/{commune}", {
+        "Authorization": f"Bearer {deployment.keys[commune]}"}
+    draft = await deployment.http.post(f"{prefix}/api/v1/broadcasts", headers=key,
+                                       json={"text": text})
+    number = (await draft.json())["id"]
+    assert (await deployment.http.post(f"{prefix}/api/v1/broadcasts/{number}/send",
+                                       headers=key, json={})).status == 200
+    name = "broadcasts" if commune == "hat-mon" else f"broadcasts:{commune}"
+    office = deployment.hat_mon if commune == "hat-mon" else deployment.phuc_tho
+    assert await run_job(office, next(j for j in deployment.server.jobs if j.name == name))
+
+
+async def test_blocking_one_communes_bot_leaves_the_others_reachable(
+        deployment: Deployment) -> None:
+    hat_mon, phuc_tho = deployment.bots["hat-mon"], deployment.bots["phuc-tho"]
+    await deployment.says("hat-mon", 1, "nhận thông báo của xã")
+    await deployment.says("phuc-tho", 1, "nhận thông báo của xã")
+    phuc_tho.blocked.add(CHAT)  # the citizen blocks Phúc Thọ's bot
+    await announce(deployment, "phuc-tho", "Phúc Thọ: lịch tiếp dân.")
+    await deployment.deliver()
+    await announce(deployment, "hat-mon", "Hát Môn: lịch tiêm chủng.")
+    await deployment.deliver()
+    assert any("Hát Môn: lịch tiêm chủng." in m["text"] for m in hat_mon.delivered(CHAT))
+    async with deployment.hat_mon.sessions() as session:
+        outcomes = set((await session.exec(select(
+            Notification.commune_id, Notification.outcome).where(
+                Notification.kind == "broadcast"))).all())
+    assert outcomes == {(deployment.phuc_tho.commune_id, "unreachable"),
+                        (deployment.hat_mon.commune_id, None)}
+
+
 async def test_zalo_events_reach_only_the_oas_commune(deployment: Deployment) -> None:
     event = text_event("cho tôi xin số điện thoại liên hệ", user="zalo-citizen")
     raw = json.dumps(event, ensure_ascii=False).encode()
