@@ -42,11 +42,6 @@ def local_path(request: web.Request) -> str:
     return request.path[found.end():] if found else request.path
 
 
-def served(app: web.Application, commune_id: int) -> Served | None:
-    """The commune ``commune_id`` if this server serves it."""
-    return app[COMMUNES].get(commune_id)
-
-
 def communes_page(request: web.Request) -> web.Response:
     """``GET /`` when several communes are served: each one's name, linking to its chat
     (``?lang=en`` in English)."""

@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from limits import RateLimitItem
 
 from bot.api import OFFICE, Handler
-from bot.communes import Served, served
+from bot.communes import COMMUNES, Served
 from bot.limits import Limiter, client_address, parse_limit
 from bot.settings import Settings
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
@@ -172,7 +172,7 @@ def staff_required(role: Role | None = None, *, province: bool = False
                 found = await staff.signed_in(session, token, now=_now())
             if found is None:
                 return redirect(f"{PREFIX}/login")
-            home = served(request.app, found.account.commune_id)
+            home = request.app[COMMUNES].get(found.account.commune_id)
             if home is None:  # the commune is no longer in MOTCUA_COMMUNES
                 return refuse(request, 403, N_("Your commune is not served here."))
             who = Staff(found.account, token, staff.csrf_token(token), home)

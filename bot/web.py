@@ -355,6 +355,17 @@ def _commune_routes(app: web.Application, served: Served, assistant: Assistant) 
     add_procedure_routes(app, assistant)  # the pages the posters' QR codes open
 
 
+def _commune_app(served: Served, assistant: Assistant, protection: Protection
+                 ) -> web.Application:
+    """A commune's own routes as an application to serve under ``/c/<slug>/``."""
+    app = web.Application()
+    app[PROTECTION] = protection
+    _commune_routes(app, served, assistant)
+    app.router.add_get("/", chat_page)
+    app.router.add_get("", to_chat_page)
+    return app
+
+
 def _served(assistant: Assistant, office: Office, commune: CommuneSettings,
             staff_channel: bool) -> Served:
     dialogue = Dialogue(assistant, office, staff_channel=staff_channel)
@@ -383,12 +394,7 @@ def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = Fa
     _commune_routes(app, first, assistant)
     app.router.add_get("/", home)
     # Also under /c/<slug>/, as every other commune, with the same conversation and sessions.
-    mirror = web.Application()
-    mirror[PROTECTION] = app[PROTECTION]
-    _commune_routes(mirror, first, assistant)
-    mirror.router.add_get("/", chat_page)
-    mirror.router.add_get("", to_chat_page)
-    app.add_subapp(first.settings.path, mirror)
+    app.add_subapp(first.settings.path, _commune_app(first, assistant, app[PROTECTION]))
     add_console_routes(app, settings, app[PROTECTION].limiter)
     app.router.add_get("/healthz", healthz)
     add_observability(app, settings)  # /metrics, /readyz, X-Request-Id
@@ -403,11 +409,6 @@ def add_commune(app: web.Application, assistant: Assistant, office: Office,
     ``app.add_subapp(commune.path, …)`` (mounting freezes its routes). Its web chat sessions
     are its own: a session opened in another commune's chat is refused there."""
     served = _served(assistant, office, commune, staff_channel)
-    sub = web.Application()
     key = hmac.new(app[PROTECTION].session_key, commune.slug.encode(), hashlib.sha256).digest()
-    sub[PROTECTION] = replace(app[PROTECTION], session_key=key)
-    _commune_routes(sub, served, assistant)
-    sub.router.add_get("/", chat_page)
-    sub.router.add_get("", to_chat_page)
     app[COMMUNES][office.commune_id] = served
-    return sub
+    return _commune_app(served, assistant, replace(app[PROTECTION], session_key=key))
