@@ -393,6 +393,14 @@ async def test_staff_work_in_their_own_commune_only(deployment: Deployment) -> N
         theirs = (await session.exec(select(Application.id).where(
             Application.receipt_code == HAT_MON_CODE))).one()
     assert (await binh.get(f"/console/applications/{theirs}")).status == 404
+    token = await binh.csrf("/console/applications")
+    changed = await binh.post(f"/console/applications/{theirs}/status", {
+        "csrf": token, "status": "rejected", "step": "confirm"})
+    assert changed.status == 404  # nor changed through a forged form
+    async with deployment.hat_mon.sessions() as session:
+        status = (await session.exec(select(Application.status).where(
+            Application.id == theirs))).one()
+    assert status == "received"
     overview = await (await binh.get(f"/console/{NOVEMBER}")).text()
     assert re.search(r"<dt>Tiếp nhận</dt><dd>1</dd>", overview)
     accounts = await (await binh.get("/console/staff")).text()
