@@ -33,6 +33,7 @@ from storage import applications as repo
 from storage import staff
 from storage.db import session_scope
 from storage.models import Application, Broadcast, JobRun, Notification
+from storage.staff import Role
 from tests.conftest import PROFILES
 from tests.fakes.telegram import FakeTelegram, bot_api, text_update
 from tests.fakes.zalo import FakeZalo, sign
@@ -122,10 +123,11 @@ async def seed(hat_mon: Office, phuc_tho: Office) -> dict[str, str]:
             await repo.upsert_applications(session, commune_id=office.commune_id, actor="test",
                                            now=T0, records=[record(code, phone=phone,
                                                                    applicant_name=name)])
-        for login, office, role in (("an", hat_mon, "admin"), ("binh", phuc_tho, "admin"),
-                                    ("tinh", hat_mon, "province")):
+        accounts: list[tuple[str, Office, Role]] = [
+            ("an", hat_mon, "admin"), ("binh", phuc_tho, "admin"), ("tinh", hat_mon, "province")]
+        for login, office, role in accounts:
             await staff.create_account(session, commune_id=office.commune_id, login=login,
-                                       display_name=f"Cán bộ {login}", role=role,  # type: ignore[arg-type]
+                                       display_name=f"Cán bộ {login}", role=role,
                                        password=PASSWORD, now=T0)
     return {"hat-mon": await create_api_key(hat_mon, "one-stop"),
             "phuc-tho": await create_api_key(phuc_tho, "one-stop")}
