@@ -188,11 +188,11 @@ class Links:
         """The served commune's links, else those of its profile; its pages are under
         ``/c/<slug>`` (the first commune's at the root paths)."""
         base = settings.public_base_url.strip().rstrip("/")
+        first = served.slug == settings.communes[0].slug
         return cls(telegram_bot=(served.telegram_bot_username or commune.telegram_bot)
                    .strip().lstrip("@"),
                    zalo_oa=(served.zalo_oa_id or commune.zalo_oa).strip(),
-                   base_url=base + served.path if base and served != settings.communes[0]
-                   else base)
+                   base_url=base if first or not base else base + served.path)
 
     def telegram(self, code: str = "") -> str:
         """The bot, opening ``code``'s card when given (``/start p_1_001193``)."""
