@@ -816,7 +816,7 @@ async def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=args.database or f"sqlite:///{tmp}/fuzz.sqlite3")
-        kb = build_knowledge([], settings.commune)
+        kb = build_knowledge([], settings.communes[0].slug)
         async with open_office(settings, kb) as office:
             report = await fuzz(office, Assistant(kb), cases=args.cases, seed=args.seed,
                                 progress=lambda line: print(line, flush=True))

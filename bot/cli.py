@@ -59,15 +59,20 @@ def load_imported(paths: Iterable[Path]) -> list[Procedure]:
     return out
 
 
-def build_knowledge(portal: Sequence[Path], commune: str) -> KnowledgeBase:
-    """The bundled knowledge base plus the imported entries."""
-    return load_knowledge(imported=load_imported(portal), commune=commune)
+def build_knowledge(portal: Sequence[Path], commune: str, profiles: Path | None = None
+                    ) -> KnowledgeBase:
+    """The bundled knowledge base plus the imported entries, with the commune's profile
+    (from ``profiles``, else the bundled ones)."""
+    return load_knowledge(imported=load_imported(portal), commune=commune, profiles=profiles)
 
 
 def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]:
+    """The settings, and the knowledge with the profile of ``--commune`` (default: the
+    first commune served)."""
     settings = Settings.from_env()
     portal = [*settings.portal_files, *args.portal]
-    return settings, build_knowledge(portal, settings.commune)
+    commune = settings.commune(getattr(args, "commune", None)).slug
+    return settings, build_knowledge(portal, commune, settings.commune_profiles)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -86,7 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         command = ["serve", f"--host={settings.host}", f"--port={settings.port}",
                    *(f"--portal={path}" for path in args.portal)]
         return Supervisor(settings, command).run()
-    kb = build_knowledge([*settings.portal_files, *args.portal], settings.commune)
+    kb = build_knowledge([*settings.portal_files, *args.portal], settings.communes[0].slug,
+                         settings.commune_profiles)
 
     async def until_stopped() -> None:
         # SIGTERM (docker stop, systemd, deploy/run.py, the workers' parent) stops as Ctrl-C
@@ -110,7 +116,7 @@ def cmd_posters(args: argparse.Namespace) -> int:
     unknown = [code for code in args.codes if code not in kb.procedures]
     if unknown:
         raise SystemExit(f"posters: no procedure with the code {', '.join(unknown)}")
-    links = Links.from_settings(settings, kb.commune)
+    links = Links.from_settings(settings, settings.commune(args.commune), kb.commune)
     for note in links.missing():
         print(f"note: {note}", file=sys.stderr)
     codes = args.codes or sorted(kb.procedures)
@@ -217,11 +223,12 @@ def cmd_kb_evaluate(args: argparse.Namespace) -> int:
 
 def _office_command(args: argparse.Namespace,
                     run: Callable[[Office], Awaitable[int]]) -> int:
-    """Run ``run`` with the configured commune's office (migrating the database first)."""
+    """Run ``run`` with the office of ``--commune`` (default: the first commune served),
+    migrating the database first."""
     settings, kb = _settings_and_kb(args)
 
     async def main() -> int:
-        async with open_office(settings, kb) as office:
+        async with open_office(settings, kb, args.commune) as office:
             return await run(office)
 
     return asyncio.run(main())
@@ -425,11 +432,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
         now = dt.datetime.now(dt.UTC)
         async with session_scope(office.sessions) as session:
             if args.action in ("create", "list"):
-                chosen = await staff.commune_id(session, args.commune) if args.commune \
-                    else office.commune_id
-                if chosen is None:
-                    raise StaffError(f"no commune '{args.commune}' in this database")
-                commune = chosen
+                commune = office.commune_id
                 if args.action == "list":
                     await staff.audit(session, commune_id=commune, actor=actor,
                                       action="staff.list", at=now)
@@ -640,9 +643,9 @@ def parser() -> argparse.ArgumentParser:
 
     outbox = sub.add_parser("outbox", help="messages waiting or expired").add_subparsers(
         dest="outbox", required=True)
-    outbox.add_parser("expired", help="list the messages that expired unsent, or that their "
-                      "channel would not take (undeliverable)").set_defaults(
-        func=cmd_outbox, portal=[])
+    expired = outbox.add_parser("expired", help="list the messages that expired unsent, or "
+                                "that their channel would not take (undeliverable)")
+    expired.set_defaults(func=cmd_outbox, portal=[])
     resend = outbox.add_parser("resend", help="send expired messages again")
     resend.add_argument("ids", nargs="*", type=int, metavar="ID")
     resend.add_argument("--all", action="store_true")
@@ -678,8 +681,6 @@ def parser() -> argparse.ArgumentParser:
     people_create.add_argument("--name", required=True, help="the name shown in the console")
     people_create.add_argument("--role", choices=ROLES, default="officer")
     people_list = people.add_parser("list", help="the accounts of a commune")
-    for p in (people_create, people_list):
-        p.add_argument("--commune", metavar="SLUG", help="default: MOTCUA_COMMUNE")
     people_reset = people.add_parser("reset-password", help="set a new password; signs the "
                                                             "account out everywhere")
     people_disable = people.add_parser("disable", help="refuse its sign-ins from now on")
@@ -702,6 +703,15 @@ def parser() -> argparse.ArgumentParser:
     report_assign.add_argument("login")
     for p in (report_list, report_show, report_answer, report_assign, report_close):
         p.set_defaults(func=cmd_feedback, portal=[])
+
+    # The commands acting on one commune's records; staff accounts are found by their login.
+    for p in (posters, imp_apps, status, stats, purge_parser, apikey, expired, resend,
+              cast_create, cast_send, cast_status, cast_cancel, people_create, people_list,
+              report_list, report_show, report_answer, report_assign, report_close):
+        p.add_argument("--commune", metavar="SLUG",
+                       help="a commune served here (MOTCUA_COMMUNES); default: the first")
+    for p in (people_reset, people_disable):
+        p.set_defaults(commune=None)
 
     ev = with_portal(kb.add_parser("evaluate", help="accuracy report"))
     ev.add_argument("--json", action="store_true")

@@ -4,7 +4,9 @@ Pages are rendered on the server (Jinja2, ``bot/templates/console``), in Vietnam
 A page handler is wrapped by ``staff_required``, which gives it the signed-in ``Staff``:
 without a session the browser is sent to the sign-in page, an officer opening an admin page
 is refused (403), and every POST must carry the session's CSRF token (403 otherwise). Pages
-show only the data of ``Staff.commune_id``.
+show only the data of ``Staff.commune_id``: one console serves every commune of the deployment,
+each account working in its own. A province account (role ``province``) opens only the
+province's statistics (``bot.console_province``), never a commune's pages.
 
 The session cookie holds a random token (only its hash is stored), is HttpOnly and
 SameSite=Strict, limited to ``/console``, and Secure over HTTPS. Failed sign-ins are counted
@@ -28,9 +30,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from limits import RateLimitItem
 
 from bot.api import OFFICE, Handler
+from bot.communes import COMMUNES, Served
 from bot.limits import Limiter, client_address, parse_limit
 from bot.settings import Settings
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
+from knowledge.workdays import TZ
 from storage import staff
 from storage.db import session_scope
 from storage.domain import within_bounds
@@ -70,6 +74,7 @@ class Staff:
     account: StaffAccount
     token: str  # the session cookie's value
     csrf: str  # the token every form of this session carries
+    served: Served  # the account's commune (the province officer's: where it was created)
 
     @property
     def commune_id(self) -> int:
@@ -154,9 +159,11 @@ async def _field(request: web.Request, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def staff_required(role: Role | None = None) -> Callable[[Page], Handler]:
-    """Wrap a page so it runs only for a signed-in staff member (of ``role``, when given),
-    and only with the session's CSRF token on a POST."""
+def staff_required(role: Role | None = None, *, province: bool = False
+                   ) -> Callable[[Page], Handler]:
+    """Wrap a page so it runs only for a signed-in staff member of a commune this server
+    serves (of ``role``, when given; else a commune's admin or officer, and a province
+    account too when ``province``), and only with the session's CSRF token on a POST."""
     def wrap(page: Page) -> Handler:
         @functools.wraps(page)
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -165,10 +172,17 @@ def staff_required(role: Role | None = None) -> Callable[[Page], Handler]:
                 found = await staff.signed_in(session, token, now=_now())
             if found is None:
                 return redirect(f"{PREFIX}/login")
-            who = Staff(found.account, token, staff.csrf_token(token))
+            home = request.app[COMMUNES].get(found.account.commune_id)
+            if home is None:  # the commune is no longer in MOTCUA_COMMUNES
+                return refuse(request, 403, N_("Your commune is not served here."))
+            who = Staff(found.account, token, staff.csrf_token(token), home)
             if request.method == "POST" and not _same(await _field(request, "csrf"), who.csrf):
                 return refuse(request, 403, FORGED, staff_member=who)
-            if role is not None and who.account.role != role:
+            officer = who.account.role == "province"
+            if officer and role is None and not province and request.method == "GET":
+                return redirect(f"{PREFIX}/province")  # the only page of theirs
+            allowed = who.account.role == role if role is not None else province or not officer
+            if not allowed:
                 return refuse(request, 403, N_("You are not allowed to open this page."),
                               staff_member=who)
             return await page(request, who)
@@ -239,7 +253,7 @@ def _signed_out(request: web.Request) -> web.Response:
     return response
 
 
-@staff_required()
+@staff_required(province=True)
 async def logout(request: web.Request, who: Staff) -> web.StreamResponse:
     """``POST /console/logout``: end this browser's session."""
     async with session_scope(request.app[OFFICE].sessions) as session:
@@ -249,7 +263,7 @@ async def logout(request: web.Request, who: Staff) -> web.StreamResponse:
     return _signed_out(request)
 
 
-@staff_required()
+@staff_required(province=True)
 async def logout_all(request: web.Request, who: Staff) -> web.StreamResponse:
     """``POST /console/logout-all``: end every session of this account, on every device."""
     async with session_scope(request.app[OFFICE].sessions) as session:
@@ -266,6 +280,14 @@ def _day(text: str | None) -> dt.date | None:
     except ValueError:
         return None
     return day if within_bounds(day) else None
+
+
+def period(request: web.Request) -> tuple[dt.date, dt.date]:
+    """The period a page shows: ``?from=`` to ``?to=``, by default this month so far."""
+    today = _now().astimezone(TZ).date()
+    first = _day(request.query.get("from")) or today.replace(day=1)
+    last = _day(request.query.get("to")) or max(today, first)
+    return (last, first) if last < first else (first, last)
 
 
 FIGURES = (  # (key of Figures.report(), catalog id), in the order of the upward report
@@ -289,22 +311,17 @@ async def overview(request: web.Request, who: Staff) -> web.StreamResponse:
 
     from bot.charts import Series, chart
     from handlers.feedback import KIND_LABELS
-    from knowledge.workdays import TZ
     from storage.feedback import KINDS
     from storage.overview import STEPS, Step
     from storage.overview import overview as overview_data
     step_labels = {"day": N_("By day"), "week": N_("By week"), "month": N_("By month")}
     now, lang = _now(), page_language(request)
-    today = now.astimezone(TZ).date()
-    first = _day(request.query.get("from")) or today.replace(day=1)
-    last = _day(request.query.get("to")) or max(today, first)
-    if last < first:
-        first, last = last, first
+    first, last = period(request)
     wanted = request.query.get("step", "")
     days = (last - first).days
     step: Step = next((s for s in STEPS if s == wanted),
                       "day" if days <= 62 else "week" if days <= 366 else "month")
-    office = request.app[OFFICE]
+    office = who.served.office
     async with session_scope(office.sessions) as session:
         try:
             data = await overview_data(session, who.commune_id, first, last, step=step, now=now)
@@ -385,8 +402,6 @@ async def my_account(request: web.Request, who: Staff) -> web.StreamResponse:
 @staff_required()
 async def my_account_change(request: web.Request, who: Staff) -> web.StreamResponse:
     """``POST /console/me``: show a one-time code that links a Telegram account, or unlink."""
-    from knowledge.workdays import TZ
-
     action = await _field(request, "action")
     now = _now()
     async with session_scope(request.app[OFFICE].sessions) as session:
@@ -400,7 +415,7 @@ async def my_account_change(request: web.Request, who: Staff) -> web.StreamRespo
         code = await staff.new_link_code(session, account, now=now)
         await staff.audit(session, commune_id=who.commune_id, actor=who.actor,
                           action="staff.link_code", at=now)
-    bot = request.app[CONSOLE].settings.telegram_bot_username
+    bot = who.served.settings.telegram_bot_username
     return render(request, "me.html", staff_member=who, code=code, bot=bot,
                   expires=(now + staff.LINK_CODE_LIFETIME).astimezone(TZ))
 
@@ -435,3 +450,5 @@ def add_console_routes(app: web.Application, settings: Settings, limiter: Limite
     console_broadcasts.add_routes(app)
     from bot import console_feedback  # here: that module imports this one
     console_feedback.add_routes(app)
+    from bot import console_province  # here: that module imports this one
+    console_province.add_routes(app)

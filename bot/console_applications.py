@@ -18,7 +18,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -77,7 +77,7 @@ def _now() -> dt.datetime:
 
 def _office(request: web.Request, who: Staff) -> Office:
     """The office of the signed-in staff member's commune."""
-    return replace(request.app[OFFICE], commune_id=who.commune_id)
+    return who.served.office
 
 
 def _day(text: str | None) -> dt.date | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from aiohttp import web
 from sqlmodel import col, select
@@ -63,7 +63,7 @@ def local(at: dt.datetime) -> dt.datetime:
 
 
 def _office(request: web.Request, who: Staff) -> Office:
-    return replace(request.app[OFFICE], commune_id=who.commune_id)
+    return who.served.office
 
 
 def _id(request: web.Request) -> int:

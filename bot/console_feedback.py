@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Literal
 
 from aiohttp import web
@@ -67,7 +66,7 @@ def procedure_name(kb: KnowledgeBase, code: str, lang: Lang) -> str:
 
 def _office(request: web.Request, who: Staff) -> Office:
     """The office as the staff member's commune: handlers find only its reports."""
-    return replace(request.app[OFFICE], commune_id=who.commune_id)
+    return who.served.office
 
 
 async def reports(session: AsyncSession, *, commune_id: int, show: Show, kind: str,
@@ -98,9 +97,9 @@ async def _procedures(session: AsyncSession, commune_id: int) -> list[str]:
 
 
 async def _colleagues(session: AsyncSession, commune_id: int) -> list[StaffAccount]:
-    """The commune's enabled accounts: who a report may be given to."""
+    """The commune's enabled staff accounts: who a report may be given to."""
     return [a for a in await staff.list_accounts(session, commune_id=commune_id)
-            if not a.disabled]
+            if not a.disabled and a.role != "province"]
 
 
 def _names(accounts: Sequence[StaffAccount]) -> dict[str, str]:
@@ -121,7 +120,7 @@ async def listing(request: web.Request, who: Staff) -> web.StreamResponse:
                               procedure=procedure, now=now)
         procedures = await _procedures(session, who.commune_id)
         names = _names(await staff.list_accounts(session, commune_id=who.commune_id))
-    kb = request.app[OFFICE].kb
+    kb = who.served.office.kb
     return render(request, "feedback.html", staff_member=who, reports=found, show=show,
                   kind=kind, procedure=procedure, kinds=[(k, KIND_LABELS[k]) for k in repo.KINDS],
                   kind_labels=KIND_LABELS, status_labels=STATUS_LABELS,
@@ -158,7 +157,7 @@ async def _page(request: web.Request, who: Staff, report: Feedback, *, status: i
                   kind=KIND_LABELS.get(report.kind, KIND_LABELS["other"]),
                   state=STATUS_LABELS[report.status], channel=CHANNELS.get(report.channel,
                                                                            report.channel),
-                  procedure=procedure_name(request.app[OFFICE].kb, report.procedure_code, lang)
+                  procedure=procedure_name(who.served.office.kb, report.procedure_code, lang)
                   if report.procedure_code else "",
                   late=overdue(report, _now()), colleagues=colleagues, assignees=names,
                   closed=report.status == repo.CLOSED, max_answer=MAX_ANSWER, error=error,

@@ -25,8 +25,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.api import OFFICE
 from bot.console import PREFIX, Staff, redirect, refuse, render, staff_required
-from bot.web import DIALOGUE
-from handlers.conversation import Dialogue
 from handlers.intents.staff import STAFF_TIMEOUT
 from handlers.messages import relay_recipient
 from knowledge.i18n import N_
@@ -165,10 +163,6 @@ async def _officers(session: AsyncSession, conversation: Conversation) -> dict[s
     return dict(entries)
 
 
-def _dialogue(request: web.Request) -> Dialogue:
-    return request.app[DIALOGUE]
-
-
 async def _conversation(request: web.Request, who: Staff) -> Conversation | None:
     """The conversation in the URL, if it is of the staff member's commune."""
     async with session_scope(request.app[OFFICE].sessions) as session:
@@ -214,9 +208,8 @@ async def _page(request: web.Request, who: Staff, conversation: Conversation, *,
 async def reply(request: web.Request, who: Staff) -> web.StreamResponse:
     """``POST /console/inbox/{id}/reply``: send a reply to the citizen, as the staff group's
     replies are sent."""
-    found = await _conversation(request, who)
-    dialogue = _dialogue(request)
-    if found is None or dialogue.office.commune_id != who.commune_id:
+    found, dialogue = await _conversation(request, who), who.served.dialogue
+    if found is None:
         return refuse(request, 404, NOT_FOUND, staff_member=who)
     here = f"{INBOX}/{found.id}"
     if not _open(found, _now()):
@@ -246,9 +239,8 @@ async def reply(request: web.Request, who: Staff) -> web.StreamResponse:
 async def give_back(request: web.Request, who: Staff) -> web.StreamResponse:
     """``POST /console/inbox/{id}/give-back``: end the hand-over, as "kết thúc" in the staff
     group does (the citizen is told, and asked to rate it)."""
-    found = await _conversation(request, who)
-    dialogue = _dialogue(request)
-    if found is None or dialogue.office.commune_id != who.commune_id:
+    found, dialogue = await _conversation(request, who), who.served.dialogue
+    if found is None:
         return refuse(request, 404, NOT_FOUND, staff_member=who)
     since = found.with_staff_since
     if since is not None:  # already given back: nothing to do

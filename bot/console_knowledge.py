@@ -43,9 +43,6 @@ from storage import knowledge_changes as changes
 from storage import staff
 from storage.db import session_scope
 
-KNOWLEDGE = web.AppKey("knowledge", LiveKnowledge)  # the commune's assistant, kept current
-# Assistants of other communes whose staff use this console (built on first use).
-OTHERS = web.AppKey("knowledge_others", dict[int, LiveKnowledge])
 PAGE = f"{PREFIX}/knowledge"
 MISSED_DAYS = 90  # declined questions this recent are listed
 MAX_PHRASING = 300
@@ -61,12 +58,7 @@ def _now() -> dt.datetime:
 
 async def _live(request: web.Request, who: Staff) -> LiveKnowledge:
     """The staff member's commune's assistant, brought up to date."""
-    live = request.app[KNOWLEDGE]
-    if who.commune_id != live.commune_id:
-        others = request.app[OTHERS]
-        if who.commune_id not in others:
-            others[who.commune_id] = LiveKnowledge(live.bundled, live.sessions, who.commune_id)
-        live = others[who.commune_id]
+    live = who.served.knowledge
     await live.refresh()
     return live
 
@@ -359,7 +351,8 @@ async def poster(request: web.Request, who: Staff) -> web.StreamResponse:
     (``name`` its code), the notice-board sheet of every procedure, or the service's poster."""
     assistant = (await _live(request, who)).assistant
     lang, name = page_language(request), request.match_info["name"]
-    links = posters.Links.from_settings(request.app[CONSOLE].settings, assistant.kb.commune)
+    links = posters.Links.from_settings(request.app[CONSOLE].settings, who.served.settings,
+                                        assistant.kb.commune)
     if name == SERVICE:
         pages = [posters.service_poster(assistant, links, lang)]
     elif name == SHEET:
@@ -375,8 +368,7 @@ async def poster(request: web.Request, who: Staff) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    """Serve the Knowledge page (``app`` holds the live knowledge under ``KNOWLEDGE``)."""
-    app[OTHERS] = {}
+    """Serve the Knowledge page."""
     app.router.add_get(PAGE, knowledge_page)
     app.router.add_post(f"{PAGE}/alias", add_alias)
     app.router.add_get(f"{PAGE}/faq", faq_form)

@@ -33,7 +33,8 @@ ZALO_TOKEN_MARGIN = dt.timedelta(hours=2)  # renew the Zalo access token this lo
 
 @dataclass(frozen=True)
 class Job:
-    """A periodic job: it runs once per ``every`` (its slot), whatever the instances."""
+    """A periodic job: it runs once per ``every`` (its slot), whatever the instances. A
+    commune's job other than the first commune's is named ``<job>:<commune slug>``."""
 
     name: str
     every: dt.timedelta
@@ -53,19 +54,19 @@ async def run_job(office: Office, job: Job, now: dt.datetime | None = None) -> b
     A failure is recorded with its kind (and logged), never raised: the next slot tries
     again."""
     now = now or dt.datetime.now(dt.UTC)
-    slot = slot_of(job, now)
+    slot, kind = slot_of(job, now), job.name.partition(":")[0]  # "reminders:phuc-tho"
     async with session_scope(office.sessions) as session:
         run_id = await conversations_repo.claim_job(session, name=job.name, slot=slot, at=now)
     if run_id is None:
-        metrics.JOBS.labels(job.name, "skipped").inc()
+        metrics.JOBS.labels(kind, "skipped").inc()
         return False
     try:
         outcome = await job.run(now)
-        metrics.JOBS.labels(job.name, "ok").inc()
+        metrics.JOBS.labels(kind, "ok").inc()
     except Exception as exc:
         log.exception("job %s (%s) failed", job.name, slot)
         outcome = f"failed: {type(exc).__name__}"
-        metrics.JOBS.labels(job.name, "failed").inc()
+        metrics.JOBS.labels(kind, "failed").inc()
     async with session_scope(office.sessions) as session:
         await conversations_repo.finish_job(session, run_id=run_id,
                                             at=dt.datetime.now(dt.UTC), outcome=outcome)

@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from bot import metrics
 from bot.api import OFFICE, Handler
+from bot.communes import COMMUNE_PATH
 from bot.limits import Network, client_address
 from bot.logs import REQUEST_ID, request_id
 from bot.settings import Settings
@@ -52,7 +53,9 @@ async def observed(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     finally:
         resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
+        # One series per route whatever the commune: /c/{commune}/api/chat.
+        route = COMMUNE_PATH.sub("/c/{commune}", resource.canonical, count=1) \
+            if resource is not None else "unmatched"
         metrics.LATENCY.labels(route, request.method if request.method in _METHODS else "other",
                                f"{status // 100}xx").observe(time.perf_counter() - started)
 

@@ -256,25 +256,37 @@ class _Results:
     closed: dict[str, list[int]] = field(default_factory=dict)  # outcome → ids
     due: dict[int, dt.datetime] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)  # due later, not tried: attempt given back
-    blocked: set[tuple[str, str]] = field(default_factory=set)
+    blocked: set[tuple[int, str, str]] = field(default_factory=set)  # commune, channel, whom
+
+
+@dataclass(frozen=True)
+class Channels:
+    """How one commune's messages leave: a sender per channel (its own bot, its own OA),
+    senders of one kind of message on a channel in place of the channel's (Zalo's status
+    notifications and reminders, which may go as transaction messages), each channel's pace."""
+
+    senders: dict[str, Sender]
+    kind_senders: dict[tuple[str, str], Sender] = field(default_factory=dict)
+    paces: dict[str, Pace] = field(default_factory=dict)
 
 
 class Dispatcher:
-    """Sends due outbox messages through the senders of the configured channels;
-    ``kind_senders`` send one kind of message on a channel in place of the channel's sender
-    (Zalo's status notifications and reminders, which may go as transaction messages)."""
+    """Sends the due outbox messages of ``office``'s commune through ``senders`` (see
+    ``Channels``), and those of the ``others`` (by commune id) through theirs: a message
+    leaves by its own commune's channels, or waits."""
 
     def __init__(self, office: Office, senders: dict[str, Sender], *,
                  kind_senders: dict[tuple[str, str], Sender] | None = None,
-                 paces: dict[str, Pace] | None = None, batch: int = 30,
+                 paces: dict[str, Pace] | None = None,
+                 others: dict[int, Channels] | None = None, batch: int = 30,
                  retry_after: dt.timedelta = RETRY_AFTER, expiry: dt.timedelta = EXPIRY,
                  quiet: QuietHours | None = None) -> None:
         self.office = office
-        self.senders = senders
-        self.kind_senders = kind_senders or {}
-        self.paces = paces or {}
+        self.communes = {office.commune_id: Channels(senders, kind_senders or {}, paces or {}),
+                         **(others or {})}
+        self.paces = [p for c in self.communes.values() for p in c.paces.values()]
         # About one second of sending per claim at the fastest channel's rate.
-        self.batch = max([batch, *(int(p.rate) for p in self.paces.values())])
+        self.batch = max([batch, *(int(p.rate) for p in self.paces)])
         # Also the lease on a claimed message, and on a reply a channel is sending right now.
         self.retry_after = retry_after
         self.expiry = expiry
@@ -287,16 +299,17 @@ class Dispatcher:
         The claim commits before anything is sent, so no transaction stays open while a
         channel's server answers.
         """
-        if not self.senders:
+        channels = [(commune, channel) for commune, c in self.communes.items()
+                    for channel in c.senders]
+        if not channels:
             return 0
         now = now or dt.datetime.now(dt.UTC)
         results = _Results()
         async with session_scope(self.office.sessions) as session:
             claimed = await repo.claim_notifications(
-                session, channels=list(self.senders), limit=self.batch, now=now,
-                lease=self.retry_after)
+                session, channels=channels, limit=self.batch, now=now, lease=self.retry_after)
             sendable = await self._triage(session, claimed, now, results)
-            batch = [(m.id, m.channel, m.recipient, m.attempts, m.kind,
+            batch = [(m.id, m.commune_id, m.channel, m.recipient, m.attempts, m.kind,
                       queued_reply(m.text, m.buttons, m.image)) for m in sendable]
             followed = {m.id: m.idempotency_key for m in sendable if m.kind in FOLLOWED}
         self.claimed = len(claimed)
@@ -311,10 +324,10 @@ class Dispatcher:
             await offer_elsewhere(session, [followed[i] for i in results.closed.get(
                 "undeliverable", []) if i in followed])
             await repo.reschedule(session, results.due, uncount=results.held)
-            for channel, recipient in results.blocked:
-                await repo.mark_unreachable(session, channel=channel, recipient=recipient,
-                                            at=now)
-        for pace in self.paces.values():
+            for commune_id, channel, recipient in results.blocked:
+                await repo.mark_unreachable(session, commune_id=commune_id, channel=channel,
+                                            recipient=recipient, at=now)
+        for pace in self.paces:
             pace.forget(now)
         if results.closed or results.blocked:
             log.info("outbox: %d sent, %s closed, %d recipients unreachable", len(results.sent),
@@ -325,18 +338,19 @@ class Dispatcher:
                       now: dt.datetime, results: _Results) -> list[Notification]:
         """Close what expired or cannot reach its recipient, hold what must wait; the rest."""
         quiet_until = self.quiet.until(now)
-        unreachable: dict[str, set[str]] = {}
-        for channel in {m.channel for m in claimed}:
-            unreachable[channel] = await repo.unreachable_among(
-                session, channel, {m.recipient for m in claimed if m.channel == channel})
+        unreachable: dict[tuple[int, str], set[str]] = {}
+        for commune, channel in {(m.commune_id, m.channel) for m in claimed}:
+            unreachable[commune, channel] = await repo.unreachable_among(
+                session, commune, channel, {m.recipient for m in claimed
+                                            if (m.commune_id, m.channel) == (commune, channel)})
         sendable = []
         for m in claimed:
             assert m.id is not None
-            pace = self.paces.get(m.channel)
+            pace = self.communes[m.commune_id].paces.get(m.channel)
             if (m.expires_at or m.created_at + self.expiry) <= now:
                 results.closed.setdefault("expired", []).append(m.id)
                 metrics.OUTBOX.labels(m.channel, "expired").inc()
-            elif m.recipient in unreachable[m.channel]:
+            elif m.recipient in unreachable[m.commune_id, m.channel]:
                 results.closed.setdefault("unreachable", []).append(m.id)
                 metrics.OUTBOX.labels(m.channel, "unreachable").inc()
             elif quiet_until is not None and m.kind in PROACTIVE:
@@ -350,18 +364,19 @@ class Dispatcher:
                 sendable.append(m)
         return sendable
 
-    async def _send(self, row: tuple[int | None, str, str, int, str, Reply],
+    async def _send(self, row: tuple[int | None, int, str, str, int, str, Reply],
                     now: dt.datetime, results: _Results) -> None:
-        message_id, channel, recipient, attempts, kind, reply = row
+        message_id, commune_id, channel, recipient, attempts, kind, reply = row
         assert message_id is not None
-        pace = self.paces.get(channel)
+        commune = self.communes[commune_id]
+        pace = commune.paces.get(channel)
         if pace is not None and (busy := await pace.reserve(pace.key(channel, recipient),
                                                             now)) is not None:
             results.due[message_id] = busy  # another process messaged this chat just now
             results.held.add(message_id)
             return
         try:
-            sender = self.kind_senders.get((channel, kind), self.senders[channel])
+            sender = commune.kind_senders.get((channel, kind), commune.senders[channel])
             outcome = await sender(recipient, reply)
         except Throttled as exc:
             wait = dt.timedelta(seconds=max(exc.seconds, 0.0))
@@ -379,7 +394,7 @@ class Dispatcher:
         if outcome is Outcome.SENT:
             results.sent.append(message_id)
         elif outcome is Outcome.BLOCKED:
-            results.blocked.add((channel, recipient))
+            results.blocked.add((commune_id, channel, recipient))
         elif outcome is Outcome.UNDELIVERABLE:
             results.closed.setdefault("undeliverable", []).append(message_id)
         else:

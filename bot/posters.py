@@ -21,7 +21,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.procedure_page import card_sections, procedure_path
-from bot.settings import Settings
+from bot.settings import CommuneSettings, Settings
 from bot.telegram import procedure_deep_link
 from knowledge.answer import Assistant
 from knowledge.i18n import DEFAULT_LANG, Lang, Text
@@ -183,12 +183,16 @@ class Links:
     base_url: str = ""  # the public address of the web chat, without a trailing /
 
     @classmethod
-    def from_settings(cls, settings: Settings, commune: Commune) -> Links:
-        """The settings' links, else those of the commune profile."""
-        return cls(telegram_bot=(settings.telegram_bot_username or commune.telegram_bot)
+    def from_settings(cls, settings: Settings, served: CommuneSettings, commune: Commune
+                      ) -> Links:
+        """The served commune's links, else those of its profile; its pages are under
+        ``/c/<slug>`` (the first commune's at the root paths)."""
+        base = settings.public_base_url.strip().rstrip("/")
+        first = served.slug == settings.communes[0].slug
+        return cls(telegram_bot=(served.telegram_bot_username or commune.telegram_bot)
                    .strip().lstrip("@"),
-                   zalo_oa=(settings.zalo_oa_id or commune.zalo_oa).strip(),
-                   base_url=settings.public_base_url.strip().rstrip("/"))
+                   zalo_oa=(served.zalo_oa_id or commune.zalo_oa).strip(),
+                   base_url=base if first or not base else base + served.path)
 
     def telegram(self, code: str = "") -> str:
         """The bot, opening ``code``'s card when given (``/start p_1_001193``)."""

@@ -14,7 +14,7 @@ from knowledge.match import Aspect
 
 PATH = "/thu-tuc/{code}"
 STYLESHEET = "/static/thu-tuc.css"
-CHAT_PAGE = "/"
+CHAT_PAGE = "../"  # the commune's chat, from /thu-tuc/<code> and /c/<slug>/thu-tuc/<code>
 # An address in the escaped text, without the punctuation that closes its sentence.
 _ADDRESS = re.compile(r"https://[^\s<>&()]*[^\s<>&().,;:]")
 

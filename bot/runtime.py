@@ -1,33 +1,49 @@
-"""Wiring shared by the server and the CLI: the database and the commune's office."""
+"""Wiring shared by the server and the CLI: the database and the communes' offices."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from bot.settings import Settings
 from handlers.applications import Office
-from knowledge.loader import KnowledgeBase
+from knowledge.loader import KnowledgeBase, load_commune
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import make_engine, make_sessions, session_scope, upgrade
 
 
 @asynccontextmanager
-async def open_office(settings: Settings, kb: KnowledgeBase) -> AsyncIterator[Office]:
-    """Migrate the database, then yield the configured commune's office."""
+async def open_offices(settings: Settings, kb: KnowledgeBase,
+                       slugs: Sequence[str] | None = None) -> AsyncIterator[list[Office]]:
+    """Migrate the database, then yield the office of each commune in ``slugs`` (default:
+    every commune served): the knowledge of ``kb`` with the commune's own profile and days."""
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         sessions = make_sessions(engine)
-        async with session_scope(sessions) as session:
-            commune = await repo.ensure_commune(session, slug=settings.commune,
-                                                name=kb.commune.name)
-        yield Office(sessions, commune, kb, WorkCalendar.for_commune(settings.commune))
+        offices = []
+        for slug in slugs or [c.slug for c in settings.communes]:
+            profile = kb.commune if slug == kb.commune.slug \
+                else load_commune(slug, settings.commune_profiles)
+            async with session_scope(sessions) as session:
+                commune = await repo.ensure_commune(session, slug=slug, name=profile.name)
+            offices.append(Office(sessions, commune, replace(kb, commune=profile),
+                                  WorkCalendar.for_commune(slug, settings.commune_profiles)))
+        yield offices
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def open_office(settings: Settings, kb: KnowledgeBase,
+                      slug: str | None = None) -> AsyncIterator[Office]:
+    """``open_offices`` for one served commune (default: the first)."""
+    async with open_offices(settings, kb, [settings.commune(slug).slug]) as (office,):
+        yield office
 
 
 def hash_key(key: str) -> str:

@@ -105,6 +105,56 @@ class ZaloConfig:
         )
 
 
+# A commune's own channels: these variables with "__" and the slug in capitals after them
+# (TELEGRAM_BOT_TOKEN__PHUC_THO for phuc-tho); the first commune's may also go without it.
+COMMUNE_ENV = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_STAFF_CHAT_ID",
+               "TELEGRAM_BOT_USERNAME", *ZALO_ENV, "ZALO_OA_ID", "ZALO_TRANSACTION_MESSAGES",
+               "ZALO_TRANSACTION_TEMPLATE")
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def env_suffix(slug: str) -> str:
+    """What a commune's own variables end with: "phuc-tho" → "__PHUC_THO"."""
+    return "__" + slug.upper().replace("-", "_")
+
+
+def commune_environment(env: Mapping[str, str], slug: str, *, first: bool) -> dict[str, str]:
+    """``env`` as one commune sees it: its own channel variables under their plain names,
+    everything else shared by the deployment."""
+    seen = {name: value for name, value in env.items() if name not in COMMUNE_ENV}
+    for name in COMMUNE_ENV:
+        value = env.get(name + env_suffix(slug)) or (env.get(name, "") if first else "")
+        if value:
+            seen[name] = value
+    return seen
+
+
+@dataclass(frozen=True)
+class CommuneSettings:
+    """One commune the deployment serves, with its own Telegram bot and Zalo OA (None: off)."""
+
+    slug: str = "hat-mon"
+    telegram: TelegramConfig | None = None
+    zalo: ZaloConfig | None = None
+    # Where the notice-board QR codes point (bot/posters.py, with public_base_url); empty
+    # leaves a code out.
+    telegram_bot_username: str = ""  # TELEGRAM_BOT_USERNAME, without @
+    zalo_oa_id: str = ""  # ZALO_OA_ID: https://zalo.me/<id>
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], slug: str, *, first: bool) -> CommuneSettings:
+        """The commune's channels from its variables (``commune_environment``)."""
+        own = commune_environment(env, slug, first=first)
+        return cls(slug=slug, telegram=TelegramConfig.from_env(own), zalo=ZaloConfig.from_env(own),
+                   telegram_bot_username=own.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@"),
+                   zalo_oa_id=own.get("ZALO_OA_ID", "").strip())
+
+    @property
+    def path(self) -> str:
+        """Where its public pages and webhooks are served: ``/c/<slug>``."""
+        return f"/c/{self.slug}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable."""
@@ -112,7 +162,11 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8080
-    commune: str = "hat-mon"
+    # The communes served (MOTCUA_COMMUNES, else MOTCUA_COMMUNE); the first is also served at
+    # the root paths and is the commands' default. Their profiles: MOTCUA_COMMUNE_PROFILES, a
+    # folder of <slug>.toml (and <slug>.days.toml), else the bundled ones.
+    communes: tuple[CommuneSettings, ...] = (CommuneSettings(),)
+    commune_profiles: Path | None = None
     portal_files: tuple[Path, ...] = ()
     # Imports (MOTCUA_IMPORT_MAX_ROWS, MOTCUA_IMPORT_MAX_MB) and retention (MOTCUA_KEEP_*_DAYS).
     import_limits: ImportLimits = field(default_factory=ImportLimits)
@@ -141,17 +195,10 @@ class Settings:
     staff_chat_rate: float = 20.0  # messages a minute to the staff group (Telegram: about 20)
     outbox_expiry_days: float = 3.0
     quiet_hours: str = "21:00-07:00"
-    # Where the notice-board QR codes point (bot/posters.py, with public_base_url); empty
-    # leaves a code out.
-    telegram_bot_username: str = ""  # TELEGRAM_BOT_USERNAME, without @
-    zalo_oa_id: str = ""  # ZALO_OA_ID: https://zalo.me/<id>
     # Who may read GET /metrics (bot/observability.py): these networks (MOTCUA_METRICS_NETWORKS,
     # default loopback), or anyone sending "Authorization: Bearer <MOTCUA_METRICS_TOKEN>".
     metrics_networks: tuple[Network, ...] = field(default_factory=lambda: LOOPBACK)
     metrics_token: str = field(default="", repr=False)
-    # The channels: None when off (no credentials).
-    telegram: TelegramConfig | None = None
-    zalo: ZaloConfig | None = None
     # What would leave a channel failing silently, each naming its variable: serve refuses it.
     problems: tuple[str, ...] = ()
     # Server processes behind the one port (MOTCUA_WORKERS, serve --workers; bot/workers.py).
@@ -176,17 +223,54 @@ class Settings:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             host=env.get("MOTCUA_HOST") or "127.0.0.1",
             port=port,
-            commune=env.get("MOTCUA_COMMUNE") or "hat-mon",
             portal_files=portal,
+            **_communes(env),
             **_data_handling(env),
             **_web_protection(env),
             **_metrics_access(env),
-            telegram_bot_username=env.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@"),
-            zalo_oa_id=env.get("ZALO_OA_ID", "").strip(),
-            telegram=TelegramConfig.from_env(env),
-            zalo=ZaloConfig.from_env(env),
-            problems=tuple(channel_problems(env)),
+            problems=tuple(problem for i, slug in enumerate(_slugs(env))
+                           for problem in channel_problems(
+                               commune_environment(env, slug, first=i == 0),
+                               "" if i == 0 else env_suffix(slug))),
         )
+
+    def commune(self, slug: str | None = None) -> CommuneSettings:
+        """The served commune ``slug`` (default: the first); SystemExit for another."""
+        found = next((c for c in self.communes if slug in (None, c.slug)), None)
+        if found is None:
+            raise SystemExit(f"commune '{slug}' is not served here (MOTCUA_COMMUNES: "
+                             f"{','.join(c.slug for c in self.communes)})")
+        return found
+
+
+def _slugs(env: Mapping[str, str]) -> list[str]:
+    """The communes served: MOTCUA_COMMUNES (comma separated), else MOTCUA_COMMUNE alone."""
+    listed = env.get("MOTCUA_COMMUNES", "").replace(" ", "")
+    slugs = [s for s in listed.split(",") if s] or [env.get("MOTCUA_COMMUNE") or "hat-mon"]
+    wrong = [s for s in slugs if not SLUG.fullmatch(s)]
+    if wrong:
+        raise SystemExit(f"MOTCUA_COMMUNES: '{wrong[0]}' is no commune slug (lower-case "
+                         "letters and digits joined by '-', as its profile's file name)")
+    if len(set(slugs)) < len(slugs):
+        raise SystemExit("MOTCUA_COMMUNES names a commune twice")
+    return slugs
+
+
+def _communes(env: Mapping[str, str]) -> dict[str, Any]:
+    """The communes served, each with its channels, and the folder of their profiles
+    (checked: SystemExit names the variable that is wrong)."""
+    communes = tuple(CommuneSettings.from_env(env, slug, first=i == 0)
+                     for i, slug in enumerate(_slugs(env)))
+    folder = env.get("MOTCUA_COMMUNE_PROFILES", "").strip()
+    if folder and not Path(folder).is_dir():
+        raise SystemExit("MOTCUA_COMMUNE_PROFILES must be a folder of commune profiles")
+    tokens = [c.telegram.token for c in communes if c.telegram]
+    oas = [c.zalo.oa_secret_key for c in communes if c.zalo]
+    if len(set(tokens)) < len(tokens) or len(set(oas)) < len(oas):
+        # One bot's updates carry no commune: each commune needs a bot (and an OA) of its own.
+        raise SystemExit("two communes have the same Telegram bot or Zalo OA: give each its "
+                         "own (TELEGRAM_BOT_TOKEN__<SLUG>, ZALO_*__<SLUG>)")
+    return {"communes": communes, "commune_profiles": Path(folder) if folder else None}
 
 
 def _web_protection(env: dict[str, str]) -> dict[str, Any]:
@@ -268,21 +352,21 @@ def _data_handling(env: dict[str, str]) -> dict[str, Any]:
     return {"import_limits": ImportLimits(**limits), "retention": retention}
 
 
-def channel_problems(env: Mapping[str, str]) -> list[str]:
-    """What in the channels' settings would leave a channel failing silently, each naming
-    the variable to set."""
+def channel_problems(env: Mapping[str, str], suffix: str = "") -> list[str]:
+    """What in one commune's channel settings (``commune_environment``) would leave a channel
+    failing silently, each naming the variable to set (its name ends with ``suffix``)."""
     problems = []
     secret = env.get("TELEGRAM_WEBHOOK_SECRET", "")
     if env.get("TELEGRAM_BOT_TOKEN") and env.get("PUBLIC_BASE_URL") and not secret:
         problems.append(
-            "TELEGRAM_WEBHOOK_SECRET is not set: with TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL the "
-            "webhook is registered with Telegram, and every update would be refused (403). "
-            f"Set it to a new random value: {NEW_SECRET}")
+            f"TELEGRAM_WEBHOOK_SECRET{suffix} is not set: with TELEGRAM_BOT_TOKEN{suffix} and "
+            "PUBLIC_BASE_URL the webhook is registered with Telegram, and every update would "
+            f"be refused (403). Set it to a new random value: {NEW_SECRET}")
     elif secret and not WEBHOOK_SECRET.fullmatch(secret):
         problems.append(
-            "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters, only A-Z, a-z, 0-9, _ and - "
-            f"(Telegram refuses others; a short one can be guessed): {NEW_SECRET}")
-    missing = [name for name in ZALO_ENV if not env.get(name, "").strip()]
+            f"TELEGRAM_WEBHOOK_SECRET{suffix} must be 16 to 256 characters, only A-Z, a-z, "
+            f"0-9, _ and - (Telegram refuses others; a short one can be guessed): {NEW_SECRET}")
+    missing = [name + suffix for name in ZALO_ENV if not env.get(name, "").strip()]
     if 0 < len(missing) < len(ZALO_ENV):
         problems.append(f"Zalo is half configured: {', '.join(missing)} not set "
                         "(set all five to turn Zalo on, or none to leave it off)")

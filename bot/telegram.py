@@ -174,6 +174,12 @@ def lookup_deep_link(receipt_code: str) -> str:
     return "s_" + receipt_code.replace(".", "_")
 
 
+def event_id(config: TelegramConfig, update: Update) -> str:
+    """The update's id in the deployment: Telegram numbers each bot's updates on their own,
+    so the bot's id (the token's first part) goes before it."""
+    return f"{config.token.partition(':')[0]}:{update.update_id}"
+
+
 def command_payload(text: str) -> str | None:
     """The payload of a Telegram command ("/start p_1_001193", "/tracuu@motcua_bot"), or None
     for ordinary text. An unknown command opens the menu."""
@@ -208,7 +214,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     payload = command_payload(message.text)
     await _answer(context.application, update, chat.id, IncomingMessage(
         "telegram", str(chat.id), text="" if payload else message.text, payload=payload or "",
-        event_id=str(update.update_id)))
+        event_id=event_id(config, update)))
 
 
 async def _in_staff_group(application: Application[Any, Any, Any, Any, Any, Any],
@@ -256,7 +262,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                                          confirm.group(1), int(confirm.group(2))))
         return  # the staff group is not a citizen
     await _answer(context.application, update, chat.id, IncomingMessage(
-        "telegram", str(chat.id), payload=query.data or "", event_id=str(update.update_id)))
+        "telegram", str(chat.id), payload=query.data or "", event_id=event_id(config, update)))
 
 
 async def _group_member(application: Application[Any, Any, Any, Any, Any, Any],
@@ -465,11 +471,12 @@ async def webhook(request: web.Request) -> web.Response:
 
 def add_telegram_routes(app: web.Application, application: Application[Any, Any, Any, Any,
                                                                       Any, Any],
-                        config: TelegramConfig) -> None:
+                        config: TelegramConfig, *, prefix: str = "") -> None:
     """Mount the webhook and start/stop PTB's application with the web server.
 
-    With ``PUBLIC_BASE_URL`` the webhook is registered with Telegram; without it the bot
-    polls (development), which needs an application built with ``polling=True``.
+    With ``PUBLIC_BASE_URL`` the webhook is registered with Telegram, at ``prefix`` (where
+    ``app`` is served: ``/c/<slug>`` for a commune's own bot); without it the bot polls
+    (development), which needs an application built with ``polling=True``.
     """
     app[TELEGRAM] = application
     app[TELEGRAM_CONFIG] = config
@@ -479,11 +486,11 @@ def add_telegram_routes(app: web.Application, application: Application[Any, Any,
         await application.initialize()
         await application.start()
         if config.public_base_url:
+            url = f"{config.public_base_url}{prefix}/webhook/telegram"
             await application.bot.set_webhook(
-                f"{config.public_base_url}/webhook/telegram",
-                secret_token=config.webhook_secret or None,
+                url, secret_token=config.webhook_secret or None,
                 allowed_updates=["message", "callback_query"])
-            log.info("telegram: webhook set to %s/webhook/telegram", config.public_base_url)
+            log.info("telegram: webhook set to %s", url)
         elif application.updater is not None:
             await application.updater.start_polling(allowed_updates=["message",
                                                                      "callback_query"])

@@ -1,4 +1,6 @@
-"""The aiohttp application: the web chat page and its JSON endpoint, and a health check."""
+"""The aiohttp application: each commune's web chat page and its JSON endpoint, REST API and
+procedure pages (under ``/c/<slug>/``, the first commune's also at the root paths), the staff
+console, and one health check, metrics and static files for all."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import logging
 import re
 import secrets
 import traceback
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,16 +25,16 @@ from sqlmodel import select
 
 from bot import metrics
 from bot.api import OFFICE, Handler, add_routes, api_key
+from bot.communes import COMMUNES, Served, communes_page, local_path
 from bot.console import add_console_routes
-from bot.console_knowledge import KNOWLEDGE
 from bot.limits import Limiter, client_address, parse_limit
 from bot.observability import add_observability, observed
 from bot.procedure_page import add_procedure_routes
 from bot.runtime import hash_key
-from bot.settings import Settings
+from bot.settings import CommuneSettings, Settings
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Unavailable
-from handlers.knowledge import LiveKnowledge
+from handlers.knowledge import LiveKnowledge, kept_current
 from handlers.messages import queued_reply
 from knowledge.answer import Assistant
 from knowledge.i18n import LANGUAGES
@@ -50,6 +53,11 @@ SESSION_HEADER = "X-Chat-Session"
 # volume (the platform would retry, or give up on the bot); Zalo's reads its body itself.
 UNLIMITED_PREFIX = "/webhook/"
 STREAMED_BODIES = frozenset({"/webhook/zalo", "/console/applications/import"})
+def commune_app(request: web.Request) -> web.Application:
+    """The application of the commune the request is for (also inside the middlewares,
+    which run in the root application)."""
+    apps = request.match_info.apps
+    return apps[-1] if apps else request.app
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,11 @@ def new_session(key: bytes) -> tuple[str, str]:
 
 
 def session_user(request: web.Request) -> str | None:
-    """The web chat user whose token the request carries (``X-Chat-Session``), if genuine."""
+    """The web chat user whose token the request carries (``X-Chat-Session``), if genuine and
+    opened in this commune's chat."""
     token = request.headers.get(SESSION_HEADER, "")
     user, _, signature = token.rpartition(".")
-    key = request.app[PROTECTION].session_key
+    key = commune_app(request)[PROTECTION].session_key
     if not user or len(token) > 200 or not hmac.compare_digest(
             signature.encode(), _signature(key, user).encode()):
         return None
@@ -197,7 +206,7 @@ async def _too_many(request: web.Request, wait: int) -> web.Response:
     # costs next to nothing while the citizens are served.
     await asyncio.sleep(min(wait, request.app[PROTECTION].settings.refusal_delay))
     headers = {"Retry-After": str(wait)}
-    if request.path.startswith("/api/"):
+    if local_path(request).startswith("/api/"):
         return web.json_response({"error": "too many requests", "retry_after": wait},
                                  status=429, headers=headers)
     return web.Response(status=429, text="too many requests", headers=headers)
@@ -230,15 +239,16 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
     """Refuse with 429 and ``Retry-After`` what goes over its budget: chat messages per
     address and per session, the REST API per key (failed keys per address), anything else
     per address."""
-    if request.path.startswith(UNLIMITED_PREFIX):
+    path = local_path(request)
+    if path.startswith(UNLIMITED_PREFIX):
         return await handler(request)
     guard = request.app[PROTECTION]
     budgets, limiter = guard.budgets, guard.limiter
     address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
                              guard.settings.trusted_proxies)
-    key = api_key(request) if request.path.startswith("/api/v1/") else ""
+    key = api_key(request) if path.startswith("/api/v1/") else ""
     checks: list[tuple[RateLimitItem, tuple[str, ...]]]
-    if request.path == "/api/chat" and request.method == "POST":
+    if path == "/api/chat" and request.method == "POST":
         user = session_user(request)
         checks = [(budgets.chat_address, ("chat-address", address))]
         checks += [(budgets.chat_user, ("chat-user", user))] if user else []
@@ -266,7 +276,7 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
 async def bounded_body(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read a request's body within ``body_timeout`` (a body sent a byte at a time would
     hold a connection and its handler for as long as the sender likes)."""
-    if request.body_exists and request.path not in STREAMED_BODIES:
+    if request.body_exists and local_path(request) not in STREAMED_BODIES:
         try:
             async with asyncio.timeout(request.app[PROTECTION].settings.body_timeout):
                 await request.read()  # kept by aiohttp for the handler's json()
@@ -282,7 +292,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers["Content-Security-Policy"] = request.app[PROTECTION].content_security_policy
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    if request.path.startswith("/api/chat"):
+    if local_path(request).startswith("/api/chat"):
         response.headers["Cache-Control"] = "no-store"
 
 
@@ -316,30 +326,89 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     return web.AppRunner(app, access_log=None, keepalive_timeout=settings.keepalive_timeout)
 
 
+async def _knowledge_kept_current(app: web.Application) -> AsyncIterator[None]:
+    """Every commune's knowledge changes applied without a restart (one read for all)."""
+    async with kept_current([served.knowledge for served in app[COMMUNES].values()]):
+        yield
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    """``GET /``: the first commune's web chat, or the list of the communes when several are
+    served."""
+    if len(request.app[COMMUNES]) > 1:
+        return communes_page(request)
+    return await chat_page(request)
+
+
+async def to_chat_page(request: web.Request) -> web.StreamResponse:
+    """``GET /c/<slug>``: the commune's chat is at ``/c/<slug>/`` (its page's links are
+    relative to it)."""
+    raise web.HTTPMovedPermanently(request.path + "/")
+
+
+def _commune_routes(app: web.Application, served: Served, assistant: Assistant) -> None:
+    """A commune's own routes in ``app``: its chat, REST API and procedure pages."""
+    app[ASSISTANT], app[OFFICE], app[DIALOGUE] = assistant, served.office, served.dialogue
+    add_routes(app)
+    app.router.add_post("/api/chat", chat_api)
+    app.router.add_get("/api/chat/inbox", chat_inbox)
+    add_procedure_routes(app, assistant)  # the pages the posters' QR codes open
+
+
+def _commune_app(served: Served, assistant: Assistant, protection: Protection
+                 ) -> web.Application:
+    """A commune's own routes as an application to serve under ``/c/<slug>/``."""
+    app = web.Application()
+    app[PROTECTION] = protection
+    _commune_routes(app, served, assistant)
+    app.router.add_get("/", chat_page)
+    app.router.add_get("", to_chat_page)
+    return app
+
+
+def _served(assistant: Assistant, office: Office, commune: CommuneSettings,
+            staff_channel: bool) -> Served:
+    dialogue = Dialogue(assistant, office, staff_channel=staff_channel)
+    # The commune's knowledge changes (console), applied without a restart.
+    return Served(commune, office, dialogue, LiveKnowledge(
+        assistant, office.sessions, office.commune_id, services=dialogue.services))
+
+
 def create_app(assistant: Assistant, office: Office, *, staff_channel: bool = False,
                settings: Settings | None = None) -> web.Application:
-    """Build the application around a loaded assistant and a commune's office;
-    ``staff_channel`` says whether hand-overs reach staff (the Telegram staff group);
-    ``settings`` (default: from the environment) gives limits, proxies and embedding sites."""
+    """Build the application around a loaded assistant and the first commune's office
+    (``add_commune`` adds the others); ``staff_channel`` says whether hand-overs reach staff
+    (the Telegram staff group); ``settings`` (default: from the environment) gives limits,
+    proxies and embedding sites."""
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observed, server_errors, rate_limits, bounded_body])
     app[PROTECTION] = _protection(settings or Settings.from_env())
+    settings = app[PROTECTION].settings
     app.on_response_prepare.append(security_headers)
     app.on_cleanup.append(_close_limiter)
-    app[ASSISTANT] = assistant
-    app[OFFICE] = office
-    app[DIALOGUE] = Dialogue(assistant, office, staff_channel=staff_channel)
-    # The commune's knowledge changes (console), applied without a restart.
-    app[KNOWLEDGE] = LiveKnowledge(assistant, office.sessions, office.commune_id,
-                                   services=app[DIALOGUE].services)
-    app.cleanup_ctx.append(app[KNOWLEDGE].watching)
-    add_routes(app)
-    add_console_routes(app, app[PROTECTION].settings, app[PROTECTION].limiter)
-    app.router.add_get("/", chat_page)
-    app.router.add_post("/api/chat", chat_api)
-    app.router.add_get("/api/chat/inbox", chat_inbox)
+    slug = office.kb.commune.slug
+    first = _served(assistant, office, next((c for c in settings.communes if c.slug == slug),
+                                            CommuneSettings(slug)), staff_channel)
+    app[COMMUNES] = {office.commune_id: first}
+    app.cleanup_ctx.append(_knowledge_kept_current)
+    _commune_routes(app, first, assistant)
+    app.router.add_get("/", home)
+    # Also under /c/<slug>/, as every other commune, with the same conversation and sessions.
+    app.add_subapp(first.settings.path, _commune_app(first, assistant, app[PROTECTION]))
+    add_console_routes(app, settings, app[PROTECTION].limiter)
     app.router.add_get("/healthz", healthz)
-    add_observability(app, app[PROTECTION].settings)  # /metrics, /readyz, X-Request-Id
-    add_procedure_routes(app, assistant)  # the pages the posters' QR codes open
+    add_observability(app, settings)  # /metrics, /readyz, X-Request-Id
     app.router.add_static("/static/", STATIC)
     return app
+
+
+def add_commune(app: web.Application, assistant: Assistant, office: Office,
+                commune: CommuneSettings, *, staff_channel: bool = False) -> web.Application:
+    """Another commune's application, to be served under ``/c/<slug>/`` (``assistant``
+    answers with its profile): add its channels' webhooks, then mount it with
+    ``app.add_subapp(commune.path, …)`` (mounting freezes its routes). Its web chat sessions
+    are its own: a session opened in another commune's chat is refused there."""
+    served = _served(assistant, office, commune, staff_channel)
+    key = hmac.new(app[PROTECTION].session_key, commune.slug.encode(), hashlib.sha256).digest()
+    app[COMMUNES][office.commune_id] = served
+    return _commune_app(served, assistant, replace(app[PROTECTION], session_key=key))

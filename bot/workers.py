@@ -53,7 +53,8 @@ def worker_problems(settings: Settings) -> list[str]:
             f"--workers {settings.workers} needs PostgreSQL (DATABASE_URL=postgresql://…): "
             "SQLite takes one writer at a time and its outbox cannot be shared; run one "
             "process on SQLite")
-    if settings.telegram is not None and not settings.telegram.public_base_url:
+    if any(c.telegram is not None and not c.telegram.public_base_url
+           for c in settings.communes):
         problems.append(
             f"--workers {settings.workers} cannot poll Telegram: a bot has one getUpdates "
             "client at a time. Set PUBLIC_BASE_URL (and TELEGRAM_WEBHOOK_SECRET) to use the "

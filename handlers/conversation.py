@@ -208,7 +208,8 @@ class Dialogue:
             session, commune_id=self.office.commune_id,
             keys={(w.message.channel, w.message.user_id) for w in batch})
         # They wrote: those who had blocked the bot can be messaged again.
-        await repo.mark_reachable(session, {k for k, c in contacts.items() if c.unreachable})
+        await repo.mark_reachable(session, commune_id=self.office.commune_id,
+                                  keys={k for k, c in contacts.items() if c.unreachable})
         # The menu offers the opposite; a turn that subscribes tells the next one in the batch.
         subscribed = {key: contact.announcements for key, contact in contacts.items()}
         answers: list[list[Reply]] = []

@@ -4,8 +4,8 @@ The assistant is built from the bundled knowledge base plus the commune's change
 (``storage.knowledge_changes``). Whenever the commune's knowledge version differs from the one
 it was built from, a new assistant is built in a thread and swapped in whole: a question is
 answered by the old one or the new one, never by half of each. The version is read after every
-change made in this process (``refresh``) and every few seconds (``watching``), so other
-instances pick changes up too, without a restart.
+change made in this process (``refresh``) and every few seconds (``kept_current``: one read
+for every commune of the server), so other instances pick changes up too, without a restart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -68,23 +68,43 @@ class LiveKnowledge:
                      time.monotonic() - started)
         return self.assistant
 
-    async def watch(self) -> None:
-        """Refresh every ``every`` seconds until cancelled; a failed look is tried again."""
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                await self.refresh()
-            except Exception as exc:  # the database away for a moment: the next look retries
-                log.warning("knowledge: could not read the version (%s)", type(exc).__name__)
-
     async def watching(self, _: object) -> AsyncIterator[None]:
-        """For the server's start and end: the changes in force at start, then ``watch``."""
+        """For a server of this commune alone: ``kept_current``."""
+        async with kept_current([self]):
+            yield
+
+
+async def _watch(lives: Sequence[LiveKnowledge]) -> None:
+    """Every few seconds (the shortest ``every``), the versions of all these communes in one
+    read, and the assistants whose version moved rebuilt; until cancelled. A failed look is
+    tried again."""
+    every = min(live.every for live in lives)
+    while True:
+        await asyncio.sleep(every)
         try:
-            await self.refresh()
+            async with session_scope(lives[0].sessions) as session:
+                current = await changes.versions(session,
+                                                 commune_ids=[live.commune_id for live in lives])
+            for live in lives:
+                if current.get(live.commune_id, 0) != live.version:
+                    await live.refresh()
+        except Exception as exc:  # the database away for a moment: the next look retries
+            log.warning("knowledge: could not read the versions (%s)", type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def kept_current(lives: Sequence[LiveKnowledge]) -> AsyncIterator[None]:
+    """For the server's start and end: each commune's changes in force at start, then looked
+    for every few seconds (``_watch``)."""
+    for live in lives:
+        try:
+            await live.refresh()
         except Exception as exc:
             log.warning("knowledge: changes not applied at start (%s)", type(exc).__name__)
-        task = asyncio.create_task(self.watch())
+    task = asyncio.create_task(_watch(lives))
+    try:
         yield
+    finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

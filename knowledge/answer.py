@@ -9,6 +9,7 @@ tuning question sets under tests/data (see ``python -m bot kb evaluate``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -34,6 +35,7 @@ from knowledge.match import (
 from knowledge.places import Place, Places
 from knowledge.schema import (
     Channel,
+    Commune,
     Faq,
     FaqSource,
     FeeStatus,
@@ -178,6 +180,18 @@ class Assistant:
         self.card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
         self._notes = CaseNotes(kb)
         self.places = Places(kb.commune)
+
+    def for_commune(self, commune: Commune) -> Assistant:
+        """The same assistant for another commune of the deployment: the procedures, the
+        matcher's indexes and the case notes are shared; the profile, the places it serves
+        and the composed cards (they name the commune) are its own."""
+        if commune == self.kb.commune:
+            return self
+        other = copy.copy(self)
+        other.kb = replace(self.kb, commune=commune)
+        other.card_parts = functools.lru_cache(maxsize=2048)(other._compose_card_parts)
+        other.places = Places(commune)
+        return other
 
     def ask(self, question: str, *, top: int = 3, lang: Lang | None = None,
             context: str = "") -> Answer:

@@ -84,11 +84,20 @@ def load_faqs(directory: Path) -> list[Faq]:
     return faqs
 
 
+def profile_path(slug: str, directory: Path | None, suffix: str = ".toml") -> Path:
+    """Where a commune's profile (or its ``.days.toml``) is: in ``directory`` (an operator's
+    folder) when it is there, else among the bundled profiles."""
+    given = directory / f"{slug}{suffix}" if directory else None
+    return given if given and given.exists() else BUNDLED_DIR / "communes" / f"{slug}{suffix}"
+
+
 def load_commune(slug: str = DEFAULT_COMMUNE, directory: Path | None = None) -> Commune:
-    """Load a commune profile by slug."""
-    path = (directory or BUNDLED_DIR / "communes") / f"{slug}.toml"
+    """Load a commune profile by slug, from ``directory`` or the bundled ones."""
+    path = profile_path(slug, directory)
     if not path.exists():
-        raise KnowledgeError(f"{path}: (file): no profile for commune '{slug}'")
+        where = f"{directory} or {path.parent}" if directory else str(path.parent)
+        raise KnowledgeError(f"{where}: (file): no profile for commune '{slug}' "
+                             f"({slug}.toml)")
     return validate(Commune, read_toml(path), str(path))
 
 
@@ -97,8 +106,10 @@ def load_knowledge(
     imported: Iterable[Procedure] = (),
     commune: str = DEFAULT_COMMUNE,
     directory: Path = BUNDLED_DIR,
+    profiles: Path | None = None,
 ) -> KnowledgeBase:
-    """Load the bundled base, adding imported entries; a bundled entry wins on the same code."""
+    """Load the bundled base, adding imported entries; a bundled entry wins on the same code.
+    The commune's profile comes from ``profiles`` (an operator's folder) or the bundled ones."""
     bundled = load_procedures(directory / "procedures")
     merged = {p.code: p for p in imported}
     merged.update(bundled)
@@ -110,7 +121,7 @@ def load_knowledge(
     return KnowledgeBase(
         procedures=merged,
         faqs=faqs,
-        commune=load_commune(commune, directory / "communes"),
+        commune=load_commune(commune, profiles or directory / "communes"),
         outside=validate(Outside, read_toml(directory / "outside.toml"),
                          str(directory / "outside.toml")).topics,
         bundled_codes=frozenset(bundled),

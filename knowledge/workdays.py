@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import Field
 
-from knowledge.loader import BUNDLED_DIR, KnowledgeError, read_toml, validate
+from knowledge.loader import KnowledgeError, profile_path, read_toml, validate
 from knowledge.schema import Strict, TimeUnit
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -68,8 +68,9 @@ class WorkCalendar:
 
     @classmethod
     def for_commune(cls, slug: str, directory: Path | None = None) -> WorkCalendar:
-        """The calendar of a commune; without a days file it is the national calendar."""
-        path = (directory or BUNDLED_DIR / "communes") / f"{slug}.days.toml"
+        """The calendar of a commune (its days file in ``directory``, an operator's folder,
+        else among the bundled profiles); without one it is the national calendar."""
+        path = profile_path(slug, directory, ".days.toml")
         if not path.exists():
             return cls()
         days = validate(DaysFile, read_toml(path), str(path))

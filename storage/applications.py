@@ -413,9 +413,11 @@ async def _record_change(session: AsyncSession, application_id: int, status: App
     return Change(application_id, change.id, status)
 
 
-async def claim_notifications(session: AsyncSession, *, channels: Sequence[str], limit: int,
-                              now: dt.datetime, lease: dt.timedelta) -> list[Notification]:
-    """Messages due for these channels, earliest first, leased to this sender for ``lease``.
+async def claim_notifications(session: AsyncSession, *, channels: Sequence[tuple[int, str]],
+                              limit: int, now: dt.datetime, lease: dt.timedelta
+                              ) -> list[Notification]:
+    """Messages due for these (commune id, channel) pairs, earliest first, leased to this
+    sender for ``lease``.
 
     One indexed query (``ix_notification_due``); on PostgreSQL concurrent senders skip each
     other's rows (``SKIP LOCKED``). Each claim counts an attempt; a message whose sender dies
@@ -424,7 +426,8 @@ async def claim_notifications(session: AsyncSession, *, channels: Sequence[str],
     query = (select(Notification)
              .where(col(Notification.sent_at).is_(None),
                     col(Notification.next_attempt_at) <= now,
-                    col(Notification.channel).in_(channels))
+                    tuple_(col(Notification.commune_id), col(Notification.channel))
+                    .in_(list(channels)))
              .order_by(col(Notification.next_attempt_at), col(Notification.id)).limit(limit))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -469,35 +472,40 @@ async def reschedule(session: AsyncSession, due: dict[int, dt.datetime], *,
             [{"key": i, "due": at, "back": int(i in uncount)} for i, at in due.items()])
 
 
-async def unreachable_among(session: AsyncSession, channel: str, recipients: Collection[str]
-                            ) -> set[str]:
-    """Which of these recipients blocked the bot on ``channel``."""
+async def unreachable_among(session: AsyncSession, commune_id: int, channel: str,
+                            recipients: Collection[str]) -> set[str]:
+    """Which of these recipients blocked the commune's bot on ``channel``."""
     if not recipients:
         return set()
     return set((await session.exec(select(Unreachable.recipient).where(
-        col(Unreachable.channel) == channel,
+        col(Unreachable.commune_id) == commune_id, col(Unreachable.channel) == channel,
         col(Unreachable.recipient).in_(list(recipients))))).all())
 
 
-async def mark_unreachable(session: AsyncSession, *, channel: str, recipient: str,
-                           at: dt.datetime) -> int:
-    """Record that a recipient blocked the bot on a channel and close their pending messages
-    there as "unreachable"; returns how many were closed."""
-    if not await unreachable_among(session, channel, [recipient]):
-        session.add(Unreachable(channel=channel, recipient=recipient, since=at))
+async def mark_unreachable(session: AsyncSession, *, commune_id: int, channel: str,
+                           recipient: str, at: dt.datetime) -> int:
+    """Record that a recipient blocked the commune's bot on a channel and close the
+    commune's pending messages to them there as "unreachable"; returns how many were
+    closed."""
+    if not await unreachable_among(session, commune_id, channel, [recipient]):
+        session.add(Unreachable(commune_id=commune_id, channel=channel, recipient=recipient,
+                                since=at))
         await session.flush()
     result = await _core(session, update(Notification).where(
-        col(Notification.channel) == channel, col(Notification.recipient) == recipient,
+        col(Notification.commune_id) == commune_id, col(Notification.channel) == channel,
+        col(Notification.recipient) == recipient,
         col(Notification.sent_at).is_(None)).values(sent_at=at, outcome="unreachable"))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_reachable(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:
-    """These (channel, recipient) wrote to us again: they can be messaged again (one
+async def mark_reachable(session: AsyncSession, *, commune_id: int,
+                         keys: Collection[tuple[str, str]]) -> None:
+    """These (channel, recipient) wrote to the commune again: it can message them again (one
     statement on a table that is usually empty)."""
     if keys:
-        await _core(session, delete(Unreachable).where(tuple_(
-            col(Unreachable.channel), col(Unreachable.recipient)).in_(list(keys))))
+        await _core(session, delete(Unreachable).where(
+            col(Unreachable.commune_id) == commune_id, tuple_(
+                col(Unreachable.channel), col(Unreachable.recipient)).in_(list(keys))))
 
 
 async def expired_notifications(session: AsyncSession, *, commune_id: int, limit: int = 1000,

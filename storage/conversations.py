@@ -61,7 +61,8 @@ async def contacts(session: AsyncSession, *, commune_id: int,
         col(subscriber.channel) == col(Conversation.channel),
         col(subscriber.recipient) == col(Conversation.user_id),
         col(subscriber.withdrawn_at).is_(None))
-    unreachable = exists().where(and_(col(blocked.channel) == col(Conversation.channel),
+    unreachable = exists().where(and_(col(blocked.commune_id) == commune_id,
+                                      col(blocked.channel) == col(Conversation.channel),
                                       col(blocked.recipient) == col(Conversation.user_id)))
 
     async def load(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Contact]:

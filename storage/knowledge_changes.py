@@ -8,7 +8,7 @@ rebuilt. An undo only marks the change undone: the list stays the history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func
@@ -49,6 +49,13 @@ async def version(session: AsyncSession, *, commune_id: int) -> int:
     """The commune's knowledge version (0 before its first change)."""
     found = await session.get(KnowledgeVersion, commune_id)
     return found.version if found is not None else 0
+
+
+async def versions(session: AsyncSession, *, commune_ids: Collection[int]) -> dict[int, int]:
+    """The knowledge version of each of these communes that has made a change."""
+    found = await session.exec(select(KnowledgeVersion).where(
+        col(KnowledgeVersion.commune_id).in_(list(commune_ids))))
+    return {row.commune_id: row.version for row in found}
 
 
 async def _raise_version(session: AsyncSession, commune_id: int) -> int:

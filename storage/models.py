@@ -135,8 +135,11 @@ class Notification(SQLModel, table=True):
 
 
 class Unreachable(SQLModel, table=True):
-    """A recipient who blocked the bot on a channel: not messaged until they write again."""
+    """A recipient who blocked a commune's bot (its channel): not messaged by it until they
+    write to it again."""
 
+    commune_id: int = Field(sa_column=Column(Integer, ForeignKey("commune.id"),
+                                             primary_key=True))
     channel: str = Field(max_length=16, primary_key=True)
     recipient: str = Field(max_length=128, primary_key=True)
     since: dt.datetime = Field(default_factory=utcnow)
@@ -301,7 +304,7 @@ class StaffAccount(SQLModel, table=True):
     commune_id: int = _commune_fk()
     login: str = Field(max_length=64, unique=True)  # folded to lower case
     display_name: str = Field(max_length=200)
-    role: str = Field(max_length=16)  # "admin", "officer" (storage.staff.ROLES)
+    role: str = Field(max_length=16)  # "admin", "officer", "province" (storage.staff.ROLES)
     password_hash: str = Field(max_length=200)  # argon2id, with its parameters and salt
     disabled: bool = False
     # The staff member's own chat identities, linked later so chat commands share the roles.

@@ -22,10 +22,10 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditEntry, Commune, ConsoleSession, StaffAccount
+from storage.models import AuditEntry, ConsoleSession, StaffAccount
 
-Role = Literal["admin", "officer"]
-ROLES: tuple[Role, ...] = ("admin", "officer")
+Role = Literal["admin", "officer", "province"]
+ROLES: tuple[Role, ...] = ("admin", "officer", "province")
 LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" would be a cheap way to load the CPU
@@ -213,11 +213,6 @@ async def audit(session: AsyncSession, *, commune_id: int, actor: str, action: s
     """Record that ``actor`` did ``action`` to ``target`` in a commune."""
     session.add(AuditEntry(commune_id=commune_id, actor=actor[:120], action=action[:64],
                            target=target[:200], detail=detail, at=at))
-
-
-async def commune_id(session: AsyncSession, slug: str) -> int | None:
-    """The id of the commune with this slug, if this deployment serves it."""
-    return (await session.exec(select(Commune.id).where(Commune.slug == slug))).first()
 
 
 # Linking a staff member's Telegram account: the console shows a one-time code, the staff

@@ -5,23 +5,30 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.settings import CommuneSettings
+from bot.web import add_commune, create_app
 from handlers.applications import Office
 from knowledge.answer import Assistant
-from knowledge.loader import load_knowledge
+from knowledge.loader import load_commune, load_knowledge
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
 from storage.db import make_engine, make_sessions, session_scope, upgrade
 from tests.samples import CODE, T0, record
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dichvucong"
+# The second commune of a deployment under test: Xã Phúc Thọ, an operator's profile.
+PROFILES = Path(__file__).resolve().parent / "data" / "communes"
 # The PostgreSQL server the tests create throwaway databases on (.ci/run starts it).
 POSTGRES = os.environ.get("MOTCUA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
@@ -111,3 +118,25 @@ async def office(empty_office: Office) -> Office:
         await repo.upsert_applications(s, commune_id=empty_office.commune_id, actor="test",
                                        now=T0, records=[record(CODE)])
     return empty_office
+
+
+@pytest.fixture
+async def phuc_tho(office: Office) -> Office:
+    """Phúc Thọ's office (``tests/data/communes``) in Hát Môn's database, empty."""
+    profile = load_commune("phuc-tho", PROFILES)
+    async with session_scope(office.sessions) as s:
+        commune = await repo.ensure_commune(s, slug="phuc-tho", name=profile.name)
+    return Office(office.sessions, commune, replace(office.kb, commune=profile),
+                  WorkCalendar.for_commune("phuc-tho", PROFILES))
+
+
+def deployment(assistant: Assistant, *offices: Office, **options: Any) -> web.Application:
+    """The web application of a deployment serving these communes (the first also at the
+    root paths), as ``bot.app.serve`` builds it; ``options`` go to ``create_app``."""
+    app = create_app(assistant.for_commune(offices[0].kb.commune), offices[0], **options)
+    for other in offices[1:]:
+        commune = CommuneSettings(other.kb.commune.slug)
+        app.add_subapp(commune.path, add_commune(
+            app, assistant.for_commune(other.kb.commune), other, commune,
+            staff_channel=options.get("staff_channel", False)))
+    return app

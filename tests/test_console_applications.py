@@ -74,7 +74,7 @@ async def _status(office: Office, code: str) -> str:
 async def test_staff_find_applications_by_code_name_or_phone_and_filter_them(
         office: Office, browser: Callable[[], Browser]) -> None:
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     await _add(office, record(OTHER, applicant_name="Đặng Thị Ánh", phone="0987654321",
                               status=ApplicationStatus.PROCESSING,
                               due_at=T0 + dt.timedelta(days=365)))
@@ -210,7 +210,7 @@ async def test_import_preview_changes_nothing_until_confirmed(
 async def test_another_communes_application_is_out_of_reach(
         office: Office, browser: Callable[[], Browser]) -> None:
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     foreign = (await _add(office, record(FOREIGN), commune_id=other))[FOREIGN]
     chrome = await _signed_in(office, browser)
     assert (await chrome.get(f"/console/applications/{foreign}")).status == 404

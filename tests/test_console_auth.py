@@ -26,6 +26,7 @@ from storage import staff
 from storage.db import session_scope
 from storage.models import AuditEntry
 from storage.staff import Role
+from tests.conftest import deployment
 from tests.samples import T0, record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +69,11 @@ class Browser:
 
 
 @pytest.fixture
-async def client(assistant: Assistant, office: Office) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(assistant, office, settings=SETTINGS))) as c:
+async def client(assistant: Assistant, office: Office, phuc_tho: Office
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    """The console of a deployment serving Hát Môn and Phúc Thọ."""
+    async with TestClient(TestServer(deployment(assistant, office, phuc_tho,
+                                                settings=SETTINGS))) as c:
         yield c
 
 
@@ -230,21 +234,21 @@ async def test_pages_without_a_session_send_to_the_sign_in_page(
 async def test_staff_see_only_their_own_communes_figures_and_accounts(
         office: Office, browser: Callable[[], Browser]) -> None:
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
         await repo.upsert_applications(session, commune_id=other, actor="test", now=T0, records=[
-            record("SONTAY-0001", procedure_name="Thủ tục chỉ có ở Sơn Tây"),
-            record("SONTAY-0002", procedure_name="Thủ tục chỉ có ở Sơn Tây")])
+            record("PHUCTHO-0001", procedure_name="Thủ tục chỉ có ở Phúc Thọ"),
+            record("PHUCTHO-0002", procedure_name="Thủ tục chỉ có ở Phúc Thọ")])
     await add_account(office, "an", "admin")
     await add_account(office, "son", "admin", commune_id=other)
-    hat_mon, son_tay = browser(), browser()
+    hat_mon, neighbour = browser(), browser()
     assert (await hat_mon.sign_in("an")).status == 303
-    assert (await son_tay.sign_in("son")).status == 303
+    assert (await neighbour.sign_in("son")).status == 303
     mine = await (await hat_mon.get(NOVEMBER)).text()
-    theirs = await (await son_tay.get(NOVEMBER)).text()
-    assert re.search(r"<dt>Tiếp nhận</dt><dd>1</dd>", mine) and "Sơn Tây" not in mine
+    theirs = await (await neighbour.get(NOVEMBER)).text()
+    assert re.search(r"<dt>Tiếp nhận</dt><dd>1</dd>", mine) and "Phúc Thọ" not in mine
     assert re.search(r"<dt>Tiếp nhận</dt><dd>2</dd>", theirs)
     assert "Thủ tục đăng ký khai sinh" not in theirs
-    accounts = await (await son_tay.get("/console/staff")).text()
+    accounts = await (await neighbour.get("/console/staff")).text()
     assert "Cán bộ son" in accounts and "Cán bộ an" not in accounts
 
 

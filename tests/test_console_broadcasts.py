@@ -11,7 +11,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
-from bot.web import create_app
 from handlers.applications import Office
 from knowledge.answer import Assistant
 from knowledge.workdays import TZ
@@ -19,6 +18,7 @@ from storage import applications as repo
 from storage import broadcasts as broadcasts_repo
 from storage.db import session_scope
 from storage.models import Application, Broadcast, Notification
+from tests.conftest import deployment
 from tests.samples import CODE, T0
 from tests.test_console_auth import SETTINGS, Browser, add_account, audited
 from tests.test_console_auth import browser as browser  # the fixture, over this client
@@ -30,8 +30,10 @@ SUBSCRIBERS = [("telegram", "1001", "vi", "thon 3"), ("zalo", "z-2002", "vi", ""
 
 
 @pytest.fixture
-async def client(assistant: Assistant, office: Office) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(assistant, office, settings=SETTINGS))) as c:
+async def client(assistant: Assistant, office: Office, phuc_tho: Office
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(deployment(assistant, office, phuc_tho,
+                                                settings=SETTINGS))) as c:
         yield c
 
 
@@ -198,7 +200,7 @@ async def test_another_communes_announcement_is_not_reachable(
     chrome, token = await signed_in(office, browser)
     number = await compose(chrome, token)
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     stranger, theirs = await signed_in(office, browser, "son", commune_id=other)
     assert TEXT not in await (await stranger.get("/console/broadcasts")).text()
     assert (await stranger.get(f"/console/broadcasts/{number}")).status == 404

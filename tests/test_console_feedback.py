@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
-from bot.web import DIALOGUE, create_app
+from bot.web import DIALOGUE
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage, Reply
 from knowledge.answer import Assistant
@@ -21,6 +21,7 @@ from storage import applications as repo
 from storage import feedback as feedback_repo
 from storage.db import session_scope
 from storage.models import Feedback, Notification, Rating
+from tests.conftest import deployment
 from tests.test_console_auth import SETTINGS, Browser, add_account, audited
 from tests.test_console_auth import browser as browser  # the fixture, over this client
 
@@ -30,8 +31,9 @@ ANSWER = "Xã đã nhắc nhở cán bộ; bạn không phải nộp bản sao s
 
 
 @pytest.fixture
-async def client(assistant: Assistant, office: Office) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(assistant, office, settings=SETTINGS, staff_channel=True)
+async def client(assistant: Assistant, office: Office, phuc_tho: Office
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    app = deployment(assistant, office, phuc_tho, settings=SETTINGS, staff_channel=True)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -55,14 +57,14 @@ async def filed(client: TestClient[Any, Any], user: str = CITIZEN) -> str:
 
 
 async def elsewhere(office: Office) -> tuple[int, str]:
-    """Another commune (Sơn Tây) with a report of its own: its id and tracking number."""
+    """Another commune (Phúc Thọ) with a report of its own: its id and tracking number."""
     now = dt.datetime.now(dt.UTC)
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
         draft = await feedback_repo.start_draft(session, commune_id=other, channel="zalo",
                                                 recipient="zalo-1", lang="vi", at=now)
         draft.kind = "rude"
-        report = await feedback_repo.file(session, draft, description="Chuyện ở Sơn Tây",
+        report = await feedback_repo.file(session, draft, description="Chuyện ở Phúc Thọ",
                                           at=now, due_at=now + dt.timedelta(days=14))
         return other, feedback_repo.tracking_number(report)
 
@@ -236,12 +238,12 @@ async def test_the_overview_shows_this_communes_satisfaction_feedback_and_chart(
     html = await page.text()
     assert "4 lượt đánh giá, trung bình 3,8/5." in html
     assert re.search(r"<td>5/5</td><td class=\"num\">2</td>", html)
-    assert re.search(r"<td>2/5</td><td class=\"num\">0</td>", html)  # Sơn Tây's are not here
+    assert re.search(r"<td>2/5</td><td class=\"num\">0</td>", html)  # Phúc Thọ's are not here
     assert "Cán bộ an" in html and "Cán bộ son" not in html  # satisfaction by officer
     assert re.search(r"<dt>Phản ánh đã nhận</dt><dd>1</dd>", html)
     assert re.search(r"<td>Bị đòi thêm giấy tờ ngoài quy định</td><td class=\"num\">1</td>",
                      html)
-    assert "Thái độ cán bộ chưa đúng mực" not in html  # Sơn Tây's report
+    assert "Thái độ cán bộ chưa đúng mực" not in html  # Phúc Thọ's report
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html
     assert "Hồ sơ theo thời gian" in html
     assert "style=" not in html  # the CSP forbids inline styles

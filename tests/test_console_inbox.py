@@ -10,13 +10,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
-from bot.web import DIALOGUE, create_app
+from bot.web import DIALOGUE
 from handlers.applications import Office
 from handlers.conversation import Dialogue, IncomingMessage
 from knowledge.answer import Assistant
 from storage import applications as repo
 from storage.db import session_scope
 from storage.models import Conversation, Notification, Rating
+from tests.conftest import deployment
 from tests.test_console_auth import SETTINGS, Browser, add_account, audited
 from tests.test_console_auth import browser as browser  # the fixture, over this client
 
@@ -25,8 +26,9 @@ QUESTION = "Tôi nộp hồ sơ hôm thứ Hai mà chưa thấy ai gọi lại"
 
 
 @pytest.fixture
-async def client(assistant: Assistant, office: Office) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(assistant, office, settings=SETTINGS, staff_channel=True)
+async def client(assistant: Assistant, office: Office, phuc_tho: Office
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    app = deployment(assistant, office, phuc_tho, settings=SETTINGS, staff_channel=True)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -135,7 +137,7 @@ async def test_another_communes_conversation_is_not_reachable(
         client: TestClient[Any, Any], office: Office, browser: Callable[[], Browser]) -> None:
     number = await handed_over(client)
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     await add_account(office, "son", commune_id=other)
     chrome = browser()
     assert (await chrome.sign_in("son")).status == 303
@@ -144,7 +146,7 @@ async def test_another_communes_conversation_is_not_reachable(
     token = await chrome.csrf("/console/inbox")
     for action in ("reply", "give-back"):
         refused = await chrome.post(f"/console/inbox/{number}/{action}",
-                                    {"csrf": token, "key": "from-son-tay", "text": "Xin chào"})
+                                    {"csrf": token, "key": "from-phuc-tho", "text": "Xin chào"})
         assert refused.status == 404
     assert await to_citizen(office) == []
     async with office.sessions() as session:

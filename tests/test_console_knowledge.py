@@ -152,31 +152,31 @@ async def test_another_communes_changes_do_not_apply_here(
         office: Office, client: TestClient[Any, Any],
         browser: Callable[[], Browser]) -> None:
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     await add_account(office, "son", "officer", commune_id=other)
     await add_account(office, "an", "officer")
-    son_tay, hat_mon = browser(), browser()
-    assert (await son_tay.sign_in("son")).status == 303
+    neighbour, hat_mon = browser(), browser()
+    assert (await neighbour.sign_in("son")).status == 303
     assert (await hat_mon.sign_in("an")).status == 303
     await ask_chat(client, MISSED)  # a Hát Môn citizen's miss
     mine = await page(hat_mon)
     unanswered = re.search(r'name="unanswered" value="(\d+)"', mine)
     assert unanswered is not None
-    assert MISSED not in await page(son_tay)  # another commune's missed questions stay hidden
-    token = await son_tay.csrf("/console/knowledge")
-    stolen = await son_tay.post("/console/knowledge/alias", {
+    assert MISSED not in await page(neighbour)  # another commune's missed questions stay hidden
+    token = await neighbour.csrf("/console/knowledge")
+    stolen = await neighbour.post("/console/knowledge/alias", {
         "csrf": token, "unanswered": unanswered[1], "phrasing": MISSED,
         "target": BUILDING_PERMIT})
     assert stolen.status == 404
-    saved = await son_tay.post("/console/knowledge/alias", {
+    saved = await neighbour.post("/console/knowledge/alias", {
         "csrf": token, "phrasing": MISSED, "target": BUILDING_PERMIT})
     assert saved.status == 303
-    assert "(mã 1.013225)" in await page(son_tay, saved.headers["Location"])  # theirs
+    assert "(mã 1.013225)" in await page(neighbour, saved.headers["Location"])  # theirs
     assert (await ask_chat(client, MISSED))["intent"] == "decline"  # not Hát Môn's
     html = await page(hat_mon)
     assert "Chưa có thay đổi nào" in html and MISSED in html
     change = re.search(r'/console/knowledge/changes/(\d+)/undo',
-                       await page(son_tay))
+                       await page(neighbour))
     assert change is not None
     refused = await hat_mon.post(f"/console/knowledge/changes/{change[1]}/undo",
                                  {"csrf": await hat_mon.csrf("/console/knowledge")})
@@ -208,11 +208,11 @@ async def test_forms_need_a_session_and_the_csrf_token(
 
 async def test_missed_questions_most_asked_first_and_fixed_ones_left_out(office: Office) -> None:
     async with session_scope(office.sessions) as session:
-        other = await repo.ensure_commune(session, slug="son-tay", name="Phường Sơn Tây")
+        other = await repo.ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
         for commune, text in [(office.commune_id, "hỏi một lần"),
                               (office.commune_id, "hỏi hai lần"),
                               (office.commune_id, "Hỏi hai lần"),  # case aside, the same
-                              (office.commune_id, "đã sửa"), (other, "của Sơn Tây")]:
+                              (office.commune_id, "đã sửa"), (other, "của Phúc Thọ")]:
             await conversations_repo.record_unanswered(
                 session, commune_id=commune, channel="web", user_id="u", text=text)
         fixed = (await changes.missed(session, commune_id=office.commune_id,

@@ -13,13 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.settings import TelegramConfig
 from bot.telegram import add_telegram_routes, build_application
-from bot.web import DIALOGUE, create_app
+from bot.web import DIALOGUE
 from handlers import broadcasts
 from handlers.applications import Office
 from knowledge.answer import Assistant
 from storage import staff
 from storage.applications import ensure_commune
 from storage.db import session_scope
+from tests.conftest import deployment
 from tests.fakes.telegram import FakeTelegram, button_update, text_update
 from tests.test_console_auth import SETTINGS, Browser, add_account
 
@@ -70,13 +71,13 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(office: Office, assistant: Assistant) -> AsyncIterator[Rig]:
+async def rig(office: Office, phuc_tho: Office, assistant: Assistant) -> AsyncIterator[Rig]:
     fake = FakeTelegram(TOKEN)
     async with TestServer(fake.app()) as api:
         config = TelegramConfig(token=TOKEN, webhook_secret=SECRET,
                                 api_base_url=str(api.make_url("")).rstrip("/"),
                                 staff_chat_id=str(STAFF_CHAT))
-        app = create_app(assistant, office, settings=SETTINGS, staff_channel=True)
+        app = deployment(assistant, office, phuc_tho, settings=SETTINGS, staff_channel=True)
         application = build_application(config, app[DIALOGUE])
         add_telegram_routes(app, application, config)
         async with TestClient(TestServer(app)) as http:
@@ -142,13 +143,13 @@ async def test_linked_staff_speak_in_the_group_others_are_refused(rig: Rig) -> N
 async def test_unlinking_and_codes_of_another_commune(rig: Rig, office: Office) -> None:
     await add_account(office, "lan")
     async with session_scope(office.sessions) as session:
-        other = await ensure_commune(session, slug="xa-khac", name="Xã Khác")
+        other = await ensure_commune(session, slug="phuc-tho", name="Xã Phúc Thọ")
     await add_account(office, "son", commune_id=other)
     lan, son = Browser(rig.http), Browser(rig.http)
     try:
         await lan.sign_in("lan")
         await son.sign_in("son")
-        # This bot is Hát Môn's: a code from another commune's console links nothing here.
+        # This bot is Hát Môn's: a code from Phúc Thọ's console links nothing here.
         assert "Mã này không đúng" in await rig.private(MINH, f"/lienket {await link_code(son)}")
         assert "thay mặt" in await rig.private(LAN, f"/lienket {await link_code(lan)}")
         token = await lan.csrf("/console/me")

@@ -217,7 +217,7 @@ async def test_replies_of_an_update_handled_before_a_crash_are_sent_after_it(
     # The update was committed, then the process died before sendMessage: a new process's
     # outbox sends the reply once the lease has run out; Telegram's redelivery adds nothing.
     crashed = Dialogue(assistant, office)
-    message = IncomingMessage("telegram", "522", text="/start", event_id="30")
+    message = IncomingMessage("telegram", "522", text="/start", event_id="123456:30")  # bot:update
     assert (await crashed.handle(message))[0].text.startswith("Xin chào!")
     assert await rig.post(text_update(30, 522, "/start")) == 200
     assert rig.fake.delivered(522) == []

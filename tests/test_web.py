@@ -36,13 +36,15 @@ async def client(assistant: Assistant, office: Office
 class Chat:
     """One browser's web chat: sends messages with the session the server gave it."""
 
-    def __init__(self, client: TestClient[object, object]) -> None:
+    def __init__(self, client: TestClient[object, object], commune: str = "") -> None:
         self.client = client
         self.session = ""
+        self.prefix = f"/c/{commune}" if commune else ""  # a commune's own chat
 
     async def send(self, **body: str) -> dict[str, Any]:
         headers = {SESSION_HEADER: self.session} if self.session else {}
-        response = await self.client.post("/api/chat", json=body, headers=headers)
+        response = await self.client.post(f"{self.prefix}/api/chat", json=body,
+                                          headers=headers)
         assert response.status == 200, response.status
         answer: dict[str, Any] = await response.json()
         self.session = answer.get("session", self.session)

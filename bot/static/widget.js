@@ -1,13 +1,16 @@
 "use strict";
 // The assistant on a commune's website:
 //   <script src="https://HOST/static/widget.js" defer></script>
-// adds a floating "Hỏi trợ lý" button that opens the web chat of HOST in a dialog.
+// adds a floating "Hỏi trợ lý" button that opens the web chat of HOST in a dialog; with
+// data-commune="SLUG" on the tag, that commune's chat (HOST/c/SLUG/) when HOST serves several.
 (function () {
   const script = document.currentScript ||
     document.querySelector('script[src*="/static/widget.js"]');
   if (!script || window.motcuaWidget) return;
   window.motcuaWidget = true;
-  const chatUrl = new URL("../", script.src).href;  // .../static/widget.js → .../
+  const commune = (script.dataset.commune || "").match(/^[a-z0-9-]+$/);
+  // .../static/widget.js → .../ (or .../c/SLUG/)
+  const chatUrl = new URL(commune ? `../c/${commune[0]}/` : "../", script.src).href;
   const chatOrigin = new URL(chatUrl).origin;
 
   const CSS = `

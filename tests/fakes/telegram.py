@@ -173,6 +173,20 @@ def _error(status: int, description: str) -> web.Response:
                              status=status)
 
 
+def bot_api(*bots: FakeTelegram) -> web.Application:
+    """One Bot API server for several bots, as Telegram is: a request goes to the bot its
+    token names."""
+    by_token = {bot.token: bot for bot in bots}
+
+    async def method(request: web.Request) -> web.Response:
+        bot = by_token.get(request.match_info["token"])
+        return await bot._method(request) if bot else _error(401, "Unauthorized")
+
+    app = web.Application()
+    app.router.add_post(r"/bot{token}/{method}", method)
+    return app
+
+
 def text_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
     """A private text message as Telegram posts it to a webhook."""
     user = {"id": chat_id, "is_bot": False, "first_name": "Lan", "language_code": "vi"}
