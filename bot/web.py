@@ -53,6 +53,8 @@ SESSION_HEADER = "X-Chat-Session"
 # volume (the platform would retry, or give up on the bot); Zalo's reads its body itself.
 UNLIMITED_PREFIX = "/webhook/"
 STREAMED_BODIES = frozenset({"/webhook/zalo", "/console/applications/import"})
+
+
 def commune_app(request: web.Request) -> web.Application:
     """The application of the commune the request is for (also inside the middlewares,
     which run in the root application)."""
