@@ -172,8 +172,8 @@ async def serve(settings: Settings, kb: KnowledgeBase, *,
         site = web.TCPSite(runner, settings.host, settings.port) if listener is None \
             else web.SockSite(runner, listener)
         await site.start()
-        log.info("web chat on http://%s:%d/ (%d communes)", settings.host, settings.port,
-                 len(offices))
+        log.info("web chat on http://%s:%d/ for %s", settings.host, settings.port,
+                 ", ".join(office.kb.commune.name for office in offices))
         outbox = asyncio.create_task(server.outbox.run_forever())
         scheduler = jobs.Scheduler(offices[0], server.jobs)
         scheduler.start()
