@@ -269,6 +269,13 @@ class Assistant:
         if kind == "none" and len(text.split()) >= STORY_WORDS and ranked and (
                 not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
+        if context in self.kb.procedures and kind == "clarify":
+            # "nếu người mất là người nước ngoài thì sao" after death registration: of the
+            # choices, the special case of the procedure at hand
+            variant = next((c for c in ranked[:top] if c.code in self.matcher.variants_of(
+                context)), None)
+            if variant is not None:
+                ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
         if context in self.kb.procedures:
             follow_up = self._in_context(question, analysis, kind, context, t)
             if follow_up is not None:

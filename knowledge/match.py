@@ -715,6 +715,12 @@ class Matcher:
             return replace(analysis, aspects=detect_aspects(rest.strip()))
         return analysis
 
+    def variants_of(self, code: str) -> frozenset[str]:
+        """The special variants of a common procedure, however special ("khai tử có yếu tố
+        nước ngoài" of "khai tử")."""
+        found = {special for _, special in self._commons.get(code, ())}
+        return frozenset(found.union(*(self.variants_of(c) for c in found)))
+
     def _special(self, code: str, named: dict[int, bool]) -> str:
         """The most special variant of ``code`` whose cases the question names first."""
         for i, special in self._commons.get(code, ()):

@@ -347,3 +347,12 @@ def test_the_official_term_for_processing_time_asks_the_time(assistant: Assistan
     answer = assistant.ask("thoi han giai quyet ho so dang ky tam tru")
     assert answer.kind == "procedure" and answer.code == "1.004194" and answer.faq is None
     assert answer.answer.startswith("Thời gian giải quyết")
+
+
+def test_a_follow_up_naming_a_special_case_gets_that_variant_of_the_topic(
+        assistant: Assistant) -> None:
+    # Foreign death and foreign birth fit alike; after death registration, it is the former.
+    answer = assistant.ask("nếu người mất là người nước ngoài thì làm thế nào",
+                           context="1.000656")
+    assert (answer.kind, answer.code) == ("procedure", "1.001766")
+    assert assistant.ask("nếu người mất là người nước ngoài thì làm thế nào").kind == "clarify"
