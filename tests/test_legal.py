@@ -230,3 +230,14 @@ def test_whether_one_must_or_may_apply_is_answered_with_the_article(
     answer = assistant.ask(question)
     assert answer.kind == "procedure" and answer.aspects[0].value == "eligibility"
     assert has_fact(answer.answer, fact) and cites(answer.answer, "26/2023/QH15", "Điều 19")
+
+
+@pytest.mark.parametrize(("question", "fact", "citation"), [
+    ("đăng ký tạm trú cần điều kiện gì", "30 ngày", ("68/2020/QH14", "Điều 27")),
+    ("lam giay khai sinh can dieu kien gi", "60 ngày", ("60/2014/QH13", "Điều 15")),
+])
+def test_a_procedures_conditions_cite_the_law_that_sets_them(
+        assistant: Assistant, question: str, fact: str, citation: tuple[str, str]) -> None:
+    answer = assistant.ask(question)
+    assert answer.aspects and answer.aspects[0].value == "eligibility"
+    assert has_fact(answer.answer, fact) and cites(answer.answer, *citation)
