@@ -90,24 +90,27 @@ class Pace:
     _next_slot: float = field(default=0.0, repr=False)  # loop time of the next free send
     _recipients: dict[str, dt.datetime] = field(default_factory=dict, repr=False)
 
-    async def take(self) -> None:
-        """Wait for this channel's next free slot. Slots left idle in the last ``BURST``
-        seconds (while a batch was being claimed) may still be used: never more than ``rate``
-        on average, at most a fifth more within one second."""
-        if self.within is not None:
-            await self.within.take()
+    async def take(self) -> float:
+        """Wait for this channel's next free slot; the seconds waited. Slots left idle in the
+        last ``BURST`` seconds (while a batch was being claimed) may still be used: never more
+        than ``rate`` on average, at most a fifth more within one second."""
+        waited = await self.within.take() if self.within is not None else 0.0
         if self.rate <= 0:
-            return
+            return waited
         now = time.monotonic()
         slot = max(now - BURST, self._next_slot)
         self._next_slot = slot + max(self.processes, 1) / self.rate
         if slot > now:
             await asyncio.sleep(slot - now)
+            waited += slot - now
+        return waited
 
     async def reserve(self, key: str, now: dt.datetime) -> dt.datetime | None:
         """Wait for this channel's next free slot and count a message to ``key`` (see
         ``key``); None. With shared slots another process may have messaged ``key`` since
         ``now``: then nothing is counted, and the time ``key`` is free again is returned."""
+        # Times are the dispatcher's clock (``now``) moved on by the waits for a slot, never
+        # the wall clock: a batch claimed at ``now`` is paced from ``now``.
         shared = self.shared
         if shared is not None and shared.up:
             try:
@@ -117,13 +120,13 @@ class Pace:
                 shared.failed(exc)
             else:
                 if not reserved:
-                    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+                    return now + dt.timedelta(seconds=wait)
                 if wait > 0:
                     await asyncio.sleep(wait)
-                self.sent(key, now)
+                self.sent(key, now + dt.timedelta(seconds=max(wait, 0.0)))
                 return None
-        await self.take()
-        self.sent(key, now)
+        waited = await self.take()
+        self.sent(key, now + dt.timedelta(seconds=waited))
         return None
 
     async def throttled(self, key: str, seconds: float, *, everyone: bool,
@@ -168,11 +171,11 @@ class Pace:
             self._recipients[key] = now + self._gap()
         return at
 
-    def sent(self, key: str, now: dt.datetime) -> None:
-        """A message to ``key`` leaves now: the next one waits a full interval from here (the
-        batch may have waited for its slots since ``now``)."""
+    def sent(self, key: str, at: dt.datetime) -> None:
+        """A message to ``key`` leaves at ``at``: the next one waits a full interval from
+        there."""
         if self.per_recipient > 0:
-            self._recipients[key] = max(now, dt.datetime.now(dt.UTC)) + self._gap()
+            self._recipients[key] = at + self._gap()
 
     def _gap(self) -> dt.timedelta:
         """Between two messages to one recipient from this process. The one chat (the staff
