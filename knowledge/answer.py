@@ -55,6 +55,8 @@ RATIO = 0.92
 WHO_RULES = frozenset({"duty", "age"})  # rule kinds answered by who may or must apply
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
 STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
+STORY_DIRECT = 0.27  # a story's best procedure this good, well ahead of the next, is answered
+STORY_LEAD = 0.75  # … when the runner-up scores at most this share of it
 MAX_QUESTION_CHARS = 500
 
 Describe = Callable[[Method, Text], tuple[str, str, str]]  # value, note, legal rule
@@ -269,6 +271,8 @@ class Assistant:
         if kind == "none" and len(text.split()) >= STORY_WORDS and ranked and (
                 not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
+        if kind == "clarify" and len(text.split()) >= STORY_WORDS and _clear_lead(ranked):
+            kind = "procedure"  # a story's many other words lower every score alike
         if context in self.kb.procedures and kind == "clarify":
             # "nếu người mất là người nước ngoài thì sao" after death registration: of the
             # choices, the special case of the procedure at hand
@@ -721,6 +725,14 @@ class Assistant:
             return t("the source lists none.")
         return "\n".join(f"- {d.title} {d.number}".replace("-  ", "- ")
                          for d in proc.legal_basis)
+
+
+def _clear_lead(ranked: Sequence[Candidate]) -> bool:
+    """The best candidate is a procedure of ours, good enough and well ahead of the next."""
+    if not ranked or ranked[0].outside or ranked[0].rule or ranked[0].score < STORY_DIRECT:
+        return False
+    runner_up = ranked[1].score if len(ranked) > 1 else 0.0
+    return runner_up <= STORY_LEAD * ranked[0].score
 
 
 def _with_basis(note: str, basis: str) -> str:
