@@ -277,10 +277,10 @@ def facts(assistant: Assistant, code: str, lang: Lang = DEFAULT_LANG) -> Facts:
         documents_label=sections[Aspect.DOCUMENTS][0],
         documents=sections[Aspect.DOCUMENTS][1].split("\n"),
         fee_label=sections[Aspect.FEE][0],
-        fee=Assistant.per_method(proc, assistant.fee_text, t, notes=False),
+        fee=Assistant.per_method(proc, assistant.fee_text, t, notes=0),
         fee_notes=assistant.notes_of(proc, assistant.fee_text, t),
         time_label=sections[Aspect.TIME][0],
-        time=Assistant.per_method(proc, assistant.time_text, t, notes=False),
+        time=Assistant.per_method(proc, assistant.time_text, t, notes=0),
         time_notes=assistant.notes_of(proc, assistant.time_text, t),
         source=assistant.source_line(proc, t),
     )

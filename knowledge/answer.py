@@ -92,10 +92,12 @@ class Match:
 
 
 FULL = "full"  # offered beside the aspects: the whole card
+SHORT_NOTE_CHARS = 300  # a short reply's fee or time note is cut here, the rest one tap away
 SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
 STORY_CASE_WORDS = 12  # a question this long tells of a case
+_ABOUT_PORTAL = re.compile(r"\b(?:[Cc]ổng|[Pp]ortal)\b")  # a note's sentence on the source's fields
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
@@ -533,6 +535,9 @@ class Assistant:
             label, body = sections[aspect]
             if aspect is Aspect.DOCUMENTS:
                 body = _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
+            elif aspect in (Aspect.FEE, Aspect.TIME):
+                describe = self.fee_text if aspect is Aspect.FEE else self.time_text
+                body = self.per_method(proc, describe, t, notes=SHORT_NOTE_CHARS)
             head = t("{aspect} — {title}", aspect=label, title=self._title(proc, t)) if i == 0 \
                 else label
             blocks.append(_block(head, body))
@@ -559,7 +564,7 @@ class Assistant:
             label, _ = sections[aspect]
             # the value alone: its notes are one tap away
             body = self._where(proc, t, links=False) if aspect is Aspect.WHERE else \
-                self.per_method(proc, values[aspect], t, notes=False)
+                self.per_method(proc, values[aspect], t, notes=0)
             if "\n" not in body:
                 lines.append(f"• {label}: {body}")
             else:
@@ -657,16 +662,20 @@ class Assistant:
         return text, note, basis
 
     @staticmethod
-    def per_method(proc: Procedure, describe: Describe, t: Text, *, notes: bool = True) -> str:
+    def per_method(proc: Procedure, describe: Describe, t: Text, *,
+                   notes: int | None = None) -> str:
         """One line when every submission method has the same value, else one per method;
-        each note's sentences and each legal rule said once (``notes``)."""
+        each note's sentences and each legal rule said once. ``notes``: at most this many
+        characters of each note, its legal rule always kept (0: the values alone)."""
         described = [describe(m, t) for m in proc.methods]
+        if notes is not None:
+            described = [(value, _brief(note, notes), basis) for value, note, basis in described]
         if len({value for value, _, _ in described}) == 1:
             said = _with_basis(*_shared_notes(described))
-            return described[0][0] + (f" ({said})" if notes and said else "")
+            return described[0][0] + (f" ({said})" if notes != 0 and said else "")
         lines, cited = [], set()
         for m, (value, note, basis) in zip(proc.methods, described, strict=True):
-            said = _with_basis(note, "" if basis in cited else basis) if notes else ""
+            said = _with_basis(note, "" if basis in cited else basis) if notes != 0 else ""
             cited.add(basis)
             lines.append(f"- {t(CHANNEL_LABELS[m.channel])}: {value}"
                          + (f" ({said})" if said else ""))
@@ -733,6 +742,20 @@ def _clear_lead(ranked: Sequence[Candidate]) -> bool:
         return False
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
     return runner_up <= STORY_LEAD * ranked[0].score
+
+
+def _brief(note: str, limit: int) -> str:
+    """A note's first sentence, and the next ones within ``limit`` characters, leaving out
+    what it says about the portal's own fields (the full card keeps them); "…" where more
+    was left out."""
+    sentences = [s for s in _SENTENCE_END.split(note) if not _ABOUT_PORTAL.search(s)]
+    kept: list[str] = []
+    for sentence in sentences:
+        if kept and len(" ".join([*kept, sentence])) > limit:
+            break
+        kept.append(sentence)
+    brief = " ".join(kept)
+    return brief if len(kept) == len(sentences) else brief.rstrip(" .") + " …"
 
 
 def _with_basis(note: str, basis: str) -> str:

@@ -36,6 +36,7 @@ class Question:
 
 
 _Row = TypeVar("_Row")
+SEVERAL = "several"  # replies to questions asking several aspects at once, measured apart
 
 
 def _read_rows(path: Path, make: Callable[[dict[str, Any]], _Row]) -> list[_Row]:
@@ -130,13 +131,15 @@ def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, A
         confused[label] = confused.get(label, 0) + 1
         failures.append({"q": q.q, "expected": list(q.codes), "kind": answer.kind, "got": got})
     declined = sum(answers[id(q)].kind == "none" for q in out_scope)
-    shapes: dict[str, list[tuple[int, int]]] = defaultdict(list)  # aspect → (length, position)
+    # aspect → (length, position); questions asking several aspects at once apart ("several")
+    shapes: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for q in in_scope:
         answer = answers[id(q)]
         if answer.kind == "procedure" and answer.aspects and not answer.faq and answer.code:
             label = assistant.aspect_label(answer.code, answer.aspects[0], answer.lang)
-            shapes[answer.aspects[0].value].append((len(answer.answer),
-                                                    answer.answer.find(label)))
+            key = answer.aspects[0].value if len(answer.aspects) == 1 else SEVERAL
+            shapes[key].append((len(answer.answer), answer.answer.find(label)))
+    single = [p for aspect, ps in shapes.items() if aspect != SEVERAL for p in ps]
     return {
         "questions": len(questions),
         "in_scope": len(in_scope),
@@ -154,8 +157,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question]) -> dict[str, A
             "median_chars": statistics.median(n for n, _ in pairs),
             "median_position": statistics.median(p for _, p in pairs),
             "position_over_200": sum(p > 200 or p < 0 for _, p in pairs),
-        } for aspect, pairs in sorted({**shapes, "all": [p for ps in shapes.values() for p in ps]}
-                                      .items()) if pairs},
+        } for aspect, pairs in sorted({**shapes, "all": single}.items()) if pairs},
         "baselines": _baselines(assistant, in_scope),
         "per_procedure": dict(sorted(per_procedure.items())),
         "failures": failures,
@@ -192,7 +194,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append("  by style (direct correct %): " + ", ".join(
             f"{k} {v}" for k, v in r["by_style"].items()))
         lines.append("  aspect replies (chars median, position of the aspect median, "
-                     "position > 200):")
+                     "position > 200; all = questions asking one aspect):")
         for aspect, shape in r["aspect_replies"].items():
             lines.append(f"    {aspect:<12} n={shape['n']:<4} {shape['median_chars']:>6} chars, "
                          f"at {shape['median_position']}, {shape['position_over_200']} late")

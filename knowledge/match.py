@@ -266,9 +266,11 @@ def written_language(text: str) -> str | None:
 
 
 # "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money; "tiện hỏi", "thuận tiện",
-# "tiến độ" fold to the same letters as "tiền" but are not money either.
+# "tiến độ" fold to the same letters as "tiền" but are not money either; "người đã có giấy
+# tờ" tells who applies, not which papers are asked.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
-                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )")
+                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )"
+                         r"|(?<= da co) giay to(?= )")
 
 
 # A question ending in "… không?", "… chưa?": yes or no, as a rule answers.

@@ -29,6 +29,18 @@ def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:
     assert len(answer.answer) <= 500
 
 
+def test_a_fee_note_is_cut_short_but_keeps_its_citation(assistant: Assistant) -> None:
+    answer = assistant.ask("khai sinh quá hạn cho người lớn đã có giấy tờ thì lệ phí bao nhiêu")
+    assert answer.code == "1.004772"
+    assert answer.answer.startswith("Lệ phí — Khai sinh cho người đã có giấy tờ (mã 1.004772): "
+                                    "Do Hội đồng nhân dân tỉnh quy định")
+    assert "Miễn lệ phí cho người thuộc gia đình có công" in answer.answer
+    assert "Điều 11 khoản 1 Luật Hộ tịch 60/2014/QH13" in answer.answer
+    assert "ô phí trên Cổng" not in answer.answer and len(answer.answer) <= 650  # was 929
+    # The whole note, with what the portal's own field says, stays one tap away.
+    assert "ô phí trên Cổng" in assistant.card(assistant.kb.procedures["1.004772"], Text("vi"))
+
+
 def test_several_aspects_are_answered_in_the_order_asked(assistant: Assistant) -> None:
     answer = assistant.ask("đăng ký thường trú bao lâu, bao nhiêu tiền")
     assert answer.code == "1.004222"

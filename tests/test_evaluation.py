@@ -73,6 +73,20 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout9", 92.0, 3.0, 92.0)])
 
 
+@pytest.mark.parametrize("path", sorted(DATA.glob("questions_*.jsonl")), ids=lambda p: p.stem)
+def test_aspect_replies_are_short_and_lead_with_the_aspect(assistant: Assistant,
+                                                            path: Path) -> None:
+    assert_short(assistant, path)
+
+
+def assert_short(assistant: Assistant, path: Path) -> None:
+    """Replies to questions asking one aspect: median at most 500 characters, the aspect
+    within the first 200."""
+    shape = evaluate(assistant, read_questions(path))["aspect_replies"]["all"]
+    assert shape["median_chars"] <= 500, path.stem
+    assert shape["position_over_200"] == 0, path.stem
+
+
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
     """Each set answered directly at least, wrong at most, off-topic declined at least."""
     for name, direct, wrong, declined in levels:
@@ -175,6 +189,8 @@ def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
                             ("catalog_heldout", 85.0, 3.0, 85.0),
                             ("catalog_heldout2", 86.0, 5.0, 90.0),
                             ("catalog_heldout3", 67.0, 13.0, 100.0)])
+    for path in sorted(DATA.glob("catalog_*.jsonl")):
+        assert_short(catalog, path)
 
 
 # --- legal questions ----------------------------------------------------------------------
