@@ -275,6 +275,10 @@ class Assistant:
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
         if kind == "clarify" and len(text.split()) >= STORY_WORDS and _clear_lead(ranked):
             kind = "procedure"  # a story's many other words lower every score alike
+        if kind == "none" and ranked and ranked[0].rule and ranked[0].score >= self.floor and (
+                analysis.rules or analysis.yes_no) and len(text.split()) >= STORY_CASE_WORDS:
+            # a case told at length, asking what the law says, that a rule matches well
+            kind = "procedure"
         if context in self.kb.procedures and kind == "clarify":
             # "nếu người mất là người nước ngoài thì sao" after death registration: of the
             # choices, the special case of the procedure at hand

@@ -215,6 +215,7 @@ class Analysis:
     family: tuple[str, ...] = ()  # procedures to ask back among ("giấy phép xây dựng")
     elsewhere: bool = False  # about something else that shares a word ("bài hát Giấy khai sinh")
     rules: frozenset[str] = frozenset()  # the kinds of rule it asks for ("thời hạn": deadline)
+    yes_no: bool = False  # asked as a yes-or-no question ("… có được không")
 
 
 _ENGLISH = frozenset(
@@ -633,9 +634,10 @@ class Matcher:
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         cues = self.words.rule_cues_in(asked)
+        yes_no = _YES_NO.search(fold(question)) is not None
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
-                            elsewhere=self.words.elsewhere(asked), rules=cues)
+                            elsewhere=self.words.elsewhere(asked), rules=cues, yes_no=yes_no)
         if not content and not any("_" in t and not detect_aspects(t.replace("_", " "))
                                    for t in query):
             # only question words ("còn phí?"), unless a known pair that asks no aspect
@@ -696,7 +698,6 @@ class Matcher:
         # unless the question asks the law (no aspect), names no procedure clearly and is
         # asked clearly better as the entry ("sổ hộ khẩu còn dùng được không" is no
         # registration).
-        yes_no = _YES_NO.search(fold(question)) is not None
         leader = next((c for c in scored if c.key == c.code and not c.rule), None)
         loose = leader is not None and not aspects and (yes_no or bool(cues)) and (
             not leader.outside and SAME_FIELD <= leader.score < CLEAR)
