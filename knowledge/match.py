@@ -100,8 +100,6 @@ QUESTION_PHRASES = sorted(
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
     hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve
     uy ban nhan dan|uy ban
-    lam online|nop online|online|nop truc tuyen|lam truc tuyen|truc tuyen|tren dich vu cong
-    qua dich vu cong|qua mang|tren mang
     how much|how long|what do i need|where do i|where can i|how do i|how can i
     """.replace("\n", "|").split("|") if p.strip()),
     key=len, reverse=True,
