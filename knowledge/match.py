@@ -408,13 +408,15 @@ class Asked:
 
     @classmethod
     def of(cls, question: str) -> Asked:
-        # An age typed as a number is also said as the age group of the identity card.
-        question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
-                            question)
         written = _WRITTEN.findall(question.lower())
         marked = sum(bool(_VIETNAMESE_ONLY.search(w)) for w in written) >= MARKED_SHARE * max(
             len(written), 1)
-        return cls(f" {' '.join(written if marked else _words(question))} ", marked)
+        question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m[0].lower()], question)
+        # An age typed as a number is also said as the age group of the identity card.
+        question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
+                            question)
+        text = _WRITTEN.findall(question.lower()) if marked else _words(question)
+        return cls(f" {' '.join(text)} ", marked)
 
 
 def found(wording: Wording, asked: Asked) -> bool:
@@ -434,6 +436,12 @@ def said(wordings: Iterable[Wording], asked: Asked) -> bool:
 
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
+# Chat shorthand spelled out before listed phrases are looked for ("bn tuổi" asks an age).
+_SHORTHAND = {"bn": "bao nhiêu", "ko": "không", "k": "không", "kg": "không", "khum": "không",
+              "hok": "không", "đc": "được", "dc": "được", "j": "gì", "ntn": "như thế nào",
+              "hs": "hồ sơ", "đk": "đăng ký", "dk": "đăng ký", "đky": "đăng ký",
+              "dky": "đăng ký", "cc": "căn cước", "ck": "chồng", "vk": "vợ"}
+_SHORTHAND_WORD = re.compile(r"\b(?:" + "|".join(_SHORTHAND) + r")\b", re.IGNORECASE)
 _PROCESSING_TIME = re.compile(r" (?:thời hạn|thoi han) (?:giải quyết|giai quyet) ")
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 

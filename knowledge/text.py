@@ -134,7 +134,9 @@ _CONTEXT: dict[tuple[str, str], str] = {
 # Short forms read by the next word: "ct bản sao" is chứng thực, "ct xã" is chủ tịch.
 _BEFORE: dict[tuple[str, str], str] = {
     **{("ct", nxt): "chung thuc" for nxt in ("ban", "chu", "hd", "hop", "giay", "van", "di")},
+    **{("ca", nxt): "cong an" for nxt in ("xa", "phuong", "huyen", "tinh")},  # "CA xã"
 }
+_AGE = re.compile(r"(\d{1,3})t")  # "14t": 14 tuổi
 
 # "người Nhật", "chồng Hàn": a nationality after a person means a foreign element. Bare words
 # are not expanded ("nhất", "hạn" fold to the same letters).
@@ -185,8 +187,9 @@ def expand(tokens: Iterable[str]) -> list[str]:
     for i, token in enumerate(tokens):
         previous = out[-1] if out else ""
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        age = _AGE.fullmatch(token)
         replacement = (_CONTEXT.get((previous, token)) or _BEFORE.get((token, following))
-                       or ABBREVIATIONS.get(token))
+                       or ABBREVIATIONS.get(token) or (f"{age[1]} tuoi" if age else None))
         out.extend((replacement or token).split())
         if previous in _PEOPLE and token in NATIONALITIES:
             out.extend(("nuoc", "ngoai"))

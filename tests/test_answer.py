@@ -321,6 +321,13 @@ def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
     assert answer.answer.startswith("Công dân từ đủ 14 tuổi trở lên bắt buộc làm thẻ căn cước")
 
 
+def test_a_rule_asked_in_shorthand_is_the_rule(assistant: Assistant) -> None:
+    # "bn tuổi" asks an age just as "bao nhiêu tuổi" does.
+    for question in ("con e làm cc hồi 15t, tới bn tuổi thì phải đi đổi thẻ",
+                     "cc lam luc 14t thi den bn tuoi phai doi"):
+        assert assistant.ask(question).faq == "doi-the-can-cuoc-theo-tuoi", question
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]

@@ -32,6 +32,12 @@ def test_domain_abbreviations_expand() -> None:
     assert tokenize("đk hkd") == ["dang", "ky", "ho", "kinh", "doanh"]
     assert tokenize("giấy xn cư trú, hs gồm gì") == ["giay", "xac", "nhan", "cu", "tru", "ho",
                                                     "so", "gom", "gi"]
+    assert tokenize("con 14t") == ["con", "14", "tuoi"]
+
+
+def test_ca_is_the_police_only_before_a_unit() -> None:
+    assert tokenize("CA xã cập nhật") == ["cong", "an", "xa", "cap", "nhat"]
+    assert tokenize("ca sĩ") == ["ca", "si"]
 
 
 def test_context_rules_decide_ambiguous_short_forms() -> None:
