@@ -324,7 +324,7 @@ def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
 def test_a_rule_asked_in_shorthand_is_the_rule(assistant: Assistant) -> None:
     # "bn tuổi" asks an age just as "bao nhiêu tuổi" does.
     for question in ("con e làm cc hồi 15t, tới bn tuổi thì phải đi đổi thẻ",
-                     "cc lam luc 14t thi den bn tuoi phai doi"):
+                     "the cc lam nam 14t thi toi bn tuoi phai doi"):
         assert assistant.ask(question).faq == "doi-the-can-cuoc-theo-tuoi", question
 
 
