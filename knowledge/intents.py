@@ -61,10 +61,17 @@ _PRIORITY = {intent: i for i, intent in enumerate(Intent)}
 _STRETCHED = re.compile(r"(\w)\1{2,}")
 
 
+# The chat shorthand read the same in messages and phrases ("hs của e" is "hồ sơ của em");
+# other short forms are matched as typed.
+_SHORTHAND = {"hs": "ho so", "e": "em", "ko": "khong", "k": "khong", "kg": "khong",
+              "dc": "duoc", "mk": "minh", "mik": "minh"}
+
+
 def words(text: str) -> list[str]:
-    """Folded words of ``text`` (no abbreviation expansion: phrases are matched as typed), a
-    letter held down counted once ("hellooo", "alooo")."""
-    return _WORD.findall(_STRETCHED.sub(r"\1", fold(text)))
+    """Folded words of ``text``, a letter held down counted once ("hellooo", "alooo"), the
+    common chat shorthand spelled out."""
+    return [w for word in _WORD.findall(_STRETCHED.sub(r"\1", fold(text)))
+            for w in _SHORTHAND.get(word, word).split()]
 
 
 @dataclass(frozen=True)

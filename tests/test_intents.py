@@ -45,6 +45,12 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("tra thêm hồ sơ khác", Intent.LOOKUP),
     ("bạn là người thật hay máy vậy", Intent.ABOUT),
     ("cho tôi nói chuyện trực tiếp với cán bộ", Intent.STAFF),
+    # Chat shorthand reads as in full: "hs của e" is "hồ sơ của em".
+    ("hs của e xong chưa vậy", Intent.LOOKUP),
+    ("nhờ ad check giúp e cái hồ sơ", Intent.LOOKUP),
+    ("trợ lý giúp gì được cho e", Intent.ABOUT),
+    ("giờ có cán bộ nào trực ko ạ", Intent.STAFF),
+    ("nối máy cho tôi với tổng đài viên", Intent.STAFF),
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent
