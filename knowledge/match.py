@@ -442,7 +442,10 @@ _SHORTHAND = {"bn": "bao nhiêu", "ko": "không", "k": "không", "kg": "không",
               "hs": "hồ sơ", "đk": "đăng ký", "dk": "đăng ký", "đky": "đăng ký",
               "dky": "đăng ký", "cc": "căn cước", "ck": "chồng", "vk": "vợ"}
 _SHORTHAND_WORD = re.compile(r"\b(?:" + "|".join(_SHORTHAND) + r")\b", re.IGNORECASE)
-_PROCESSING_TIME = re.compile(r" (?:thời hạn|thoi han) (?:giải quyết|giai quyet) ")
+# "thời hạn giải quyết", "bao lâu … kể từ khi nộp hồ sơ": the processing time, no deadline
+_PROCESSING_TIME = re.compile(r" (?:thời hạn|thoi han) (?:giải quyết|giai quyet) "
+                              r"| (?:kể từ|ke tu|tính từ|tinh tu)(?= (?:(?:khi|ngày|ngay|lúc|luc)"
+                              r" )?(?:nộp|nop|nhận|nhan) )")
 _NOT_BUT = re.compile(r"\b(?:khong|ko)\b[^,.;:!?\n]*?\bma\b")
 
 

@@ -328,6 +328,13 @@ def test_a_rule_asked_in_shorthand_is_the_rule(assistant: Assistant) -> None:
         assert assistant.ask(question).faq == "doi-the-can-cuoc-theo-tuoi", question
 
 
+def test_time_counted_from_the_filing_is_the_processing_time(assistant: Assistant) -> None:
+    # "kể từ ngày nộp hồ sơ" counts the processing time, not a deadline to apply
+    answer = assistant.ask("đăng ký thường trú bao lâu thì có kết quả kể từ ngày nộp hồ sơ")
+    assert answer.answer.startswith("Thời gian giải quyết — Đăng ký thường trú (nhập khẩu) "
+                                    "(mã 1.004222): 7 ngày làm việc")
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]
