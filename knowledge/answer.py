@@ -319,10 +319,10 @@ class Assistant:
         matches = [self._match(c) for c in ranked[:top] if c.score >= OFFER_FLOOR]
         if not matches:
             return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
-        if kind == "clarify":
+        if kind == "clarify" and len(matches) > 1:
             return Answer(question, kind, matches, self._clarify(matches, t), lang,
                           analysis.aspects)
-        code = ranked[0].code
+        code = ranked[0].code  # a choice of one is no choice: it answers
         proc = self.kb.procedures[code]
         # "có bắt buộc phải làm … không", "mấy tuổi thì được …" with no rule of its own: who
         # must or may do it is the answer, not the whole card.

@@ -312,6 +312,13 @@ def test_a_story_whose_need_stands_out_is_answered(assistant: Assistant) -> None
     assert "Đăng ký giám hộ (mã 1.004837)" in answer.answer
 
 
+def test_a_choice_of_one_is_answered(assistant: Assistant) -> None:
+    # Only one procedure is left to offer once the close rules are set aside: no list of one.
+    answer = assistant.ask("Trợ cấp cho người già neo đơn thì làm hồ sơ gì và mấy tháng thì "
+                           "được nhận?")
+    assert (answer.kind, answer.code) == ("procedure", "1.001776")
+
+
 def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
         assistant: Assistant) -> None:
     # The card for 14 and over and the one for under 14 match alike: the rule answers both.
