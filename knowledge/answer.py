@@ -100,6 +100,7 @@ STORY_CASE_WORDS = 12  # a question this long tells of a case
 _ABOUT_PORTAL = re.compile(r"\b(?:[Cc]ổng|[Pp]ortal)\b")  # a note's sentence on the source's fields
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
+RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a rule cue) matched this well wins over an off-topic word
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
 # A declined question with more other words, none of them in a note of the procedure under
@@ -262,7 +263,7 @@ class Assistant:
         # rule, whatever else it mentions ("xã tổ chức mừng thọ … tuổi nào"); else declined,
         # with its office when it is another office's matter.
         if analysis.elsewhere and not (analysis.rules and ranked and ranked[0].rule
-                                       and ranked[0].score >= CLEAR):
+                                       and ranked[0].score >= RULE_OVER_ELSEWHERE):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)

@@ -241,3 +241,12 @@ def test_a_procedures_conditions_cite_the_law_that_sets_them(
     answer = assistant.ask(question)
     assert answer.aspects and answer.aspects[0].value == "eligibility"
     assert has_fact(answer.answer, fact) and cites(answer.answer, *citation)
+
+
+def test_a_rule_asked_for_outweighs_a_word_from_elsewhere(assistant: Assistant) -> None:
+    # "bảo hiểm xã hội … có đúng không" asks the law: the rule and who handles it, not a
+    # bare decline because social insurance is another body's matter.
+    answer = assistant.ask("Nghe nói đóng bảo hiểm xã hội bắt buộc 15 năm là được hưởng lương "
+                           "hưu, có đúng không?")
+    assert answer.faq == "dieu-kien-huong-luong-huu"
+    assert "15 năm" in answer.answer and "Bảo hiểm xã hội" in answer.answer
