@@ -276,7 +276,7 @@ class Assistant:
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
         if kind == "clarify" and len(text.split()) >= STORY_WORDS and _clear_lead(ranked):
             kind = "procedure"  # a story's many other words lower every score alike
-        if kind == "none" and ranked and ranked[0].rule and ranked[0].score >= self.floor and (
+        if kind != "procedure" and ranked and ranked[0].rule and ranked[0].score >= self.floor and (
                 analysis.rules or analysis.yes_no) and len(text.split()) >= STORY_CASE_WORDS:
             # a case told at length, asking what the law says, that a rule matches well
             kind = "procedure"
@@ -292,8 +292,8 @@ class Assistant:
             if follow_up is not None:
                 return follow_up
         if kind == "none" or ranked[0].outside:
-            topic = self.outside.get(ranked[0].key) if kind != "none" else None
-            return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
+            return Answer(question, "none", [], self._decline(t, self._other_body(ranked)), lang,
+                          analysis.aspects)
         faq = self.faqs.get(ranked[0].key)
         # "con 14 tuổi đã bắt buộc làm căn cước chưa": asking the law about one of two
         # sibling procedures is answered by the rule rather than asked back
@@ -316,14 +316,16 @@ class Assistant:
             return self.rule(faq, t, question=question, aspects=analysis.aspects,
                              score=ranked[0].score)
         # Only procedures are offered or asked about; a rule is answered or left out.
+        others = ranked
         ranked = [c for c in ranked if not c.outside and not c.rule]
         matches = [self._match(c) for c in ranked[:top] if c.score >= OFFER_FLOOR]
         if not matches:
-            return Answer(question, "none", [], self._decline(t), lang, analysis.aspects)
-        if kind == "clarify" and len(matches) > 1:
+            return Answer(question, "none", [], self._decline(t, self._other_body(others)), lang,
+                          analysis.aspects)
+        if kind == "clarify" and (len(matches) > 1 or matches[0].score < self.floor):
             return Answer(question, kind, matches, self._clarify(matches, t), lang,
                           analysis.aspects)
-        code = ranked[0].code  # a choice of one is no choice: it answers
+        code = ranked[0].code  # a choice of one, good enough, is no choice: it answers
         proc = self.kb.procedures[code]
         # "có bắt buộc phải làm … không", "mấy tuổi thì được …" with no rule of its own: who
         # must or may do it is the answer, not the whole card.
@@ -422,6 +424,11 @@ class Assistant:
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
         """The label a reply puts before an aspect ("Lệ phí")."""
         return self.card_parts(code, lang)[1][aspect][0]
+
+    def _other_body(self, ranked: Sequence[Candidate]) -> OutsideTopic | None:
+        """Another body's matter among the best matches, named even when unsure."""
+        return next((self.outside[c.key] for c in ranked[:3]
+                     if c.outside and c.score >= OFFER_FLOOR), None)
 
     def _decide(self, ranked: Sequence[Candidate]) -> Kind:
         if not ranked or ranked[0].score < self.floor:

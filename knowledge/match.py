@@ -65,6 +65,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
                   "khi nao xong", "bao gio xong", "thoi han giai quyet", "giai quyet trong",
+                  "khi nao lay duoc", "bao gio lay duoc", "lay ngay", "lay trong ngay",
+                  "lay luon duoc", "co ngay khong",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",

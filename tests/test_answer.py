@@ -317,6 +317,15 @@ def test_a_choice_of_one_is_answered(assistant: Assistant) -> None:
     answer = assistant.ask("Trợ cấp cho người già neo đơn thì làm hồ sơ gì và mấy tháng thì "
                            "được nhận?")
     assert (answer.kind, answer.code) == ("procedure", "1.001776")
+    # A weak one stays a question: a talk of separating is no marriage registration.
+    weak = assistant.ask("Hai vợ chồng em không hợp nhau, ở riêng gần một năm rồi, giờ thống "
+                         "nhất chia tay. Bọn em lên xã làm đơn luôn có được không ạ?")
+    assert weak.kind != "procedure"
+
+
+def test_when_a_paper_is_ready_is_the_processing_time(assistant: Assistant) -> None:
+    answer = assistant.ask("sao y giấy tờ ở xã thì lấy ngay trong ngày được không")
+    assert answer.code == "2.000815" and [a.value for a in answer.aspects] == ["time"]
 
 
 def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(

@@ -250,3 +250,11 @@ def test_a_rule_asked_for_outweighs_a_word_from_elsewhere(assistant: Assistant) 
                            "hưu, có đúng không?")
     assert answer.faq == "dieu-kien-huong-luong-huu"
     assert "15 năm" in answer.answer and "Bảo hiểm xã hội" in answer.answer
+
+
+def test_a_decline_names_the_other_body_among_the_best_matches(assistant: Assistant) -> None:
+    # A long story matched by nothing well enough still says who handles divorce.
+    answer = assistant.ask("Vợ chồng tôi sống ly thân đã gần ba năm nay, con cái lớn cả rồi, "
+                           "giờ cả hai bên đều đồng ý chia tay cho xong. Chúng tôi mang đơn ly "
+                           "hôn ra UBND xã nộp có được không ạ?")
+    assert answer.kind == "none" and "Tòa án" in answer.answer
