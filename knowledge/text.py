@@ -81,6 +81,7 @@ ABBREVIATIONS: dict[str, str] = {
     "gxntthn": "giay xac nhan tinh trang hon nhan",
     "tthn": "tinh trang hon nhan",
     "nkt": "nguoi khuyet tat",
+    "gd": "gia dinh",
     "tcxh": "tro cap xa hoi",
     "btxh": "bao tro xa hoi",
     "dvc": "dich vu cong",
@@ -129,6 +130,8 @@ _CONTEXT: dict[tuple[str, str], str] = {
     ("cat", "hk"): "ho khau",
     ("tach", "hk"): "ho khau",
     ("xoa", "hk"): "ho khau",
+    ("1", "hk"): "ho khau",
+    ("chung", "hk"): "ho khau",
     ("vo", "ck"): "chong",
 }
 # Short forms read by the next word: "ct bản sao" is chứng thực, "ct xã" is chủ tịch.

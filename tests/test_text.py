@@ -33,6 +33,7 @@ def test_domain_abbreviations_expand() -> None:
     assert tokenize("giấy xn cư trú, hs gồm gì") == ["giay", "xac", "nhan", "cu", "tru", "ho",
                                                     "so", "gom", "gi"]
     assert tokenize("con 14t") == ["con", "14", "tuoi"]
+    assert tokenize("2 gđ chung 1 hk") == ["2", "gia", "dinh", "chung", "1", "ho", "khau"]
 
 
 def test_ca_is_the_police_only_before_a_unit() -> None:
