@@ -85,6 +85,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                          "ho dc ko", "eligible", "ai phai", "ai dc", "ai di khai", "ai di lam",
                          "ai co quyen"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
+                   "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
 }
 

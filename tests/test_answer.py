@@ -351,6 +351,18 @@ def test_time_counted_from_the_filing_is_the_processing_time(assistant: Assistan
                                     "(mã 1.004222): 7 ngày làm việc")
 
 
+def test_how_many_steps_asks_for_the_steps(assistant: Assistant) -> None:
+    answer = assistant.ask("đăng ký kết hôn gồm mấy bước")
+    assert answer.code == "1.000894" and [a.value for a in answer.aspects] == ["steps"]
+
+
+def test_vehicle_registration_alone_is_asked_back(assistant: Assistant) -> None:
+    # First registration or a change of owner: the desk would ask which.
+    answer = assistant.ask("đăng ký xe")
+    assert answer.kind == "clarify"
+    assert {m.code for m in answer.matches} == {"1.013067", "1.013076"}
+
+
 def test_time_spent_is_not_money(assistant: Assistant) -> None:
     assert [a.value for a in assistant.ask("giấy xác nhận độc thân tốn bao lâu").aspects] \
         == ["time"]

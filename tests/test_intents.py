@@ -51,6 +51,8 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("trợ lý giúp gì được cho e", Intent.ABOUT),
     ("giờ có cán bộ nào trực ko ạ", Intent.STAFF),
     ("nối máy cho tôi với tổng đài viên", Intent.STAFF),
+    ("máy trả lời sai rồi, chuyển cho người hỗ trợ giúp", Intent.STAFF),
+    ("hồ sơ chứng thực nộp hôm thứ hai giờ đã xong chưa", Intent.LOOKUP),
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent
