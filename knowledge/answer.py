@@ -22,7 +22,6 @@ from typing import Literal
 from knowledge.i18n import DEFAULT_LANG, N_, Lang, Text
 from knowledge.loader import KnowledgeBase
 from knowledge.match import (
-    CLEAR,
     CUE_WORDS,
     FAQ,
     OUTSIDE,
@@ -100,7 +99,7 @@ STORY_CASE_WORDS = 12  # a question this long tells of a case
 _ABOUT_PORTAL = re.compile(r"\b(?:[Cc]ổng|[Pp]ortal)\b")  # a note's sentence on the source's fields
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
-RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a rule cue) matched this well wins over an off-topic word
+RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a cue) matched this well outweighs off-topic words
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
 # A declined question with more other words, none of them in a note of the procedure under
@@ -276,8 +275,9 @@ class Assistant:
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
         if kind == "clarify" and len(text.split()) >= STORY_WORDS and _clear_lead(ranked):
             kind = "procedure"  # a story's many other words lower every score alike
-        if kind != "procedure" and ranked and ranked[0].rule and ranked[0].score >= self.floor and (
-                analysis.rules or analysis.yes_no) and len(text.split()) >= STORY_CASE_WORDS:
+        if kind != "procedure" and ranked and ranked[0].rule and (
+                ranked[0].score >= self.floor and (analysis.rules or analysis.yes_no)
+                and len(text.split()) >= STORY_CASE_WORDS):
             # a case told at length, asking what the law says, that a rule matches well
             kind = "procedure"
         if context in self.kb.procedures and kind == "clarify":
