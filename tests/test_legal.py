@@ -258,3 +258,10 @@ def test_a_decline_names_the_other_body_among_the_best_matches(assistant: Assist
                            "giờ cả hai bên đều đồng ý chia tay cho xong. Chúng tôi mang đơn ly "
                            "hôn ra UBND xã nộp có được không ạ?")
     assert answer.kind == "none" and "Tòa án" in answer.answer
+
+
+def test_which_body_decides_is_answered_by_the_rule_of_competence(
+        assistant: Assistant) -> None:
+    # "cơ quan nào" asks who handles it: Công an xã for residence, not a choice of cards.
+    answer = assistant.ask("làm thường trú với tạm trú thì nộp cho cơ quan nào")
+    assert answer.faq == "co-quan-dang-ky-cu-tru" and "Công an" in answer.answer
