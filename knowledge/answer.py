@@ -433,7 +433,8 @@ class Assistant:
     def _decide(self, ranked: Sequence[Candidate]) -> Kind:
         if not ranked or ranked[0].score < self.floor:
             return "none"
-        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
+        # a rule of the same procedure is no rival: it answers the same thing
+        runner_up = next((c.score for c in ranked[1:] if c.code != ranked[0].code), 0.0)
         if ranked[0].score >= self.direct and runner_up <= self.ratio * ranked[0].score:
             return "procedure"
         # Asking back is only worth it when the candidates explain most of the question:

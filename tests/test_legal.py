@@ -265,3 +265,9 @@ def test_which_body_decides_is_answered_by_the_rule_of_competence(
     # "cơ quan nào" asks who handles it: Công an xã for residence, not a choice of cards.
     answer = assistant.ask("làm thường trú với tạm trú thì nộp cho cơ quan nào")
     assert answer.faq == "co-quan-dang-ky-cu-tru" and "Công an" in answer.answer
+
+
+def test_from_how_many_days_asks_the_threshold_not_the_processing_time(
+        assistant: Assistant) -> None:
+    answer = assistant.ask("thuê trọ ở lại từ bao nhiêu ngày trở lên thì phải làm tạm trú")
+    assert answer.faq == "tam-tru-khi-thue-tro" and "30 ngày" in answer.answer
