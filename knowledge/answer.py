@@ -261,8 +261,10 @@ class Assistant:
         # A question asking the law that a rule of its own matches this clearly is about that
         # rule, whatever else it mentions ("xã tổ chức mừng thọ … tuổi nào"); else declined,
         # with its office when it is another office's matter.
+        story = len(text.split()) >= STORY_WORDS
         if analysis.elsewhere and not (analysis.rules and ranked and ranked[0].rule
-                                       and ranked[0].score >= RULE_OVER_ELSEWHERE):
+                                       and ranked[0].score >= RULE_OVER_ELSEWHERE) and not (
+                story and _clear_lead(ranked)):  # a story names everyday things in passing
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
@@ -270,10 +272,10 @@ class Assistant:
             matches = [self._match_code(c) for c in analysis.family[:top]]
             return Answer(question, "clarify", matches, self._clarify(matches, t), lang)
         kind = self._decide(ranked)
-        if kind == "none" and len(text.split()) >= STORY_WORDS and ranked and (
+        if kind == "none" and story and ranked and (
                 not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
-        if kind == "clarify" and len(text.split()) >= STORY_WORDS and _clear_lead(ranked):
+        if kind == "clarify" and story and _clear_lead(ranked):
             kind = "procedure"  # a story's many other words lower every score alike
         if kind != "procedure" and ranked and ranked[0].rule and (
                 ranked[0].score >= self.floor and (analysis.rules or analysis.yes_no)

@@ -328,6 +328,14 @@ def test_when_a_paper_is_ready_is_the_processing_time(assistant: Assistant) -> N
     assert answer.code == "2.000815" and [a.value for a in answer.aspects] == ["time"]
 
 
+def test_a_story_names_everyday_things_in_passing(assistant: Assistant) -> None:
+    # "cãi nhau" marks an off-topic chat in a short message; in a story it is the context.
+    answer = assistant.ask("Nhà tôi với nhà ông hàng xóm cãi nhau mấy tháng nay vì cái tường "
+                           "rào xây lấn sang đất nhà tôi gần nửa mét, hai bên nói mãi không "
+                           "xong. Giờ tôi muốn nhờ xã đứng ra hòa giải thì làm thế nào?")
+    assert (answer.kind, answer.code) == ("procedure", "1.012812")
+
+
 def test_a_question_of_law_about_two_sibling_procedures_gets_the_rule(
         assistant: Assistant) -> None:
     # The card for 14 and over and the one for under 14 match alike: the rule answers both.
