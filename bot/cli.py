@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import getpass
 import json
 import logging
@@ -741,6 +742,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"knowledge base error: {exc}", file=sys.stderr)
         return 2
     except (OSError, SQLAlchemyError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            print(f"cannot listen: the address is already in use ({exc.strerror}); stop the "
+                  "other server or set MOTCUA_PORT", file=sys.stderr)
+            return 3
         # The class and first line only: a driver message must not echo the database URL.
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"database unreachable or failing: {type(exc).__name__}: {first[:200]}",

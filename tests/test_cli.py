@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,19 @@ def test_a_safe_channel_configuration_has_no_problems() -> None:
     assert configuration_problems({"TELEGRAM_BOT_TOKEN": "123:abc",
                                    "PUBLIC_BASE_URL": "https://xa.example",
                                    "TELEGRAM_WEBHOOK_SECRET": SECRET}) == []
+
+
+def test_a_port_in_use_is_said_plainly(tmp_path: Path) -> None:
+    # Not "database unreachable": the database is fine, the port is taken.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "serve"], cwd=ROOT, capture_output=True, text=True,
+            timeout=120, check=False,
+            env={**os.environ, "MOTCUA_PORT": str(port),
+                 "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'motcua.db'}"})
+    assert result.returncode == 3
+    assert "address is already in use" in result.stderr
+    assert "database" not in result.stderr
