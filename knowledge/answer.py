@@ -182,6 +182,7 @@ class Assistant:
         self.direct, self.floor, self.ratio = direct, floor, ratio
         # Replies only depend on the (unchanging) knowledge base: compose each once.
         self.card_parts = functools.lru_cache(maxsize=2048)(self._compose_card_parts)
+        self.short_section = functools.lru_cache(maxsize=8192)(self._compose_short_section)
         self._notes = CaseNotes(kb)
         self.places = Places(kb.commune)
 
@@ -194,6 +195,7 @@ class Assistant:
         other = copy.copy(self)
         other.kb = replace(self.kb, commune=commune)
         other.card_parts = functools.lru_cache(maxsize=2048)(other._compose_card_parts)
+        other.short_section = functools.lru_cache(maxsize=8192)(other._compose_short_section)
         other.places = Places(commune)
         return other
 
@@ -258,13 +260,15 @@ class Assistant:
         if not analysis.tokens:
             return Answer(question, "none", [], self._empty(t), lang)
         ranked = analysis.candidates
-        # A question asking the law that a rule of its own matches this clearly is about that
-        # rule, whatever else it mentions ("xã tổ chức mừng thọ … tuổi nào"); else declined,
-        # with its office when it is another office's matter.
-        story = len(text.split()) >= STORY_WORDS
-        if analysis.elsewhere and not (analysis.rules and ranked and ranked[0].rule
-                                       and ranked[0].score >= RULE_OVER_ELSEWHERE) and not (
-                story and _clear_lead(ranked)):  # a story names everyday things in passing
+        # A question asking the law that a rule of its own matches well is about that rule,
+        # and a story one procedure clearly leads is about that procedure, whatever else they
+        # mention ("xã tổ chức mừng thọ … tuổi nào", a quarrel over a wall with the
+        # neighbours); else declined, with its office when it is another office's matter.
+        words = len(text.split())
+        story = words >= STORY_WORDS
+        rule_asked = bool(analysis.rules and ranked and ranked[0].rule
+                          and ranked[0].score >= RULE_OVER_ELSEWHERE)
+        if analysis.elsewhere and not rule_asked and not (story and _clear_lead(ranked)):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
@@ -279,7 +283,7 @@ class Assistant:
             kind = "procedure"  # a story's many other words lower every score alike
         if kind != "procedure" and ranked and ranked[0].rule and (
                 ranked[0].score >= self.floor and (analysis.rules or analysis.yes_no)
-                and len(text.split()) >= STORY_CASE_WORDS):
+                and words >= STORY_CASE_WORDS):
             # a case told at length, asking what the law says, that a rule matches well
             kind = "procedure"
         if context in self.kb.procedures and kind == "clarify":
@@ -547,17 +551,25 @@ class Assistant:
         _, sections, _ = self.card_parts(proc.code, t.lang)
         blocks: list[str] = []
         for i, aspect in enumerate(aspects):
-            label, body = sections[aspect]
-            if aspect is Aspect.DOCUMENTS:
-                body = _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
-            elif aspect in (Aspect.FEE, Aspect.TIME):
-                describe = self.fee_text if aspect is Aspect.FEE else self.time_text
-                body = self.per_method(proc, describe, t, notes=SHORT_NOTE_CHARS)
+            label = sections[aspect][0]
+            body = self.short_section(proc.code, t.lang, aspect)
             head = t("{aspect} — {title}", aspect=label, title=self._title(proc, t)) if i == 0 \
                 else label
             blocks.append(_block(head, body))
         unsure = any(a in (Aspect.FEE, Aspect.TIME) for a in aspects)
         return "\n".join([*blocks, *self._closing(proc, t, unsure=unsure)])
+
+    def _compose_short_section(self, code: str, lang: Lang, aspect: Aspect) -> str:
+        """An aspect's body as a short reply shows it: a long document list cut, a fee or
+        time note cut to its first sentences (its legal rule kept), the others whole."""
+        proc, t = self.kb.procedures[code], Text(lang)
+        body = self.card_parts(code, lang)[1][aspect][1]
+        if aspect is Aspect.DOCUMENTS:
+            return _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
+        if aspect in (Aspect.FEE, Aspect.TIME):
+            describe = self.fee_text if aspect is Aspect.FEE else self.time_text
+            return self.per_method(proc, describe, t, notes=SHORT_NOTE_CHARS)
+        return body
 
     def _overview(self, proc: Procedure, t: Text) -> str:
         """What the procedure is, and its documents, fee, time and place in one line each."""
