@@ -8,6 +8,7 @@ all of them together and on each held-out set; ``python -m bot kb evaluate`` rep
 """
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from knowledge.evaluate import Question, evaluate, evaluate_legal, read_legal, r
 from tests.conftest import SHARED_DATA
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@functools.cache
+def report_of(assistant: Assistant, path: Path) -> dict[str, Any]:
+    """One question set's report, computed once per assistant (several tests read it)."""
+    return evaluate(assistant, read_questions(path))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +66,7 @@ def test_out_of_scope_questions_are_declined(report: dict[str, object]) -> None:
 
 
 def test_held_out_questions_generalise(assistant: Assistant) -> None:
-    held_out = evaluate(assistant, read_questions(DATA / "questions_heldout.jsonl"))
+    held_out = report_of(assistant, DATA / "questions_heldout.jsonl")
     assert held_out["direct_correct"] >= 92.0
     assert held_out["top3_correct"] >= 98.0
     assert held_out["wrong_confident"] <= 2.0
@@ -85,7 +92,7 @@ def test_aspect_replies_are_short_and_lead_with_the_aspect(assistant: Assistant,
 def assert_short(assistant: Assistant, path: Path) -> None:
     """Replies to questions asking one aspect: median at most 500 characters, the aspect
     within the first 200."""
-    shape = evaluate(assistant, read_questions(path))["aspect_replies"]["all"]
+    shape = report_of(assistant, path)["aspect_replies"]["all"]
     assert shape["median_chars"] <= 500, path.stem
     assert shape["position_over_200"] == 0, path.stem
 
@@ -93,7 +100,7 @@ def assert_short(assistant: Assistant, path: Path) -> None:
 def assert_levels(assistant: Assistant, levels: list[tuple[str, float, float, float]]) -> None:
     """Each set answered directly at least, wrong at most, off-topic declined at least."""
     for name, direct, wrong, declined in levels:
-        report = evaluate(assistant, read_questions(DATA / f"{name}.jsonl"))
+        report = report_of(assistant, DATA / f"{name}.jsonl")
         assert report["direct_correct"] >= direct, name
         assert report["wrong_confident"] <= wrong, name
         assert report["out_of_scope_declined"] >= declined, name
@@ -165,7 +172,7 @@ def catalog() -> Assistant:
 @needs_data
 def test_with_the_commune_catalog_the_everyday_questions_still_work(catalog: Assistant) -> None:
     assert len(catalog.kb.procedures) >= 588  # the 588 commune-level records, bundled ones win
-    held_out = evaluate(catalog, read_questions(DATA / "questions_heldout.jsonl"))
+    held_out = report_of(catalog, DATA / "questions_heldout.jsonl")
     assert held_out["direct_correct"] >= 92.0
     assert held_out["wrong_confident"] <= 2.0
     assert held_out["out_of_scope_declined"] >= 95.0
