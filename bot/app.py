@@ -132,7 +132,7 @@ async def build(settings: Settings, kb: KnowledgeBase, offices: list[Office]) ->
     channels: dict[int, Channels] = {}
     periodic: list[jobs.Job] = []
     for commune, office in zip(settings.communes, offices, strict=True):
-        assistant = bundled.for_commune(office.kb.commune)
+        assistant = bundled.for_commune(office.kb.commune, office.kb.procedures)
         console = await _console_staffed(office)
         # Hand-overs reach staff in the Telegram group, in the console, or both.
         staffed = bool(commune.telegram and commune.telegram.staff_chat_id) or console

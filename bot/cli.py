@@ -27,6 +27,7 @@ from handlers.applications import Office, import_file, stats_for_period
 from handlers.feedback import report_text
 from handlers.status import lookup_status
 from knowledge.answer import Assistant
+from knowledge.fees import with_fees
 from knowledge.i18n import Text
 from knowledge.loader import KnowledgeBase, KnowledgeError, load_knowledge, load_procedures
 from knowledge.portal import read_portal, write_toml
@@ -76,6 +77,13 @@ def _settings_and_kb(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]
     return settings, build_knowledge(portal, commune, settings.commune_profiles)
 
 
+def _commune_knowledge(args: argparse.Namespace) -> tuple[Settings, KnowledgeBase]:
+    """``_settings_and_kb`` with the fees the commune's province and it set (an office's
+    knowledge has them already: ``open_offices``)."""
+    settings, kb = _settings_and_kb(args)
+    return settings, with_fees(kb, settings.commune_profiles)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web server (web chat on localhost by default) with the database."""
     from bot.app import serve
@@ -113,7 +121,7 @@ def cmd_posters(args: argparse.Namespace) -> int:
     from bot.posters import Links, make_posters
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per font subset
-    settings, kb = _settings_and_kb(args)
+    settings, kb = _commune_knowledge(args)
     unknown = [code for code in args.codes if code not in kb.procedures]
     if unknown:
         raise SystemExit(f"posters: no procedure with the code {', '.join(unknown)}")
@@ -139,7 +147,7 @@ def _questions(args: argparse.Namespace) -> list[str]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer questions; ``--json`` prints the stable contract, one object per line."""
-    _, kb = _settings_and_kb(args)
+    _, kb = _commune_knowledge(args)
     assistant = Assistant(kb)
     for question in _questions(args):
         answer = assistant.ask(question, top=args.top)
@@ -154,7 +162,7 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
     """Validate the bundled knowledge base (and imports); print what was loaded and, with
     ``--since``, the bundled entries whose facts were not checked against the law since then
     (exit status 1 when there are any)."""
-    _, kb = _settings_and_kb(args)
+    _, kb = _commune_knowledge(args)
     print(f"{len(kb.bundled_codes)} bundled procedures, "
           f"{len(kb.procedures) - len(kb.bundled_codes)} imported, {len(kb.faqs)} FAQ entries, "
           f"commune: {kb.commune.name}")

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from bot.settings import Settings
 from handlers.applications import Office
+from knowledge.fees import with_fees
 from knowledge.loader import KnowledgeBase, load_commune
 from knowledge.workdays import WorkCalendar
 from storage import applications as repo
@@ -20,7 +21,8 @@ from storage.db import make_engine, make_sessions, session_scope, upgrade
 async def open_offices(settings: Settings, kb: KnowledgeBase,
                        slugs: Sequence[str] | None = None) -> AsyncIterator[list[Office]]:
     """Migrate the database, then yield the office of each commune in ``slugs`` (default:
-    every commune served): the knowledge of ``kb`` with the commune's own profile and days."""
+    every commune served): the knowledge of ``kb`` (the national fees) with the commune's own
+    profile, days and the fees its province and it set (``knowledge.fees``)."""
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -31,7 +33,8 @@ async def open_offices(settings: Settings, kb: KnowledgeBase,
                 else load_commune(slug, settings.commune_profiles)
             async with session_scope(sessions) as session:
                 commune = await repo.ensure_commune(session, slug=slug, name=profile.name)
-            offices.append(Office(sessions, commune, replace(kb, commune=profile),
+            own = with_fees(replace(kb, commune=profile), settings.commune_profiles)
+            offices.append(Office(sessions, commune, own,
                                   WorkCalendar.for_commune(slug, settings.commune_profiles)))
         yield offices
     finally:

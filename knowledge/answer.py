@@ -186,14 +186,17 @@ class Assistant:
         self._notes = CaseNotes(kb)
         self.places = Places(kb.commune)
 
-    def for_commune(self, commune: Commune) -> Assistant:
-        """The same assistant for another commune of the deployment: the procedures, the
-        matcher's indexes and the case notes are shared; the profile, the places it serves
-        and the composed cards (they name the commune) are its own."""
-        if commune == self.kb.commune:
+    def for_commune(self, commune: Commune,
+                    procedures: dict[str, Procedure] | None = None) -> Assistant:
+        """The same assistant for another commune of the deployment: the matcher's indexes
+        and the case notes are shared; the profile, the places it serves, the composed cards
+        (they name the commune) and ``procedures`` (the same ones with the fees its province
+        set, ``knowledge.fees``) are its own."""
+        procedures = self.kb.procedures if procedures is None else procedures
+        if commune == self.kb.commune and procedures is self.kb.procedures:
             return self
         other = copy.copy(self)
-        other.kb = replace(self.kb, commune=commune)
+        other.kb = replace(self.kb, commune=commune, procedures=procedures)
         other.card_parts = functools.lru_cache(maxsize=2048)(other._compose_card_parts)
         other.short_section = functools.lru_cache(maxsize=8192)(other._compose_short_section)
         other.places = Places(commune)

@@ -133,10 +133,12 @@ async def phuc_tho(office: Office) -> Office:
 def deployment(assistant: Assistant, *offices: Office, **options: Any) -> web.Application:
     """The web application of a deployment serving these communes (the first also at the
     root paths), as ``bot.app.serve`` builds it; ``options`` go to ``create_app``."""
-    app = create_app(assistant.for_commune(offices[0].kb.commune), offices[0], **options)
+    first = offices[0]
+    app = create_app(assistant.for_commune(first.kb.commune, first.kb.procedures), first,
+                     **options)
     for other in offices[1:]:
         commune = CommuneSettings(other.kb.commune.slug)
         app.add_subapp(commune.path, add_commune(
-            app, assistant.for_commune(other.kb.commune), other, commune,
+            app, assistant.for_commune(other.kb.commune, other.kb.procedures), other, commune,
             staff_channel=options.get("staff_channel", False)))
     return app
