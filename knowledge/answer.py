@@ -271,7 +271,8 @@ class Assistant:
         story = words >= STORY_WORDS
         rule_asked = bool(analysis.rules and ranked and ranked[0].rule
                           and ranked[0].score >= RULE_OVER_ELSEWHERE)
-        if analysis.elsewhere and not rule_asked and not (story and _clear_lead(ranked)):
+        if analysis.elsewhere and not rule_asked and not (
+                story and (analysis.strayed or _clear_lead(ranked))):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
@@ -284,6 +285,8 @@ class Assistant:
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
         if kind == "clarify" and story and _clear_lead(ranked):
             kind = "procedure"  # a story's many other words lower every score alike
+        elif kind == "procedure" and analysis.strayed and not (rule_asked or _clear_lead(ranked)):
+            kind = "clarify"  # a story about other things too: offered, not asserted
         if kind != "procedure" and ranked and ranked[0].rule and (
                 ranked[0].score >= self.floor and (analysis.rules or analysis.yes_no)
                 and words >= STORY_CASE_WORDS):

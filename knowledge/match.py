@@ -217,6 +217,9 @@ class Analysis:
     candidates: list[Candidate] = field(default_factory=list)
     family: tuple[str, ...] = ()  # procedures to ask back among ("giấy phép xây dựng")
     elsewhere: bool = False  # about something else that shares a word ("bài hát Giấy khai sinh")
+    # … only because it mentions an everyday thing or a foreign word its best match does not
+    # know ("Google đã khai tử …"; a story's "bác sĩ bảo …" in passing)
+    strayed: bool = False
     rules: frozenset[str] = frozenset()  # the kinds of rule it asks for ("thời hạn": deadline)
     yes_no: bool = False  # asked as a yes-or-no question ("… có được không")
 
@@ -529,10 +532,18 @@ class Matcher:
         self._spellings = sorted(self.vocabulary | CUE_WORDS)  # what a slip may be a slip of
         # Family names asked back, keyed by what matching keeps of them.
         self._ask_back: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # … and each family's words with its names' ("làm lại giấy khai sinh bị mất" names
+        # the family in words of two of its names)
+        self._families: list[tuple[frozenset[str], list[frozenset[str]], tuple[str, ...]]] = []
         for phrasings, codes in self.words.ask_back:
             known = tuple(c for c in codes if c in kb.procedures)
-            for wording in phrasings if len(known) > 1 else ():
-                self._ask_back[tuple(self._content(self.correct(tokenize(wording))))] = known
+            if len(known) < 2:
+                continue
+            kept = [tuple(self._content(self.correct(tokenize(w)))) for w in phrasings]
+            for wording in kept:
+                self._ask_back[wording] = known
+            sets = [frozenset(n) for n in kept if n]
+            self._families.append((frozenset().union(*sets), sets, known))
         self.phrases: list[Phrase] = []
         seen: set[tuple[str, frozenset[str]]] = set()
         for key, tokens, factor in raw:
@@ -722,7 +733,7 @@ class Matcher:
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):
-            return replace(analysis, elsewhere=True)
+            return replace(analysis, elsewhere=True, strayed=not analysis.elsewhere)
         if aspects and leading is not None:
             # A cue inside the procedure's own name asks nothing: "khai tử nộp" is no "tự
             # nộp", "xác nhận đủ điều kiện mua nhà" no question about eligibility.
@@ -790,6 +801,10 @@ class Matcher:
         """The procedures to ask back among when the question only names what they share; an
         aspect asked beyond that name ("chứng thực giấy tờ" asks none) answers instead."""
         family = self._ask_back.get(tuple(content), ())
+        words = frozenset(content)
+        if not family and words:  # the family's words only, one of its names whole
+            family = next((codes for union, names, codes in self._families
+                           if words <= union and any(n <= words for n in names)), ())
         rest = " ".join(t for t in tokens if t not in content)
         return family if family and (not aspects or not detect_aspects(rest)) else ()
 

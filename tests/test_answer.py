@@ -235,6 +235,11 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does.
     assert assistant.ask("e cần chứng thực giấy tờ").kind == "clarify"
     assert assistant.ask("chứng thực cần giấy tờ gì").kind == "procedure"
+    # The family's words only, one of its names whole: asked back, not guessed.
+    lost = assistant.ask("lam lai giay khai sinh bi mat")
+    assert (lost.kind, {m.code for m in lost.matches}) == ("clarify", {"2.000635", "1.004884"})
+    both = assistant.ask("khai báo tạm trú tạm vắng")
+    assert both.kind == "clarify" and "Khai báo tạm vắng" in both.answer
     # Naming what is wanted is enough to answer.
     assert assistant.ask("xin giấy phép xây nhà 3 tầng").code == "1.013225"
     assert assistant.ask("đăng ký hộ kinh doanh").code == "1.001612"
@@ -310,6 +315,16 @@ def test_a_story_whose_need_stands_out_is_answered(assistant: Assistant) -> None
                            "và muốn đứng ra lo giấy tờ cho cháu.")
     assert (answer.kind, answer.code) == ("procedure", "1.004837")  # đăng ký giám hộ
     assert "Đăng ký giám hộ (mã 1.004837)" in answer.answer
+
+
+def test_a_story_mentioning_an_everyday_thing_in_passing_is_offered_choices(
+        assistant: Assistant) -> None:
+    # "sửa xe" would make a short question about something else (a garage); a story is not
+    # declined for it, and its likeliest procedures are offered rather than one asserted.
+    answer = assistant.ask("Tiệm sửa xe của chồng tôi có giấy phép hộ kinh doanh. Anh ấy bị tai "
+                           "nạn phải nằm viện, tiệm đóng cửa ba bốn tháng, nhà tôi có phải báo "
+                           "với xã không?")
+    assert answer.kind == "clarify" and "1.001570" in {m.code for m in answer.matches}
 
 
 def test_a_choice_of_one_is_answered(assistant: Assistant) -> None:

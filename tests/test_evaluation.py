@@ -1,7 +1,7 @@
 """Accuracy on our own question sets, against the levels the assistant promises.
 
 The sets under tests/data: questions_dev, questions_tune, questions_tune0, questions_tune2 and
-questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 7 were
+questions_tune3 were studied while tuning; questions_heldout and questions_heldout2 to 12 were
 each written blind by a separate writer and measured once before their
 failures were studied (the main README has the first figures). The levels are asserted on
 all of them together and on each held-out set; ``python -m bot kb evaluate`` reports each part.
@@ -80,7 +80,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout8", 95.0, 1.0, 94.0),
                               ("questions_heldout9", 92.0, 3.0, 92.0),
                               ("questions_heldout10", 90.0, 2.0, 90.0),
-                              ("questions_heldout11", 84.0, 3.5, 88.0)])
+                              ("questions_heldout11", 84.0, 3.5, 88.0),
+                              ("questions_heldout12", 88.0, 2.0, 82.0)])
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("questions_*.jsonl")), ids=lambda p: p.stem)
@@ -204,14 +205,14 @@ def test_catalog_questions_reach_the_measured_level(catalog: Assistant) -> None:
 
 
 # --- legal questions ----------------------------------------------------------------------
-# legal_tune was studied while the rule entries were written and routed; legal_heldout 1-4
-# were written blind and first measured at 53.6, 59.2, 59.2 and 65.8 % (README), then
+# legal_tune was studied while the rule entries were written and routed; legal_heldout 1-5
+# were written blind and first measured at 53.6, 59.2, 59.2, 65.8 and 53.3 % (README), then
 # studied. The issue's 90 % is not met yet.
 
 
 @pytest.mark.parametrize(("name", "passed"), [("legal_tune", 82.0), ("legal_heldout", 70.0),
                                              ("legal_heldout2", 66.0), ("legal_heldout3", 66.0),
-                                             ("legal_heldout4", 64.0)])
+                                             ("legal_heldout4", 64.0), ("legal_heldout5", 52.0)])
 def test_legal_answers_hold_the_key_facts_and_the_citation(assistant: Assistant, name: str,
                                                            passed: float) -> None:
     report = evaluate_legal(assistant, read_legal(DATA / f"{name}.jsonl"))

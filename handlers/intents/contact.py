@@ -14,8 +14,10 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None
     if turn.off_topic:
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
-    if turn.names_procedure(beside=asked):
-        return None  # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address
+    if turn.names_procedure(beside=asked) or turn.names_procedure():
+        # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address; "đổi địa chỉ
+        # kinh doanh" is a procedure of its own
+        return None
     t = turn.t
     if asked[0] is Intent.ABOUT:
         return turn.reply(t("I am the automatic assistant of the one-stop desk of {commune}. I "
