@@ -107,6 +107,7 @@ NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the top
 ASPECT_RESIDUAL = 3
 SIBLING_SHARE = 0.75  # a sibling matched this little better than the one at hand does not win
 COMMON_PAPER = 5  # a paper named by more procedures than this names none in particular
+_BRING = frozenset({"mang", "dem"})  # "có cần mang (đem) … không": a paper to bring
 
 
 @dataclass(frozen=True)
@@ -277,8 +278,9 @@ class Assistant:
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
         if analysis.family:  # only the name several procedures share: ask which one
-            matches = [self._match_code(c) for c in analysis.family[:top]]
-            return Answer(question, "clarify", matches, self._clarify(matches, t), lang)
+            codes = list(analysis.family[:top])
+            return Answer(question, "clarify", [self._match_code(c) for c in codes],
+                          self.choice(codes, t), lang)
         kind = self._decide(ranked)
         if kind == "none" and story and ranked and (
                 not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
@@ -335,7 +337,7 @@ class Assistant:
             return Answer(question, "none", [], self._decline(t, self._other_body(others)), lang,
                           analysis.aspects)
         if kind == "clarify" and (len(matches) > 1 or matches[0].score < self.floor):
-            return Answer(question, kind, matches, self._clarify(matches, t), lang,
+            return Answer(question, kind, matches, self.choice([m.code for m in matches], t), lang,
                           analysis.aspects)
         code = ranked[0].code  # a choice of one, good enough, is no choice: it answers
         proc = self.kb.procedures[code]
@@ -381,6 +383,11 @@ class Assistant:
         if not analysis.aspects and at_hand and self._notes.names_document(code, analysis.tokens):
             # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
             return self.about(code, [Aspect.DOCUMENTS], t, question=question)
+        if analysis.aspects == [Aspect.DOCUMENTS] and not named_other and (
+                _BRING & set(analysis.tokens)) and self._notes.names_document(
+                    code, analysis.tokens, common=True):
+            # "có cần mang cccd không": a paper of the procedure at hand, to bring
+            return self.about(code, analysis.aspects, t, question=question)
         related = self._case(code, question, analysis)
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
@@ -430,7 +437,7 @@ class Assistant:
         wanted = [Aspect.DOCUMENTS, Aspect.FEE, Aspect.TIME, Aspect.WHERE]
         if proc.online_url:
             wanted.append(Aspect.ONLINE)
-        wanted.append(Aspect.STEPS)
+        wanted += [Aspect.STEPS, Aspect.LEGAL]
         return [*[a.value for a in wanted if a not in shown], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
@@ -495,11 +502,15 @@ class Assistant:
             t("You can also contact {contact}.", contact=self.contact(t)),
         ])
 
-    def _clarify(self, matches: Sequence[Match], t: Text) -> str:
-        lines = [t("Which procedure do you mean?")]
-        lines += [f"{i}. {self.name(m.code, t)}" for i, m in enumerate(matches, 1)]
-        lines.append(t("Reply with the number or the name of the procedure."))
-        return "\n".join(lines)
+    def choice(self, codes: Sequence[str], t: Text) -> str:
+        """The numbered list of procedures a citizen is asked to choose from (one: whether
+        it is the one meant)."""
+        numbered = [f"{i}. {self.name(code, t)}" for i, code in enumerate(codes, 1)]
+        if len(codes) == 1:
+            return "\n".join([t("Do you mean this procedure?"), *numbered,
+                              t("Reply 1 to see it, or ask in other words.")])
+        return "\n".join([t("Which procedure do you mean?"), *numbered,
+                          t("Reply with the number or the name of the procedure.")])
 
     def name(self, code: str, t: Text) -> str:
         """A procedure's official name in the reply language."""
@@ -878,12 +889,15 @@ class CaseNotes:
         pairs = {code: {pair for d in kb.procedures[code].documents
                         for pair in bigrams(tokenize(d.name))} for code in kb.bundled_codes}
         common = Counter(pair for held in pairs.values() for pair in held)
+        self._pairs = pairs
         self._papers = {code: {p for p in held if common[p] <= COMMON_PAPER}
                         for code, held in pairs.items()}
 
-    def names_document(self, code: str, tokens: list[str]) -> bool:
-        """Whether the question names one of the papers the procedure asks for."""
-        return bool(self._papers.get(code, set()) & set(bigrams(tokens)))
+    def names_document(self, code: str, tokens: list[str], *, common: bool = False) -> bool:
+        """Whether the question names one of the papers the procedure asks for (``common``:
+        also one most procedures ask for, such as the identity card)."""
+        papers = self._pairs if common else self._papers
+        return bool(papers.get(code, set()) & set(bigrams(tokens)))
 
     @staticmethod
     def _notes(proc: Procedure, faqs: list[Faq]) -> list[CaseNote]:

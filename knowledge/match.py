@@ -83,7 +83,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                          "tu di nop", "tu nop", "tu di dang ky", "tu dang ky", "tu di lam",
                          "tu lam duoc", "ho duoc khong", "ho dc khong", "ho duoc ko",
                          "ho dc ko", "eligible", "ai phai", "ai dc", "ai di khai", "ai di lam",
-                         "ai co quyen"),
+                         "ai co quyen", "ai thi phai", "nhung ai"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),

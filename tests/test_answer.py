@@ -19,7 +19,7 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
     assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia; đối chiếu luật ngày 5 tháng 12, "
                          "2026.")
-    assert answer.offer == ["fee", "time", "where", "online", "steps", "full"]
+    assert answer.offer == ["fee", "time", "where", "online", "steps", "legal", "full"]
 
 
 def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:
@@ -325,6 +325,12 @@ def test_a_story_mentioning_an_everyday_thing_in_passing_is_offered_choices(
                            "nạn phải nằm viện, tiệm đóng cửa ba bốn tháng, nhà tôi có phải báo "
                            "với xã không?")
     assert answer.kind == "clarify" and "1.001570" in {m.code for m in answer.matches}
+    # A choice of one, not good enough to answer, is asked as such.
+    one = assistant.ask("Con trai tôi năm nay 7 tuổi, đi khám ở bệnh viện thì bác sĩ bảo cháu "
+                        "bị tự kỷ nặng. Hàng xóm nói nhà nước có hỗ trợ nhưng phải làm giấy xác "
+                        "nhận trước, tôi phải làm thế nào ạ?")
+    assert [m.code for m in one.matches] == ["1.001699"]
+    assert one.answer.startswith("Có phải bạn muốn hỏi về thủ tục này?\n1. ")
 
 
 def test_a_choice_of_one_is_answered(assistant: Assistant) -> None:

@@ -101,6 +101,28 @@ async def test_a_follow_up_matching_several_procedures_stays_with_the_one_at_han
     assert (drawings.intent, drawings.code) == ("procedure", "1.013225")
 
 
+async def test_a_paper_to_bring_is_asked_of_the_procedure_at_hand(dialogue: Dialogue) -> None:
+    [copy] = await say(dialogue, "xin bản sao giấy khai sinh", user="63")
+    assert copy.code == "2.000635"
+    # The identity card is a paper of this procedure too: not a question about getting one.
+    [bring] = await say(dialogue, "có cần mang cccd ko", user="63")
+    assert (bring.code, bring.aspects) == ("2.000635", ("documents",))
+
+
+async def test_an_aspect_asked_after_a_choice_offers_the_choice_for_that_aspect(
+        dialogue: Dialogue) -> None:
+    [choices] = await say(dialogue, "căn cước", user="64")
+    assert choices.intent == "clarify"
+    [again] = await say(dialogue, "cần những gì", user="64")
+    assert again.intent == "clarify" and again.text.startswith("Bạn muốn hỏi về thủ tục nào?")
+    first = choices.buttons[0].payload.removeprefix("p:")
+    assert again.buttons[0].payload == f"a:documents:{first}"
+    [documents] = await say(dialogue, payload=again.buttons[0].payload, user="64")
+    assert (documents.code, documents.aspects) == (first, ("documents",))
+    # The legal basis is one tap away from any short reply.
+    assert "Căn cứ pháp lý" in [b.title for b in documents.buttons]
+
+
 async def test_a_story_that_mentions_coming_here_is_no_goodbye_and_english_documents_no_switch(
         dialogue: Dialogue) -> None:
     [story] = await say(dialogue, "Em muốn chuyển hộ khẩu từ quê về đây ở với nhà chồng thì "

@@ -121,6 +121,14 @@ async def answer(turn: Turn) -> list[Reply]:
         return turn.reply(result.answer, "clarify", [
             Button(turn.services.assistant.short_name(c, t), PROCEDURE + c) for c in codes],
             score=best.score if best is not None else None)
+    if result.kind == "none" and not result.matches and result.aspects and turn.options:
+        # "cần gì" right after a choice was offered: the choice again, its buttons opening
+        # that aspect of each
+        aspect, options = result.aspects[0].value, turn.options
+        turn.set_topic(options=options)
+        return turn.reply(turn.services.assistant.choice(options, t), "clarify", [
+            Button(turn.services.assistant.short_name(c, t), f"{ASPECT}{aspect}:{c}")
+            for c in options])
     if result.kind == "rule" or result.faq or result.places:
         # a legal rule, another body's matter with its rule, or the commune serving a place
         turn.state.misses = 0
