@@ -18,7 +18,7 @@ from handlers.messages import Button, IncomingMessage, Reply
 from knowledge.answer import Answer, Assistant
 from knowledge.i18n import Lang, Text, language
 from knowledge.intents import Intent, IntentWords
-from knowledge.match import CLEAR
+from knowledge.match import CLEAR, Asked, said
 from knowledge.workdays import TZ
 from storage.models import Conversation
 
@@ -134,9 +134,11 @@ class Turn:
         self.state.options = ",".join(options or [])
         self.state.topic_at = self.now
 
-    def ask(self, *, context: bool = True) -> Answer:
-        """The assistant's answer to the typed text, in the conversation's language."""
-        return self._ask(self.text, context=self.topic if context and self.follow_up else "")
+    def ask(self, *, context: bool = True, beside: Iterable[Intent] = ()) -> Answer:
+        """The assistant's answer to the typed text (less the phrases of the ``beside``
+        intents: "chào ad, cho hỏi thủ tục khai tử"), in the conversation's language."""
+        text = self.services.words.without(self.text, beside) if beside else self.text
+        return self._ask(text, context=self.topic if context and self.follow_up else "")
 
     def _ask(self, text: str, *, context: str = "") -> Answer:
         lang: Lang | None = "en" if self.state.lang == "en" else None
@@ -150,6 +152,12 @@ class Turn:
         answer = self._ask(text)
         return answer.kind == "procedure" and (
             not clearly or answer.matches[0].score >= CLEAR)
+
+    @cached_property
+    def to_the_office(self) -> bool:
+        """Whether the typed text puts a question to the office ("thủ tục", "lên xã")."""
+        words = self.services.assistant.matcher.words
+        return said(words.to_the_office, Asked.of(self.text))
 
     @cached_property
     def off_topic(self) -> bool:

@@ -146,6 +146,9 @@ CHANNEL_NAMES: dict[str, SubmissionChannel] = {
 
 _SPACES = re.compile(r"[\s_]+")
 _RECEIPT = re.compile(r"^[A-Z0-9][A-Z0-9.\-/]{3,63}$")
+_DASHES = re.compile(r"[\u2010-\u2015\u2212]")  # ‐ ‑ ‒ – — ― −, as phones and editors type "-"
+# The one-stop system's own shape, 000.00.19.H26-251127-0001, typed with its dots left out.
+_NATIONAL = re.compile(r"^(\d{3})\.?(\d{2})\.?(\d{2})\.?([A-Z]\d{2})-(\d{6})-(\d{4})$")
 
 
 def parse_status(text: str) -> ApplicationStatus | None:
@@ -162,9 +165,12 @@ def normalize_receipt_code(text: str) -> str | None:
     """The receipt code (mã hồ sơ) as stored: spaces removed, upper case; None if malformed.
 
     Citizens copy codes like "000.00.19.H26-251127-0001" from the slip, sometimes in lower
-    case or with spaces; those are the same code.
+    case, with spaces, with a phone's long dashes or without the dots; those are the same code.
     """
-    code = re.sub(r"\s+", "", text).upper()
+    code = _DASHES.sub("-", re.sub(r"\s+", "", text)).upper()
+    national = _NATIONAL.match(code)
+    if national:
+        code = "{}.{}.{}.{}-{}-{}".format(*national.groups())
     return code if _RECEIPT.match(code) else None
 
 
@@ -178,7 +184,8 @@ def normalize_phone(text: str) -> str | None:
 
 # A receipt code inside a sentence: letters and digits in dot/dash-separated groups, with at
 # least one letter (so dates and phone numbers are not taken for codes).
-_RECEIPT_IN_TEXT = re.compile(r"(?<![\w.])([A-Za-z0-9]+(?:[.\-/][A-Za-z0-9]+){2,})(?![\w])")
+_RECEIPT_IN_TEXT = re.compile(
+    r"(?<![\w.])([A-Za-z0-9]+(?:[.\-/\u2010-\u2015\u2212][A-Za-z0-9]+){2,})(?![\w])")
 
 
 _PHONE_IN_TEXT = re.compile(r"(?<![\d.])(?:\+?84|0)(?:[\s.]?\d){9}(?![\d.])")

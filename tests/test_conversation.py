@@ -165,6 +165,14 @@ async def test_pleasantries_are_answered_and_never_hand_over(
     assert relayed == []
 
 
+async def test_a_question_beside_a_greeting_is_answered(dialogue: Dialogue) -> None:
+    [death] = await say(dialogue, "chao ad, cho hoi thu tuc khai tu", user="10")
+    assert (death.intent, death.code) == ("procedure", "1.000656")
+    # Leave-taking that puts no question stays a goodbye, even naming the office.
+    [bye] = await say(dialogue, "thôi chào em nhé, mai chú ra xã", user="10")
+    assert bye.intent == "goodbye"
+
+
 async def test_legal_questions_get_their_rule_and_never_count_as_unanswered(
         dialogue: Dialogue, sessions: async_sessionmaker[AsyncSession]) -> None:
     replies = [r for text in ["chồng có được ly hôn khi vợ đang mang thai không",

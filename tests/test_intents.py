@@ -6,7 +6,7 @@ import pytest
 from bot.telegram import command_payload, lookup_deep_link, procedure_deep_link
 from knowledge.intents import Intent, intent_words
 from knowledge.match import written_language
-from storage.domain import find_receipt_code
+from storage.domain import find_receipt_code, normalize_receipt_code
 
 CODE = "000.00.19.H26-251127-0001"
 
@@ -79,6 +79,10 @@ def test_a_receipt_code_is_found_anywhere_but_dates_and_phones_are_not_codes() -
     assert find_receipt_code(f"cho em hỏi hồ sơ {CODE.lower()} sao rồi") == CODE
     assert find_receipt_code("nộp ngày 12/10/2026, sđt 0912.345.678") is None
     assert find_receipt_code("làm giấy khai sinh cần gì") is None
+    # A phone's long dashes, or the dots left out, are the same code.
+    long_dashes = CODE.replace("-", "–")
+    assert find_receipt_code(f"mã: {long_dashes}") == CODE
+    assert normalize_receipt_code(CODE.replace(".", "").lower()) == CODE
 
 
 def test_telegram_commands_and_deep_links_become_payloads() -> None:

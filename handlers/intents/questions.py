@@ -105,6 +105,11 @@ async def answer(turn: Turn) -> list[Reply]:
     pleasantry = next((i for i in turn.mentioned if i in PLEASANTRIES), None)
     if turn.off_topic:
         pleasantry = None  # "hợp âm bài Tạm biệt" says no goodbye
+    if pleasantry is not None and result.kind == "none" and turn.to_the_office:
+        # "chào ad, cho hỏi thủ tục khai tử": the question put beside the greeting ("thôi để
+        # sau, cảm ơn" puts none)
+        beside = turn.ask(beside=[pleasantry])
+        result = beside if beside.kind == "procedure" else result
     if pleasantry is not None and (result.kind == "none" or result.case):
         return in_kind(turn, pleasantry)  # "thôi chào ad nhé, mai em ra xã nộp"
     best = result.matches[0] if result.matches else None
