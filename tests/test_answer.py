@@ -250,6 +250,7 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     "xin giay phep xay dung lau dai trong minecraft sao",
     "chứng chỉ SSL của website hết hạn thì gia hạn thế nào", "đăng ký tài khoản netflix kiểu gì",
     "mở hộ kinh doanh thì nên bán gì cho lãi", "gia hạn thẻ bảo hiểm y tế hộ gia đình ở đâu",
+    "gia hạn chữ ký số token hết hạn ở đâu",
 ])
 def test_a_question_about_something_else_sharing_a_word_is_declined(
         assistant: Assistant, question: str) -> None:
