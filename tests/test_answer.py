@@ -224,6 +224,9 @@ def test_a_named_special_case_comes_before_the_common_variant(assistant: Assista
         == "1.001266"
     # "đợi" and "đổi" fold alike: waiting is not exchanging.
     assert assistant.ask("bản sao cccd có chứng thực, làm ở xã đợi bn lâu").code == "2.000815"
+    # Birth registration with the father acknowledged at once, named as such.
+    assert assistant.ask("khai sinh cho con và nhận cha luôn").code == "1.000689"
+    assert assistant.ask("em là mẹ đơn thân muốn làm giấy khai sinh cho con").code == "1.001193"
 
 
 def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
