@@ -437,7 +437,10 @@ class Assistant:
         wanted = [Aspect.DOCUMENTS, Aspect.FEE, Aspect.TIME, Aspect.WHERE]
         if proc.online_url:
             wanted.append(Aspect.ONLINE)
-        wanted += [Aspect.STEPS, Aspect.LEGAL]
+        wanted.append(Aspect.STEPS)
+        if proc.eligibility:
+            wanted.append(Aspect.ELIGIBILITY)
+        wanted.append(Aspect.LEGAL)
         return [*[a.value for a in wanted if a not in shown], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:

@@ -305,6 +305,9 @@ def detect_aspects(folded: str) -> list[Aspect]:
 # Words that only say which aspect is asked ("online", "bao lâu"): a follow-up made of them
 # names no procedure of its own.
 CUE_WORDS = frozenset(w for cues in ASPECT_CUES.values() for cue in cues for w in cue.split())
+# … and their word pairs, never corrected into something else ("thời gian cấp" is no "dân cấp").
+CUE_PAIRS = frozenset(pair for cues in ASPECT_CUES.values() for cue in cues
+                      for pair in zip(cue.split(), cue.split()[1:], strict=False))
 
 
 # Regional spellings: initial and final consonants that southern/central speakers swap.
@@ -604,7 +607,8 @@ class Matcher:
         return f"{a}_{b}" in self._weights
 
     def _correct_one(self, token: str, previous: str, following: str) -> str:
-        if token.isdigit() or token in NEVER_CORRECTED:
+        if token.isdigit() or token in NEVER_CORRECTED or (
+                (previous, token) in CUE_PAIRS or (token, following) in CUE_PAIRS):
             return token
         neighbours = [(w, side) for w, side in ((previous, 0), (following, 1))
                       if w and w not in STOP_WORDS]

@@ -19,7 +19,8 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     assert "Giấy chứng sinh" in body and "Lệ phí" not in body  # only what was asked
     assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia; đối chiếu luật ngày 5 tháng 12, "
                          "2026.")
-    assert answer.offer == ["fee", "time", "where", "online", "steps", "legal", "full"]
+    assert answer.offer == ["fee", "time", "where", "online", "steps", "eligibility", "legal",
+                            "full"]
 
 
 def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:

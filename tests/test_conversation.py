@@ -99,6 +99,11 @@ async def test_a_follow_up_matching_several_procedures_stays_with_the_one_at_han
     # "bản vẽ" belongs to every building permit: the one under discussion is meant.
     [drawings] = await say(dialogue, "có cần bản vẽ ko", user="61")
     assert (drawings.intent, drawings.code) == ("procedure", "1.013225")
+    # "gian" beside "thoi" is "thời gian", not corrected into another word.
+    [time] = await say(dialogue, "thoi gian cap", user="61")
+    assert (time.code, time.aspects) == ("1.013225", ("time",))
+    [about] = await say(dialogue, "ban lam dc nhung j", user="61")
+    assert about.intent == "about"
 
 
 async def test_a_paper_to_bring_is_asked_of_the_procedure_at_hand(dialogue: Dialogue) -> None:
