@@ -188,6 +188,9 @@ _RECEIPT_IN_TEXT = re.compile(
     r"(?<![\w.])([A-Za-z0-9]+(?:[.\-/\u2010-\u2015\u2212][A-Za-z0-9]+){2,})(?![\w])")
 
 
+# "000.00.19.H26 - 251127 - 0001": a code's dashes typed with spaces around them (before its
+# date and its number; "… - 0355555555" is a phone number after the code).
+_SPACED_DASH = re.compile(r"(?<=\w)\s*[-\u2010-\u2015\u2212]\s*(?=\d{4}(?:\d{2})?\b)")
 _PHONE_IN_TEXT = re.compile(r"(?<![\d.])(?:\+?84|0)(?:[\s.]?\d){9}(?![\d.])")
 
 
@@ -201,7 +204,7 @@ def find_phone_beside_code(text: str) -> str | None:
 
 def find_receipt_code(text: str) -> str | None:
     """A receipt code written anywhere in a message ("hồ sơ 000.00.19.H26-251127-0001 sao rồi")."""
-    for match in _RECEIPT_IN_TEXT.finditer(text):
+    for match in _RECEIPT_IN_TEXT.finditer(_SPACED_DASH.sub("-", text)):
         candidate = match.group(1)
         digits = sum(c.isdigit() for c in candidate)
         if digits >= 6 and any(c.isalpha() for c in candidate) and len(candidate) >= 10:

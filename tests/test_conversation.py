@@ -270,6 +270,12 @@ async def test_wrong_digits_offer_a_retry_and_staff(dialogue: Dialogue) -> None:
     [wrong] = await say(dialogue, "0000")
     assert wrong.text.startswith("Không tìm thấy hồ sơ")
     assert [b.payload for b in wrong.buttons] == ["lookup", "staff"]
+    # The phone number typed again is tried on the same code.
+    [right] = await say(dialogue, "à nhầm, 0912 345 678")
+    assert right.intent == "status" and "Trạng thái: đã tiếp nhận" in right.text
+    # A code typed with spaces around its dashes is still one code.
+    [ask] = await say(dialogue, CODE.replace("-", " - "), user="46")
+    assert ask.intent == "ask_phone"
 
 
 async def test_the_whole_phone_number_is_read_for_its_last_digits(dialogue: Dialogue) -> None:

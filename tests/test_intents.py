@@ -83,6 +83,9 @@ def test_a_receipt_code_is_found_anywhere_but_dates_and_phones_are_not_codes() -
     long_dashes = CODE.replace("-", "–")
     assert find_receipt_code(f"mã: {long_dashes}") == CODE
     assert normalize_receipt_code(CODE.replace(".", "").lower()) == CODE
+    # Spaces around its dashes; a phone number after a dash is no part of it.
+    assert find_receipt_code(CODE.replace("-", " - ")) == CODE
+    assert find_receipt_code(f"đã có kết quả chưa ạ {CODE} - 0355555555") == CODE
 
 
 def test_telegram_commands_and_deep_links_become_payloads() -> None:

@@ -77,12 +77,16 @@ async def got_phone(turn: Turn, typed: str = "") -> list[Reply]:
                                  user_key=f"{state.channel}:{state.user_id}",
                                  client_key=turn.message.client, lang=turn.lang,
                                  now=turn.now, names=english_names(turn))
-    state.step, state.pending_code = Step.IDLE, ""
     if answer.application_id is None:
+        # A mistyped phone number may be typed again for the same code ("à nhầm, 0904…");
+        # refused (too many tries), the lookup ends.
+        if answer.refused:
+            state.step, state.pending_code = Step.IDLE, ""
         return turn.reply(answer.text, "lookup_failed", [Button(t("Try again"), Intent.LOOKUP),
                                                          Button(t("Contact staff"),
                                                                 Intent.STAFF)],
                           detail="refused" if answer.refused else "")
+    state.step, state.pending_code = Step.IDLE, ""
     state.application_id = answer.application_id
     if answer.procedure in turn.services.assistant.kb.procedures:
         turn.set_topic(answer.procedure)  # "giấy tờ chứng minh chỗ ở gồm những gì" is about it
