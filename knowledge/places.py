@@ -68,6 +68,11 @@ def _units(province: str) -> tuple[list[tuple[str, str, str]], dict[str, str],
     return old, new, dict(went)
 
 
+# Syllables that, typed without marks, are more often everyday words than part of a place's
+# name ("van con": vẫn còn or Vân Côn).
+_EVERYDAY = frozenset("van con co la da roi nay the thi ma cung nua lai di ve ra vao".split())
+
+
 def _fits(typed: str, name: str) -> bool:
     """Whether every letter is the name's, or the name's with its marks left out."""
     return len(typed) == len(name) and all(a == b or a == fold(b)
@@ -127,6 +132,8 @@ class Places:
             marked = typed[m.start("name"):m.end("name")]
             if not any(_fits(marked, _marked_short(p.name)) for p in self._by_name[name]):
                 continue  # typed with other marks: "xã mình khai" is no "Minh Khai"
+            if marked == name and not m["old"] and set(name.split()) <= _EVERYDAY:
+                continue  # unmarked, it reads as everyday words: "sổ ở xã vẫn còn", no Vân Côn
             if name == ours and not m["old"]:
                 continue  # "xã Hát Môn": this commune
             if not (m["kind"] or m["old"] or (m["at"] and name in self._former)):

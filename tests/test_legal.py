@@ -150,6 +150,11 @@ def test_another_commune_is_told_which_commune_serves_it(assistant: Assistant) -
     assert answer.answer.startswith("Xã Võng Xuyên (huyện Phúc Thọ cũ) nay thuộc Xã Phúc Lộc")
     assert "bộ phận một cửa Xã Hát Môn" not in answer.answer  # not sent to the wrong desk
     assert assistant.kb.commune.directory_url in answer.answer
+    # Typed without marks, "xa van con" reads as "xã vẫn còn" (the register is still kept)
+    # unless the old commune is named as such.
+    kept = assistant.ask("mat gks roi, so o xa van con, xin ban sao thi can j")
+    assert not kept.places and kept.code == "2.000635"
+    assert assistant.ask("toi o xa van con cu thi nop o dau").answer.startswith("Xã Vân Côn")
 
 
 def test_a_rule_asked_about_another_commune_is_still_stated(assistant: Assistant) -> None:
