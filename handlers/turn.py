@@ -148,8 +148,7 @@ class Turn:
         """Whether the typed text, less the phrases of the ``beside`` intents, asks about a
         procedure of its own (``clearly``: naming it beyond doubt, so that "nộp hồ sơ khai
         sinh ở đâu" is no question about the office's address)."""
-        text = self.services.words.without(self.text, beside) if beside else self.text
-        answer = self._ask(text)
+        answer = self.ask(context=False, beside=beside)
         return answer.kind == "procedure" and (
             not clearly or answer.matches[0].score >= CLEAR)
 

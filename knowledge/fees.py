@@ -16,10 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from knowledge.loader import KnowledgeBase, KnowledgeError, profile_path, read_toml, validate
-from knowledge.schema import CODE_PATTERN, Channel, FeeStatus, Method, NonEmpty, Procedure, Strict
+from knowledge.schema import (
+    Channel,
+    FeeStatus,
+    Method,
+    NationalCode,
+    NonEmpty,
+    Procedure,
+    Strict,
+)
 from knowledge.text import fold
 
 log = logging.getLogger(__name__)
@@ -30,7 +38,7 @@ LEFT_TO_PROVINCE = (FeeStatus.PROVINCE, FeeStatus.NOT_PUBLISHED)
 class FeeSetting(Strict):
     """The fee of one procedure as the province (or the commune) set it."""
 
-    procedure: NonEmpty  # national code
+    procedure: NationalCode
     # The submission methods it applies to; empty: each whose fee is left to the province.
     channels: list[Channel] = Field(default_factory=list)
     fee_status: FeeStatus  # "amount" (with fee_vnd) or "free"
@@ -40,13 +48,6 @@ class FeeSetting(Strict):
     basis: NonEmpty  # the resolution that sets it: number, article, clause
     basis_en: str = ""
     facts_date: dt.date  # when it was read from the resolution
-
-    @field_validator("procedure")
-    @classmethod
-    def _code_shape(cls, value: str) -> str:
-        if not CODE_PATTERN.match(value):
-            raise ValueError(f"'{value}' is not a national code like 1.001193")
-        return value
 
     @model_validator(mode="after")
     def _amount(self) -> FeeSetting:

@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CODE_PATTERN = re.compile(r"^\d\.\d{6}$")
 
@@ -24,6 +24,15 @@ class Strict(BaseModel):
 
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _national_code(value: str) -> str:
+    if not CODE_PATTERN.match(value):
+        raise ValueError(f"'{value}' is not a national code like 1.001193")
+    return value
+
+
+NationalCode = Annotated[str, Field(min_length=1), AfterValidator(_national_code)]
 
 
 class Channel(StrEnum):
@@ -113,7 +122,7 @@ class LegalDocument(Strict):
 class Procedure(Strict):
     """One administrative procedure as the assistant knows it."""
 
-    code: NonEmpty  # national code (ma_thu_tuc), the entry's id
+    code: NationalCode  # national code (ma_thu_tuc), the entry's id
     name: NonEmpty  # official name on the portal
     name_en: NonEmpty
     # The everyday name citizens use ("Làm giấy khai sinh"), shown beside the official one.
@@ -150,13 +159,6 @@ class Procedure(Strict):
     result_en: str = ""
     steps_en: list[NonEmpty] = Field(default_factory=list)
     notes_en: str = ""
-
-    @field_validator("code")
-    @classmethod
-    def _code_shape(cls, value: str) -> str:
-        if not CODE_PATTERN.match(value):
-            raise ValueError(f"'{value}' is not a national code like 1.001193")
-        return value
 
     @field_validator("source_url", "online_url")
     @classmethod
