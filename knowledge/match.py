@@ -23,7 +23,7 @@ import math
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -506,6 +506,8 @@ class Matcher:
         self._names = {p.code: sorted({f" {' '.join(tokenize(n))} " for n in (p.name, *p.aliases)}
                                       - {"  "}, key=len, reverse=True)
                        for p in kb.procedures.values()}
+        self._name_words = {code: frozenset(" ".join(names).split())
+                            for code, names in self._names.items()}
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
@@ -734,7 +736,8 @@ class Matcher:
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or (
             leader is not None and (c.code == leader.code
                                     or (loose and c.score >= leader.score / FAQ_FACTOR)))]
-        scored = self._rule_first(scored, cues, aspects, yes_no=yes_no)
+        scored = self._rule_first(scored, cues, aspects, yes_no=yes_no,
+                                  named_only=lambda code: set(content) <= self._name_words[code])
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):
@@ -762,7 +765,8 @@ class Matcher:
         return code
 
     def _rule_first(self, scored: list[Candidate], cues: frozenset[str],
-                    aspects: list[Aspect], *, yes_no: bool = False) -> list[Candidate]:
+                    aspects: list[Aspect], *, yes_no: bool = False,
+                    named_only: Callable[[str], bool] = lambda _: False) -> list[Candidate]:
         """A question asking what the law says about the procedure it names, the way one of
         that procedure's FAQ entries is asked (``cues``), gets that entry in its place; one
         asking how to do it, or about one of its aspects, gets the procedure."""
@@ -782,8 +786,10 @@ class Matcher:
             return [replace(lead, key=rules[0].key), *scored[1:]]
         own = next((c for c in scored if c.key == lead.code), None)
         if lead.key.startswith(FAQ) and ((not cues and aspects) or (
-                own is not None and lead.score < own.score / FAQ_FACTOR)):
-            # "đk kết hôn có mất phí ko", "how do I register a birth": the procedure answers
+                own is not None and lead.score < own.score / FAQ_FACTOR) or (
+                own is not None and not cues and not yes_no and named_only(lead.code))):
+            # "đk kết hôn có mất phí ko", "how do I register a birth", "đăng ký nhận con nuôi"
+            # (only the procedure's name): the procedure answers
             return [replace(lead, key=lead.code), *scored[1:]]
         return scored
 

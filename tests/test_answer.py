@@ -198,6 +198,18 @@ def test_faq_answer_cites_its_source(assistant: Assistant) -> None:
     assert answer.matches[0].code == "1.001193"
 
 
+def test_a_procedure_named_and_nothing_more_gets_its_overview(assistant: Assistant) -> None:
+    # Each is the start of one FAQ entry's wording ("thủ tục khai sinh cho trẻ bị bỏ rơi …",
+    # "đăng ký nhận con nuôi ở đâu"), which used to answer in the procedure's place.
+    for question, code in (("thủ tục khai sinh", "1.001193"),
+                           ("dang ky nhan con nuoi", "2.001263")):
+        answer = assistant.ask(question)
+        assert (answer.kind, answer.code, answer.faq) == ("procedure", code, None)
+        assert f"(mã {code})" in answer.answer.split("\n")[0]
+    # A case beside the name is still the rule for that case.
+    assert assistant.ask("trong bao nhiêu ngày phải đi khai sinh cho con").faq is not None
+
+
 def test_what_the_citizen_says_they_do_not_mean_is_left_out(assistant: Assistant) -> None:
     assert assistant.ask("tôi muốn cấp đổi thẻ căn cước chứ không phải cấp lại").code \
         == "1.014063"
