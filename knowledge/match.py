@@ -336,12 +336,22 @@ def regional_variants(token: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A special case of a procedure, marked by words of its name, and how citizens name it."""
+
+    marker: str  # words in the special procedure's official name ("cấp lại")
+    named_by: tuple[Wording, ...]
+    first: bool = True  # naming the case puts the special procedure first
+    # markers of cases this one, named, rules out ("gãy" is no "cấp đổi", however "đổi" is said)
+    over: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class MatchingWords:
     """The word lists of ``matching.toml``, folded."""
 
     negation: re.Pattern[str]
-    # (marker in a name, how it is named, whether naming it puts the special case first)
-    variants: tuple[tuple[str, tuple[Wording, ...], bool], ...]
+    variants: tuple[Variant, ...]
     ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
     off_topic: tuple[Wording, ...]
     everyday: tuple[Wording, ...]
@@ -357,8 +367,10 @@ class MatchingWords:
                            reverse=True)
         negation = re.compile(r"\b(?:" + "|".join(map(re.escape, negations))
                               + r")\b[^,.;:!?\n]*?(?=[,.;:!?\n]|\bma\b|\bbut\b|$)")
-        variants = tuple((" ".join(_words(v["name"])), tuple(map(Wording.of, v["named_by"])),
-                          bool(v.get("named_first", True))) for v in data["variants"])
+        variants = tuple(Variant(" ".join(_words(v["name"])), tuple(map(Wording.of, v["named_by"])),
+                                 bool(v.get("named_first", True)),
+                                 frozenset(" ".join(_words(o)) for o in v.get("over", [])))
+                         for v in data["variants"])
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
@@ -368,6 +380,14 @@ class MatchingWords:
                           in data.get("rule_cues", {}).items() for w in wordings)
         return cls(negation, variants, ask_back, off_topic, everyday, local_matters,
                    to_the_office, rule_cues)
+
+    def named_cases(self, asked: Asked) -> dict[int, bool]:
+        """The special cases (indexes into ``variants``) a question names, each with whether
+        it then comes first; a case another named case rules out is left out."""
+        named = [i for i, v in enumerate(self.variants) if said(v.named_by, asked)]
+        ruled_out = frozenset().union(*(self.variants[i].over for i in named))
+        return {i: self.variants[i].first for i in named
+                if self.variants[i].marker not in ruled_out}
 
     def rule_cues_in(self, asked: Asked) -> frozenset[str]:
         """The kinds of rule the question asks for ("thời hạn": a deadline; "thời hạn giải
@@ -483,8 +503,7 @@ class Matcher:
         names = {p.code: f" {' '.join(_words(p.name))} " for p in kb.procedures.values()}
         self._cases: dict[str, list[int]] = {}
         for code, name in names.items():
-            cases = [i for i, (marker, _, _) in enumerate(self.words.variants)
-                     if f" {marker} " in name]
+            cases = [i for i, v in enumerate(self.words.variants) if f" {v.marker} " in name]
             if cases:
                 self._cases[code] = cases
         # The common variant of each special case ("đăng ký khai sinh" for "… có yếu tố nước
@@ -493,7 +512,7 @@ class Matcher:
         self._commons: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for code, cases in self._cases.items():
             for i in cases:
-                marker = self.words.variants[i][0]
+                marker = self.words.variants[i].marker
                 # "… có yếu tố nước ngoài tại khu vực biên giới" is the border case of "… có
                 # yếu tố nước ngoài"; "đăng ký lại khai tử" the re-registration of "đăng ký
                 # khai tử"
@@ -661,8 +680,7 @@ class Matcher:
         # The special cases the question names (less what it says it is not), and whether
         # each then comes first.
         meant_asked = asked if meant == fold(question) else Asked.of(meant)
-        named = {i: first for i, (_, wordings, first) in enumerate(self.words.variants)
-                 if said(wordings, meant_asked)}
+        named = self.words.named_cases(meant_asked)
         # Unknown words count against every phrase; unknown pairs say nothing and are dropped.
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         cues = self.words.rule_cues_in(asked)

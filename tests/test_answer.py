@@ -210,6 +210,19 @@ def test_a_procedure_named_and_nothing_more_gets_its_overview(assistant: Assista
     assert assistant.ask("trong bao nhiêu ngày phải đi khai sinh cho con").faq is not None
 
 
+def test_a_damaged_card_is_reissued_however_the_citizen_says_it(assistant: Assistant) -> None:
+    # Luật Căn cước 2023, Điều 24 khoản 2: a card damaged beyond use is re-issued (cấp lại),
+    # though citizens say "đổi" for it; an expired card is exchanged (cấp đổi).
+    for question in ("cccd gãy đôi r, đổi thẻ mới ntn ạ",
+                     "the can cuoc bi gay mot goc, chip hong roi, muon doi the moi thi lam sao",
+                     "My ID card is cracked and the chip no longer works. How do I get it "
+                     "exchanged?"):
+        assert assistant.ask(question).code == "1.014064", question
+    assert assistant.ask("căn cước hết hạn muốn đổi thẻ mới").code == "1.014063"
+    assert assistant.ask("Năm ngoái tôi bị mất ví nên đã làm lại thẻ căn cước. Tháng 8 này "
+                         "tôi tròn 40 tuổi thì có phải đi đổi thẻ nữa không?").code == "1.014063"
+
+
 def test_what_the_citizen_says_they_do_not_mean_is_left_out(assistant: Assistant) -> None:
     assert assistant.ask("tôi muốn cấp đổi thẻ căn cước chứ không phải cấp lại").code \
         == "1.014063"
