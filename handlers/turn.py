@@ -5,7 +5,7 @@ and the services they answer with. Also the conversation's named steps and butto
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -138,11 +138,14 @@ class Turn:
         """The assistant's answer to the typed text (less the phrases of the ``beside``
         intents: "chào ad, cho hỏi thủ tục khai tử"), in the conversation's language."""
         text = self.services.words.without(self.text, beside) if beside else self.text
-        return self._ask(text, context=self.topic if context and self.follow_up else "")
+        if not (context and self.follow_up):
+            return self._ask(text)
+        return self._ask(text, context=self.topic, options=self.options)
 
-    def _ask(self, text: str, *, context: str = "") -> Answer:
+    def _ask(self, text: str, *, context: str = "", options: Sequence[str] = ()) -> Answer:
         lang: Lang | None = "en" if self.state.lang == "en" else None
-        return self.services.assistant.ask(text, lang=lang, top=CHOICES, context=context)
+        return self.services.assistant.ask(text, lang=lang, top=CHOICES, context=context,
+                                           options=options)
 
     def names_procedure(self, beside: Iterable[Intent] = (), *, clearly: bool = True) -> bool:
         """Whether the typed text, less the phrases of the ``beside`` intents, asks about a

@@ -25,6 +25,7 @@ from knowledge.match import (
     CUE_WORDS,
     FAQ,
     OUTSIDE,
+    SHORTLIST,
     STOP_WORDS,
     Analysis,
     Aspect,
@@ -99,6 +100,7 @@ STORY_CASE_WORDS = 12  # a question this long tells of a case
 _ABOUT_PORTAL = re.compile(r"\b(?:[Cc]ổng|[Pp]ortal)\b")  # a note's sentence on the source's fields
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
+PICK_SHARE = 0.7  # a reply to a choice picks the option it fits this nearly as well as the best
 RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a cue) matched this well outweighs off-topic words
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
@@ -204,15 +206,17 @@ class Assistant:
         return other
 
     def ask(self, question: str, *, top: int = 3, lang: Lang | None = None,
-            context: str = "") -> Answer:
+            context: str = "", options: Sequence[str] = ()) -> Answer:
         """Answer ``question``; ``lang`` forces the reply language (default: the question's).
 
         ``context`` is the procedure under discussion: a follow-up that names no other
-        procedure ("còn phí?", "mẹ tôi nộp thay được không") is answered about it. A commune
+        procedure ("còn phí?", "mẹ tôi nộp thay được không") is answered about it.
+        ``options`` are the procedures just offered as a choice: a reply that fits one of them
+        about as well as anything else picks it ("bị mất ạ" after the identity cards). A commune
         the question names by its former name, or another commune, is said to serve it first.
         """
         places, rest = self.places.mentioned(clean_question(question))
-        answer = self._ask(rest, top=top, lang=lang, context=context)
+        answer = self._ask(rest, top=top, lang=lang, context=context, options=options)
         if not places:
             return answer
         t = Text(answer.lang)
@@ -256,9 +260,10 @@ class Assistant:
                  "{commune}.", place=place.name, province=self.kb.commune.province,
                  commune=commune)
 
-    def _ask(self, question: str, *, top: int, lang: Lang | None, context: str) -> Answer:
+    def _ask(self, question: str, *, top: int, lang: Lang | None, context: str,
+             options: Sequence[str] = ()) -> Answer:
         text = clean_question(question)
-        analysis = self.matcher.analyse(text, limit=max(top, 3))
+        analysis = self.matcher.analyse(text, limit=max(top, 3, SHORTLIST if options else 0))
         lang = lang or ("en" if analysis.english else "vi")
         t = Text(lang)
         if not analysis.tokens:
@@ -301,6 +306,14 @@ class Assistant:
                 context)), None)
             if variant is not None:
                 ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
+        picked = next((c for c in ranked if c.code in options), None)
+        if picked is not None and picked.score >= max(self.floor, PICK_SHARE * ranked[0].score) \
+                and not any(c.code in options and c.code != picked.code
+                            and c.score > self.ratio * picked.score for c in ranked):
+            # "gia hạn ạ" after the building permits: that one of them, not residence
+            ranked = [replace(picked, key=picked.code),
+                      *(c for c in ranked if c.code != picked.code)]
+            kind = "procedure"
         if context in self.kb.procedures:
             follow_up = self._in_context(question, analysis, kind, context, t)
             if follow_up is not None:

@@ -123,6 +123,8 @@ def strip_question_phrasing(tokens: list[str]) -> list[str]:
         for phrase in _PHRASES_BY_FIRST.get(tokens[i], ()):
             if tuple(tokens[i : i + len(phrase)]) == phrase:
                 i += len(phrase)
+                if out and out[-1] == "can":  # "cần" + "giấy tờ gì": asks what is needed
+                    out.pop()
                 break
         else:
             out.append(tokens[i])
@@ -352,7 +354,8 @@ class MatchingWords:
 
     negation: re.Pattern[str]
     variants: tuple[Variant, ...]
-    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (phrasings, codes offered)
+    # (phrasings, codes offered, words after which the name asks for the first code)
+    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], frozenset[str]], ...]
     off_topic: tuple[Wording, ...]
     everyday: tuple[Wording, ...]
     local_matters: tuple[Wording, ...]
@@ -371,7 +374,9 @@ class MatchingWords:
                                  bool(v.get("named_first", True)),
                                  frozenset(" ".join(_words(o)) for o in v.get("over", [])))
                          for v in data["variants"])
-        ask_back = tuple((tuple(a["words"]), tuple(a["codes"])) for a in data.get("ask_back", []))
+        ask_back = tuple((tuple(a["words"]), tuple(a["codes"]),
+                          frozenset(" ".join(_words(w)) for w in a.get("not_after", [])))
+                         for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
         local_matters = tuple(map(Wording.of, data.get("local_matters", [])))
@@ -560,10 +565,12 @@ class Matcher:
         # … and each family's words with its names' ("làm lại giấy khai sinh bị mất" names
         # the family in words of two of its names)
         self._families: list[tuple[frozenset[str], list[frozenset[str]], tuple[str, ...]]] = []
-        for phrasings, codes in self.words.ask_back:
+        self._not_after: dict[tuple[str, ...], frozenset[str]] = {}
+        for phrasings, codes, not_after in self.words.ask_back:
             known = tuple(c for c in codes if c in kb.procedures)
             if len(known) < 2:
                 continue
+            self._not_after[known] = not_after
             kept = [tuple(self._content(self.correct(tokenize(w)))) for w in phrasings]
             for wording in kept:
                 self._ask_back[wording] = known
@@ -835,7 +842,11 @@ class Matcher:
             family = next((codes for union, names, codes in self._families
                            if words <= union and any(n <= words for n in names)), ())
         rest = " ".join(t for t in tokens if t not in content)
-        return family if family and (not aspects or not detect_aspects(rest)) else ()
+        if not family or (aspects and detect_aspects(rest)):
+            return ()
+        # "xin giấy xác nhận khuyết tật", "làm tạm trú": getting it, the family's first
+        start = tokens.index(content[0])
+        return () if start and tokens[start - 1] in self._not_after[family] else family
 
     def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect],
                 vietnamese: list[str]) -> bool:

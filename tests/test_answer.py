@@ -7,6 +7,7 @@ import pytest
 from knowledge.answer import Assistant
 from knowledge.i18n import Text
 from knowledge.loader import load_knowledge
+from knowledge.match import Aspect
 from knowledge.schema import Commune, TimeUnit
 
 
@@ -261,9 +262,10 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     assert [m.code for m in answer.matches] == ["1.013225", "1.013229", "1.013228", "1.013227"]
     assert assistant.ask("cho hỏi về hộ nghèo").kind == "clarify"
     assert assistant.ask("hỏi chút về giấy phép xây dựng").kind == "clarify"
-    # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does.
-    assert assistant.ask("e cần chứng thực giấy tờ").kind == "clarify"
-    assert assistant.ask("chứng thực cần giấy tờ gì").kind == "procedure"
+    # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does (and is kept for
+    # the choice's buttons).
+    assert assistant.ask("e cần chứng thực giấy tờ").aspects == []
+    assert assistant.ask("chứng thực cần giấy tờ gì").aspects == [Aspect.DOCUMENTS]
     # The family's words only, one of its names whole: asked back, not guessed.
     lost = assistant.ask("lam lai giay khai sinh bi mat")
     assert (lost.kind, {m.code for m in lost.matches}) == ("clarify", {"2.000635", "1.004884"})
