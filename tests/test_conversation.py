@@ -175,6 +175,16 @@ async def test_a_reply_to_a_choice_in_words_picks_from_what_was_offered(
     assert register.code == "1.004194"
 
 
+async def test_short_follow_ups_ask_the_fee_per_copy_and_whether_it_is_ready_the_same_day(
+        dialogue: Dialogue) -> None:
+    [copy] = await say(dialogue, "xin bản sao trích lục khai sinh", user="75")
+    assert copy.code == "2.000635"
+    [fee] = await say(dialogue, "bao nhiêu 1 bản", user="75")
+    assert (fee.code, fee.aspects) == ("2.000635", ("fee",))
+    [time] = await say(dialogue, "lấy ngay được ko", user="75")
+    assert (time.code, time.aspects) == ("2.000635", ("time",))
+
+
 async def test_police_procedures_are_submitted_to_the_commune_police(
         dialogue: Dialogue) -> None:
     [where] = await say(dialogue, "đăng ký tạm trú nộp ở đâu")

@@ -53,6 +53,9 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("nối máy cho tôi với tổng đài viên", Intent.STAFF),
     ("máy trả lời sai rồi, chuyển cho người hỗ trợ giúp", Intent.STAFF),
     ("hồ sơ chứng thực nộp hôm thứ hai giờ đã xong chưa", Intent.LOOKUP),
+    ("hs cấp lại căn cước của mẹ e đang ở bước nào r ad", Intent.LOOKUP),
+    ("e muốn nói chuyện vs người thật, ko phải bot", Intent.STAFF),
+    ("Hi, what can this bot do?", Intent.ABOUT),
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent
