@@ -104,6 +104,7 @@ PICK_SHARE = 0.7  # a reply to a choice picks the option it fits this nearly as 
 RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a cue) matched this well outweighs off-topic words
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
+WEAK_TOPIC = 0.4  # an aspect asked with a weaker match elsewhere is asked of the topic at hand
 # A declined question with more other words, none of them in a note of the procedure under
 # discussion, is about something else ("bao giờ thu tiền vệ sinh môi trường quý 4").
 ASPECT_RESIDUAL = 3
@@ -405,9 +406,12 @@ class Assistant:
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
-        elsewhere = kind != "none" and (
-            ranked[0].code != code if kind == "procedure" else (
-                code not in offered and ranked[0].score >= NEW_TOPIC))
+        if kind == "procedure":
+            elsewhere = ranked[0].code != code and (
+                not analysis.aspects or ranked[0].score >= WEAK_TOPIC)
+        else:
+            elsewhere = kind == "clarify" and code not in offered and (
+                ranked[0].score >= NEW_TOPIC)
         if kind != "none" and elsewhere and (note is None or ranked[0].score >= NEW_TOPIC):
             return None  # a procedure (or a few) of its own, not a case of the one at hand
         if analysis.aspects and (kind != "none" or len(residual) <= ASPECT_RESIDUAL

@@ -356,8 +356,8 @@ class MatchingWords:
 
     negation: re.Pattern[str]
     variants: tuple[Variant, ...]
-    # (phrasings, codes offered, words after which the name asks for the first code)
-    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], frozenset[str]], ...]
+    # (phrasings, codes offered, phrasings that ask for the first code)
+    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
     off_topic: tuple[Wording, ...]
     everyday: tuple[Wording, ...]
     local_matters: tuple[Wording, ...]
@@ -377,7 +377,7 @@ class MatchingWords:
                                  frozenset(" ".join(_words(o)) for o in v.get("over", [])))
                          for v in data["variants"])
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"]),
-                          frozenset(" ".join(_words(w)) for w in a.get("not_after", [])))
+                          tuple(f" {' '.join(_words(w))} " for w in a.get("first_if", [])))
                          for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
@@ -567,12 +567,12 @@ class Matcher:
         # … and each family's words with its names' ("làm lại giấy khai sinh bị mất" names
         # the family in words of two of its names)
         self._families: list[tuple[frozenset[str], list[frozenset[str]], tuple[str, ...]]] = []
-        self._not_after: dict[tuple[str, ...], frozenset[str]] = {}
-        for phrasings, codes, not_after in self.words.ask_back:
+        self._first_if: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for phrasings, codes, first_if in self.words.ask_back:
             known = tuple(c for c in codes if c in kb.procedures)
             if len(known) < 2:
                 continue
-            self._not_after[known] = not_after
+            self._first_if[known] = first_if
             kept = [tuple(self._content(self.correct(tokenize(w)))) for w in phrasings]
             for wording in kept:
                 self._ask_back[wording] = known
@@ -846,9 +846,9 @@ class Matcher:
         rest = " ".join(t for t in tokens if t not in content)
         if not family or (aspects and detect_aspects(rest)):
             return ()
-        # "xin giấy xác nhận khuyết tật", "làm tạm trú": getting it, the family's first
-        start = tokens.index(content[0])
-        return () if start and tokens[start - 1] in self._not_after[family] else family
+        # "xin giấy xác nhận khuyết tật", "làm tạm trú", "nhà mới": the family's first
+        text = f" {' '.join(tokens)} "
+        return () if any(p in text for p in self._first_if[family]) else family
 
     def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect],
                 vietnamese: list[str]) -> bool:

@@ -262,6 +262,7 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     assert [m.code for m in answer.matches] == ["1.013225", "1.013229", "1.013228", "1.013227"]
     assert assistant.ask("cho hỏi về hộ nghèo").kind == "clarify"
     assert assistant.ask("hỏi chút về giấy phép xây dựng").kind == "clarify"
+    assert assistant.ask("xin giấy phép xây dựng nhà mới").code == "1.013225"  # which one: new
     # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does (and is kept for
     # the choice's buttons).
     assert assistant.ask("e cần chứng thực giấy tờ").aspects == []

@@ -185,6 +185,18 @@ async def test_short_follow_ups_ask_the_fee_per_copy_and_whether_it_is_ready_the
     assert (time.code, time.aspects) == ("2.000635", ("time",))
 
 
+async def test_an_aspect_asked_with_a_weak_match_elsewhere_stays_with_the_procedure(
+        dialogue: Dialogue) -> None:
+    [marriage] = await say(dialogue, "thu tuc dang ky ket hon can nhung giay to gi", user="76")
+    assert marriage.code == "1.000894"
+    [where] = await say(dialogue, "2 dua o 2 xa khac nhau thi nop o dau", user="76")
+    assert (where.code, where.aspects) == ("1.000894", ("where",))
+    # A procedure named clearly enough is a new topic.
+    [permit] = await say(dialogue, "tiện hỏi luôn, sửa lại mái nhà với nâng tường thì xin giấy "
+                                   "phép cần gì", user="76")
+    assert permit.code == "1.013229"
+
+
 async def test_police_procedures_are_submitted_to_the_commune_police(
         dialogue: Dialogue) -> None:
     [where] = await say(dialogue, "đăng ký tạm trú nộp ở đâu")
