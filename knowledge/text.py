@@ -132,7 +132,10 @@ _CONTEXT: dict[tuple[str, str], str] = {
     ("xoa", "hk"): "ho khau",
     ("1", "hk"): "ho khau",
     ("chung", "hk"): "ho khau",
+    ("chuyen", "hk"): "ho khau",
     ("vo", "ck"): "chong",
+    ("nha", "ck"): "chong",
+    ("nha", "vk"): "vo",
 }
 # Short forms read by the next word: "ct bản sao" is chứng thực, "ct xã" is chủ tịch.
 _BEFORE: dict[tuple[str, str], str] = {

@@ -263,6 +263,9 @@ def test_a_bare_family_name_is_asked_back(assistant: Assistant) -> None:
     assert assistant.ask("cho hỏi về hộ nghèo").kind == "clarify"
     assert assistant.ask("hỏi chút về giấy phép xây dựng").kind == "clarify"
     assert assistant.ask("xin giấy phép xây dựng nhà mới").code == "1.013225"  # which one: new
+    # "cho nha" typed without marks is "for the house", not "chó nhà" (a dog: off-topic)
+    assert assistant.ask("nha toi muon sua lai mai va nang them tang cho nha cu thi co can xin "
+                         "giay phep khong").code == "1.013229"
     # "giấy tờ" in the shared name asks no aspect; asked beyond it, it does (and is kept for
     # the choice's buttons).
     assert assistant.ask("e cần chứng thực giấy tờ").aspects == []

@@ -50,6 +50,7 @@ def test_context_rules_decide_ambiguous_short_forms() -> None:
     # "hk" means hộ khẩu only next to residence words, else "không".
     assert tokenize("cắt hk") == ["cat", "ho", "khau"]
     assert tokenize("được hk") == ["duoc", "khong"]
+    assert tokenize("chuyển hk về nhà ck") == ["chuyen", "ho", "khau", "ve", "nha", "chong"]
 
 
 def test_chat_shorthand_without_clashing_with_the_domain() -> None:
