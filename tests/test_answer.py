@@ -220,6 +220,9 @@ def test_a_damaged_card_is_reissued_however_the_citizen_says_it(assistant: Assis
                      "exchanged?"):
         assert assistant.ask(question).code == "1.014064", question
     assert assistant.ask("căn cước hết hạn muốn đổi thẻ mới").code == "1.014063"
+    # … and a card at an age milestone is exchanged, though the citizen says "làm lại"
+    assert assistant.ask("Tôi năm nay 25 tuổi, thẻ căn cước làm từ năm 17 tuổi. Nghe nói đến "
+                         "tuổi này phải đi làm lại thẻ.").code == "1.014063"
     assert assistant.ask("Năm ngoái tôi bị mất ví nên đã làm lại thẻ căn cước. Tháng 8 này "
                          "tôi tròn 40 tuổi thì có phải đi đổi thẻ nữa không?").code == "1.014063"
 
