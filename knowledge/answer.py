@@ -308,9 +308,10 @@ class Assistant:
             if variant is not None:
                 ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
         picked = next((c for c in ranked if c.code in options), None)
-        if picked is not None and picked.score >= max(self.floor, PICK_SHARE * ranked[0].score) \
+        if picked is not None and (
+                picked.score >= max(self.floor, PICK_SHARE * ranked[0].score)
                 and not any(c.code in options and c.code != picked.code
-                            and c.score > self.ratio * picked.score for c in ranked):
+                            and c.score > self.ratio * picked.score for c in ranked)):
             # "gia hạn ạ" after the building permits: that one of them, not residence
             ranked = [replace(picked, key=picked.code),
                       *(c for c in ranked if c.code != picked.code)]
