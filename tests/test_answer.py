@@ -227,6 +227,14 @@ def test_a_damaged_card_is_reissued_however_the_citizen_says_it(assistant: Assis
                          "tôi tròn 40 tuổi thì có phải đi đổi thẻ nữa không?").code == "1.014063"
 
 
+def test_watching_over_a_guardian_is_the_supervision_of_guardianship(
+        assistant: Assistant) -> None:
+    answer = assistant.ask("Chị gái tôi mất, cháu 8 tuổi được bà nội đăng ký làm người giám hộ. "
+                           "Tôi là dì ruột, muốn được chính thức theo dõi xem bà quản lý tiền "
+                           "bảo hiểm của cháu thế nào.")
+    assert answer.code == "3.000323"
+
+
 def test_what_the_citizen_says_they_do_not_mean_is_left_out(assistant: Assistant) -> None:
     assert assistant.ask("tôi muốn cấp đổi thẻ căn cước chứ không phải cấp lại").code \
         == "1.014063"
