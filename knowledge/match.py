@@ -23,7 +23,7 @@ import math
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -763,8 +763,7 @@ class Matcher:
         scored = [c for c in scored if not c.key.startswith(FAQ) or c.rule or (
             leader is not None and (c.code == leader.code
                                     or (loose and c.score >= leader.score / FAQ_FACTOR)))]
-        scored = self._rule_first(scored, cues, aspects, yes_no=yes_no,
-                                  named_only=lambda code: set(content) <= self._name_words[code])
+        scored = self._rule_first(scored, cues, aspects, frozenset(content), yes_no=yes_no)
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
         if self._strays(leading, asked, aspects, [] if english else content):
@@ -792,11 +791,12 @@ class Matcher:
         return code
 
     def _rule_first(self, scored: list[Candidate], cues: frozenset[str],
-                    aspects: list[Aspect], *, yes_no: bool = False,
-                    named_only: Callable[[str], bool] = lambda _: False) -> list[Candidate]:
+                    aspects: list[Aspect], content: frozenset[str], *,
+                    yes_no: bool = False) -> list[Candidate]:
         """A question asking what the law says about the procedure it names, the way one of
         that procedure's FAQ entries is asked (``cues``), gets that entry in its place; one
-        asking how to do it, or about one of its aspects, gets the procedure."""
+        asking how to do it, or about one of its aspects, or naming it and nothing more (its
+        words that count, ``content``, all in its names), gets the procedure."""
         if not scored or scored[0].outside or scored[0].rule:
             return scored
         lead = scored[0]
@@ -814,7 +814,8 @@ class Matcher:
         own = next((c for c in scored if c.key == lead.code), None)
         if lead.key.startswith(FAQ) and ((not cues and aspects) or (
                 own is not None and lead.score < own.score / FAQ_FACTOR) or (
-                own is not None and not cues and not yes_no and named_only(lead.code))):
+                own is not None and not cues and not yes_no
+                and content <= self._name_words[lead.code])):
             # "đk kết hôn có mất phí ko", "how do I register a birth", "đăng ký nhận con nuôi"
             # (only the procedure's name): the procedure answers
             return [replace(lead, key=lead.code), *scored[1:]]

@@ -148,28 +148,27 @@ async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
     assert nothing.intent == "ack"  # no list was offered: not matched from the digits
 
 
-async def test_a_reply_to_a_choice_in_words_picks_from_what_was_offered(
-        dialogue: Dialogue) -> None:
-    # A bare "tạm trú" is asked back (register, extend or remove); "gia hạn ạ" then means
-    # extending it, while the same words after the building permits mean extending a permit.
-    [residence] = await say(dialogue, "tạm trú", user="70")
-    assert residence.intent == "clarify"
-    assert {b.payload for b in residence.buttons} == {"p:1.004194", "p:1.002755", "p:1.010028"}
-    [extend] = await say(dialogue, "gia hạn ạ", user="70")
-    assert extend.code == "1.002755"
-    [permits] = await say(dialogue, "giấy phép xây dựng", user="71")
-    assert permits.intent == "clarify"
-    [permit] = await say(dialogue, "gia hạn ạ", user="71")
-    assert permit.code == "1.013227"
+@pytest.mark.parametrize(("user", "first", "reply", "code"), [
+    # A bare "tạm trú" is asked back (register, extend or remove): "gia hạn ạ" is extending it;
+    # the same words after the building permits extend a permit.
+    ("70", "tạm trú", "gia hạn ạ", "1.002755"),
+    ("71", "giấy phép xây dựng", "gia hạn ạ", "1.013227"),
+    ("72", "căn cước", "bị mất ạ", "1.014064"),
     # A new question naming another procedure clearly is answered as asked.
-    [cards] = await say(dialogue, "căn cước", user="72")
-    assert cards.intent == "clarify"
-    [lost] = await say(dialogue, "bị mất ạ", user="72")
-    assert lost.code == "1.014064"
-    [cards] = await say(dialogue, "căn cước", user="73")
-    assert cards.intent == "clarify"
-    [other] = await say(dialogue, "thôi cho hỏi đăng ký khai tử cần gì", user="73")
-    assert other.code == "1.000656"
+    ("73", "căn cước", "thôi cho hỏi đăng ký khai tử cần gì", "1.000656"),
+])
+async def test_a_reply_to_a_choice_in_words_picks_from_what_was_offered(
+        dialogue: Dialogue, user: str, first: str, reply: str, code: str) -> None:
+    [choices] = await say(dialogue, first, user=user)
+    assert choices.intent == "clarify"
+    [picked] = await say(dialogue, reply, user=user)
+    assert picked.code == code
+
+
+async def test_a_bare_family_name_is_asked_back_unless_asked_to_get_the_first(
+        dialogue: Dialogue) -> None:
+    [residence] = await say(dialogue, "tạm trú", user="70")
+    assert {b.payload for b in residence.buttons} == {"p:1.004194", "p:1.002755", "p:1.010028"}
     # Asked to get it ("làm tạm trú"), the registration is answered without asking back.
     [register] = await say(dialogue, "làm tạm trú", user="74")
     assert register.code == "1.004194"
