@@ -358,8 +358,8 @@ class Assistant:
         proc = self.kb.procedures[code]
         # "có bắt buộc phải làm … không", "mấy tuổi thì được …" with no rule of its own: who
         # must or may do it is the answer, not the whole card.
-        aspects = analysis.aspects or ([Aspect.ELIGIBILITY] if analysis.rules & WHO_RULES and (
-            proc.eligibility or proc.applicants) else [])
+        aspects = ([Aspect.ELIGIBILITY] if not analysis.aspects and analysis.rules & WHO_RULES
+                   and (proc.eligibility or proc.applicants) else analysis.shown)
         return self.about(code, aspects, t, question=question, matches=matches)
 
     def rule(self, faq: Faq, t: Text, *, question: str = "", aspects: Sequence[Aspect] = (),
@@ -379,6 +379,11 @@ class Assistant:
         """The answer about ``code`` when the question follows up on it; None for a new topic."""
         ranked = analysis.candidates
         own = next((c.score for c in ranked if c.code == code), 0.0)
+        found = kind  # before a rule elsewhere is discounted below
+        residual = [w for w in analysis.content if w not in CUE_WORDS]
+        if kind == "procedure" and len(residual) > 1 and (
+                ranked[0].code in self.matcher.variants_of(code)):
+            return None  # "chồng sắp cưới là người Đài Loan" after marriage: its foreign variant
         if ranked and ranked[0].code != code and ranked[0].score < NAMED_TOPIC and (
                 ranked[0].key.startswith(FAQ) or (own >= SIBLING_SHARE * ranked[0].score
                                                   and self.matcher.siblings(code, ranked[0].code))):
@@ -386,11 +391,10 @@ class Assistant:
             # building permit), matched less than clearly, does not pull the talk away.
             kind = "none"
         offered = {c.code for c in ranked[:3]}
-        residual = [w for w in analysis.content if w not in CUE_WORDS]
         named_other = kind == "procedure" and ranked[0].code != code and (
             ranked[0].score >= NAMED_TOPIC)  # "còn làm sổ đỏ lần đầu thì nộp ở đâu"
-        if analysis.aspects and len(residual) <= 1 and not named_other:
-            return self.about(code, analysis.aspects, t, question=question)  # "còn phí?"
+        if analysis.shown and len(residual) <= 1 and not named_other:
+            return self.about(code, analysis.shown, t, question=question)  # "còn phí?"
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
                 not analysis.aspects):
             return None  # a matter of another office ("làm visa"), declined as such
@@ -423,6 +427,8 @@ class Assistant:
                              or len(analysis.content) > 4
                              or not any(w in self.matcher.vocabulary for w in analysis.tokens)):
             return None  # not about the procedure under discussion, or not words at all
+        if note is None and found == "procedure" and ranked[0].score >= NEW_TOPIC:
+            return None  # rather what was found elsewhere ("phải xóa thường trú cho ông không")
         if note is None:
             lines = [t("I have no information about this particular case for {name}.",
                        name=self.short_name(code, t)),
@@ -879,9 +885,10 @@ class CaseNote:
     weight: float = 0.0  # how telling its shared words are, for the question it was found for
 
 
-# Words too common in a question to tie it to a note ("thế … thì sao", "xã có … không").
+# Words too common in a question to tie it to a note ("thế … thì sao", "xã có … không",
+# "sinh ở VN").
 _FUNCTION_WORDS = frozenset("thi sao the nay xa thang nhu nao vay roi luon ma la va voi o nua "
-                            "khi neu hay khong co bi".split())
+                            "khi neu hay khong co bi vn".split())
 # Who is meant, and "muộn" (late, folded like "muốn"), matter in a case question ("mẹ tôi nộp
 # thay được không", "để muộn có bị phạt không"), though not in matching.
 _KEPT = frozenset("me bo ong ba con chau vo chong anh chi em muon".split())

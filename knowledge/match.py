@@ -68,13 +68,14 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "khi nao xong", "bao gio xong", "thoi han giai quyet", "giai quyet trong",
                   "khi nao lay duoc", "bao gio lay duoc", "lay ngay", "lay trong ngay",
                   "lay luon duoc", "co ngay khong", "lay luon trong ngay", "xong trong ngay",
-                  "lay lien",
+                  "lay lien", "lam trong ngay", "trong ngay co", "trong ngay duoc",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
                    "o xa minh", "ve xa minh", "tai xa minh", "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
-                    "internet", "qua dien thoai", "website"),
+                    "internet", "qua dien thoai", "website", "qua app", "tren app",
+                    "bang app"),
     Aspect.LEGAL: ("can cu", "luat nao", "nghi dinh", "thong tu", "phap ly", "van ban nao",
                    "quy dinh nao", "theo quy dinh", "luat gi", "quy dinh o dau", "legal basis",
                    "which law", "regulation"),
@@ -227,6 +228,12 @@ class Analysis:
     strayed: bool = False
     rules: frozenset[str] = frozenset()  # the kinds of rule it asks for ("thời hạn": deadline)
     yes_no: bool = False  # asked as a yes-or-no question ("… có được không")
+    how: bool = False  # asks how to do it ("làm thế nào") and no aspect
+
+    @property
+    def shown(self) -> list[Aspect]:
+        """What a reply about a procedure leads with: the aspects asked, or its steps."""
+        return self.aspects or ([Aspect.STEPS] if self.how else [])
 
 
 _ENGLISH = frozenset(
@@ -291,7 +298,12 @@ _YES_NO = re.compile(r"\b(?:khong|ko|k|kg|hong|hok|chua)\W*"
 
 
 # A yes/no question whether something may be done, when it asks no other aspect.
-_MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc) (?:khong|ko|k|hong|kg|hok|a|ah) ")
+_MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
+                    r" (?:khong|ko|k|hong|kg|hok|chua|a|ah) ")
+
+
+# "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked.
+_HOW = re.compile(r" (?:the nao|lam sao|ra sao|phai lam gi|how do|how to|how can) ")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
@@ -477,7 +489,7 @@ _AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
 _SHORTHAND = {"bn": "bao nhiêu", "ko": "không", "k": "không", "kg": "không", "khum": "không",
               "hok": "không", "đc": "được", "dc": "được", "j": "gì", "ntn": "như thế nào",
               "hs": "hồ sơ", "đk": "đăng ký", "dk": "đăng ký", "đky": "đăng ký",
-              "dky": "đăng ký", "cc": "căn cước", "ck": "chồng", "vk": "vợ"}
+              "dky": "đăng ký", "cc": "căn cước", "ck": "chồng", "vk": "vợ", "ng": "người"}
 _SHORTHAND_WORD = re.compile(r"\b(?:" + "|".join(_SHORTHAND) + r")\b", re.IGNORECASE)
 # "thời hạn giải quyết", "bao lâu … kể từ khi nộp hồ sơ": the processing time, no deadline
 _PROCESSING_TIME = re.compile(r" (?:thời hạn|thoi han) (?:giải quyết|giai quyet) "
@@ -694,9 +706,11 @@ class Matcher:
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         cues = self.words.rule_cues_in(asked)
         yes_no = _YES_NO.search(fold(question)) is not None
+        how = not aspects and _HOW.search(f" {' '.join(tokens)} ") is not None
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
-                            elsewhere=self.words.elsewhere(asked), rules=cues, yes_no=yes_no)
+                            elsewhere=self.words.elsewhere(asked), rules=cues, yes_no=yes_no,
+                            how=how)
         if not content and not any("_" in t and not detect_aspects(t.replace("_", " "))
                                    for t in query):
             # only question words ("còn phí?"), unless a known pair that asks no aspect

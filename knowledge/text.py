@@ -46,6 +46,7 @@ ABBREVIATIONS: dict[str, str] = {
     "ki": "ky",  # kí / ký
     "li": "ly",  # lí hôn / ly hôn
     "gks": "giay khai sinh",
+    "tb": "thong bao",
     "gkt": "giay khai tu",
     "dkks": "dang ky khai sinh",
     "dkkt": "dang ky khai tu",
@@ -151,6 +152,10 @@ NATIONALITIES = frozenset(
     "nhat han trung dai my uc phap duc nga lao campuchia thai singapore malaysia indonesia "
     "philippines canada tay ngoai an".split()
 )
+# … and the second word of those named in two ("người Hàn Quốc"): one nationality, not a word
+# the question asks about
+_NATIONALITY_ENDS = frozenset({("han", "quoc"), ("trung", "quoc"), ("nhat", "ban"),
+                               ("dai", "loan"), ("thai", "lan"), ("an", "do")})
 
 # Telex input left in words when the keyboard was off: "Nguyeenx" → "nguyen".
 _TELEX_DOUBLE = re.compile(r"aa|ee|oo|dd")
@@ -190,7 +195,11 @@ def expand(tokens: Iterable[str]) -> list[str]:
     """Expand abbreviations and chat shorthand, using the previous word for ambiguous ones."""
     out: list[str] = []
     tokens = list(tokens)
+    skip = False
     for i, token in enumerate(tokens):
+        if skip:
+            skip = False
+            continue
         previous = out[-1] if out else ""
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         age = _AGE.fullmatch(token)
@@ -199,6 +208,7 @@ def expand(tokens: Iterable[str]) -> list[str]:
         out.extend((replacement or token).split())
         if previous in _PEOPLE and token in NATIONALITIES:
             out.extend(("nuoc", "ngoai"))
+            skip = (token, following) in _NATIONALITY_ENDS
     return out
 
 

@@ -118,7 +118,7 @@ def test_one_working_day_is_singular_in_english(assistant: Assistant) -> None:
 
 
 def test_english_question_gets_an_english_answer(assistant: Assistant) -> None:
-    answer = assistant.ask("How do I register my baby's birth?")
+    answer = assistant.ask("I want to register my baby's birth")
     assert answer.lang == "en"
     assert answer.matches[0].code == "1.001193"
     assert answer.answer.startswith("Birth registration (code 1.001193)")
@@ -500,3 +500,58 @@ def test_a_follow_up_naming_a_special_case_gets_that_variant_of_the_topic(
                            context="1.000656")
     assert (answer.kind, answer.code) == ("procedure", "1.001766")
     assert assistant.ask("nếu người mất là người nước ngoài thì làm thế nào").kind == "clarify"
+    # … and one it clearly leads to is answered from the topic at hand: marriage, then a
+    # Taiwanese fiancé, is marriage with a foreigner.
+    answer = assistant.ask("à quên, chồng sắp cưới của em là người Đài Loan, vậy thủ tục có "
+                           "khác ko", context="1.000894")
+    assert (answer.kind, answer.code) == ("procedure", "2.000806")
+
+
+@pytest.mark.parametrize(("question", "context", "code"), [
+    ("e bi mat cccd r gio lam lai ntn ad", "", "1.014064"),
+    ("xin bản sao giấy khai sinh thì làm thế nào", "", "2.000635"),
+    ("vậy thủ tục ra sao", "1.014062", "1.014062"),
+])
+def test_asking_how_gets_the_steps(assistant: Assistant, question: str, context: str,
+                                   code: str) -> None:
+    answer = assistant.ask(question, context=context)
+    assert (answer.kind, answer.code) == ("procedure", code)
+    assert [a.value for a in answer.aspects] == ["steps"]
+    assert answer.answer.startswith("Các bước")
+
+
+def test_a_nationality_in_two_words_is_one_foreign_person(assistant: Assistant) -> None:
+    answer = assistant.ask("chong e la nguoi han quoc mat o vn thi khai tu o dau")
+    assert (answer.kind, answer.code) == ("procedure", "1.001766")
+
+
+def test_a_rule_found_elsewhere_beats_knowing_nothing_of_the_case(
+        assistant: Assistant) -> None:
+    # After death registration: removing the deceased's permanent residence has a rule of
+    # its own, better than "no information about this case of death registration".
+    answer = assistant.ask("xong roi co phai xoa thuong tru cho ong ko, lam the nao",
+                           context="1.000656")
+    assert answer.code == "1.003197" and "7 ngày" in answer.answer
+
+
+@pytest.mark.parametrize(("question", "context", "aspect"), [
+    ("be nha e 9 tuoi thi lam the can cuoc dc chua a", "", "eligibility"),
+    ("Làm trong ngày có được không", "1.000656", "time"),
+    ("bao qua app dc ko hay phai len xa", "2.001159", "online"),
+])
+def test_everyday_wordings_of_an_aspect(assistant: Assistant, question: str, context: str,
+                                        aspect: str) -> None:
+    assert [a.value for a in assistant.ask(question, context=context).aspects][:1] == [aspect]
+
+
+@pytest.mark.parametrize("question", [
+    "Cho thuê phòng trọ thì chủ nhà phải đóng thuế cho thuê bao nhiêu một năm?",
+    "Cho em mẫu đơn xin nghỉ phép công ty 3 ngày để về quê đăng ký kết hôn",
+])
+def test_taxes_and_leave_from_work_are_not_ours(assistant: Assistant, question: str) -> None:
+    assert assistant.ask(question).kind == "none"
+
+
+def test_a_shop_is_a_household_business(assistant: Assistant) -> None:
+    answer = assistant.ask("shop e nghỉ bán 2 tháng thì có phải tb tạm ngừng vs xã k ad")
+    assert (answer.kind, answer.code) == ("procedure", "1.001570")

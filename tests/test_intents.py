@@ -56,6 +56,11 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("hs cấp lại căn cước của mẹ e đang ở bước nào r ad", Intent.LOOKUP),
     ("e muốn nói chuyện vs người thật, ko phải bot", Intent.STAFF),
     ("Hi, what can this bot do?", Intent.ABOUT),
+    ("truong hop nha e phuc tap lam, cho e noi chuyen vs can bo", Intent.STAFF),
+    ("co the ket noi vs nhan vien tu van ko", Intent.STAFF),
+    ("ho so cua me e da duoc duyet chua a", Intent.LOOKUP),
+    ("ban giup dc j", Intent.ABOUT),
+    ("chuc ad buoi chieu vui ve", Intent.GOODBYE),
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent
