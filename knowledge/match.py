@@ -57,7 +57,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
-                       "ho so the nao",
+                       "ho so the nao", "ho so gi", "nhung ho so nao",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",
@@ -72,7 +72,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
-                   "o xa minh", "ve xa minh", "tai xa minh", "where"),
+                   "o xa minh", "ve xa minh", "tai xa minh", "o xa dc", "tai xa dc", "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website", "qua app", "tren app",
                     "bang app"),
@@ -178,6 +178,13 @@ CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the q
 SAME_FIELD = 0.3  # a procedure matched this well puts the question in its field (its FAQ's too)
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
+# The civil-status events: a question naming one of them (a death) is not about a procedure
+# named for another (a birth), whatever else they share ("chồng người Hàn", "giấy bị mất").
+# One named for civil status in general ("trích lục hộ tịch") is for every event; an event
+# said not to have happened ("chưa đăng ký kết hôn") is not named.
+EVENTS = frozenset({"khai_sinh", "khai_tu", "ket_hon"})
+_NOT_YET = frozenset({"chua", "khong"})
+OTHER_EVENT_FACTOR = 0.85  # a procedure named for another event than the question's
 FAQ = "faq:"  # key prefix of FAQ entries
 OUTSIDE = "out:"  # key prefix of topics outside the commune's services
 
@@ -546,6 +553,9 @@ class Matcher:
                        for p in kb.procedures.values()}
         self._name_words = {code: frozenset(" ".join(names).split())
                             for code, names in self._names.items()}
+        self._events = {p.code: set() if "ho_tich" in pairs else EVENTS & pairs
+                        for p in kb.procedures.values()
+                        for pairs in [set(bigrams(tokenize(p.name)))]}
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
@@ -738,10 +748,15 @@ class Matcher:
             # Coverage can only lower a score: only the best-fitting keys need it computed.
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
+        events = {pair for i, pair in enumerate(bigrams(tokens))
+                  if pair in EVENTS and not _NOT_YET & set(tokens[max(i - 4, 0):i])}
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
             score = float(best[index]) ** (1 - COVERAGE_EXPONENT) * explained ** COVERAGE_EXPONENT
+            named_for = self._events.get(self.faq_codes.get(key, key))
+            if events and named_for and not events & named_for:
+                score *= OTHER_EVENT_FACTOR
             cases = self._cases.get(key)
             if cases:
                 # The common variant fits a question that does not name the special case;

@@ -555,3 +555,25 @@ def test_taxes_and_leave_from_work_are_not_ours(assistant: Assistant, question: 
 def test_a_shop_is_a_household_business(assistant: Assistant) -> None:
     answer = assistant.ask("shop e nghỉ bán 2 tháng thì có phải tb tạm ngừng vs xã k ad")
     assert (answer.kind, answer.code) == ("procedure", "1.001570")
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # A death told beside a foreign husband: not the foreign birth his examples resemble.
+    ("chồng người hàn quốc của e gái tôi mât ở nhà tại xã, giờ làm giấy khai tư cho anh ấy ntn",
+     "1.001766"),
+    ("đăng ký lai khai sinh vì giấy gốc bị mối ăn hết mà ủy ban cũng ko còn lưu sổ", "1.004884"),
+    # Copies of any civil-status extract, and a marriage said not to have happened yet.
+    ("Muốn xin bản sao trích lục khai tử của bố thì cần mang gì?", "2.000635"),
+    ("Em sinh bé được hơn hai tuần, hai vợ chồng em chưa kịp đăng ký kết hôn vì anh ấy đi làm "
+     "xa. Giờ anh muốn con mang họ bố và có tên bố trong giấy tờ của bé ngay từ đầu.",
+     "1.000689"),
+])
+def test_the_civil_status_event_named_comes_first(assistant: Assistant, question: str,
+                                                  code: str) -> None:
+    assert assistant.ask(question).matches[0].code == code
+
+
+def test_naming_a_baby_is_not_birth_registration(assistant: Assistant) -> None:
+    question = ("Đặt giúp em tên cho con gái họ Nguyễn sinh năm 2025 cho hay để chuẩn bị đi làm "
+                "khai sinh")
+    assert assistant.ask(question).kind == "none"

@@ -160,7 +160,7 @@ def test_dialogues_pass(dialogue_reports: dict[str, dict[str, Any]]) -> None:
     assert dialogue_reports["dialogues_dev"]["passed"] >= 95.0
     held_out = [name for name in dialogue_reports if "heldout" in name]
     assert len(held_out) >= 8
-    below = {"dialogues_heldout20": 78.0}  # measured 2026-12-07, being worked on (README)
+    below = {"dialogues_heldout20": 80.0}  # measured 2026-12-07, being worked on (README)
     for name in held_out:
         assert dialogue_reports[name]["passed"] >= below.get(name, 92.0), name
     for name in ("dialogues_dev", "dialogues_heldout", "dialogues_heldout2"):
