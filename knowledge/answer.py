@@ -271,15 +271,14 @@ class Assistant:
             return Answer(question, "none", [], self._empty(t), lang)
         ranked = analysis.candidates
         # A question asking the law that a rule of its own matches well is about that rule,
-        # and a story one procedure clearly leads is about that procedure, whatever else they
-        # mention ("xã tổ chức mừng thọ … tuổi nào", a quarrel over a wall with the
-        # neighbours); else declined, with its office when it is another office's matter.
+        # whatever else it mentions ("xã tổ chức mừng thọ … tuổi nào"), and a story that also
+        # strays among everyday things is offered its likeliest procedures; else declined,
+        # with its office when it is another office's matter.
         words = len(text.split())
         story = words >= STORY_WORDS
         rule_asked = bool(analysis.rules and ranked and ranked[0].rule
                           and ranked[0].score >= RULE_OVER_ELSEWHERE)
-        if analysis.elsewhere and not rule_asked and not (
-                story and (analysis.strayed or _clear_lead(ranked))):
+        if analysis.elsewhere and not rule_asked and not (story and analysis.strayed):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)

@@ -57,7 +57,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "giay nao", "them gi", "nop them", "photo", "khong co giay", "thieu giay",
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
-                       "ho so the nao", "ho so gi", "nhung ho so nao",
+                       "ho so the nao", "ho so gi", "nhung ho so nao", "mang ban goc",
+                       "mang ban chinh",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",
@@ -87,7 +88,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                          "tu lam duoc", "ho duoc khong", "ho dc khong", "ho duoc ko",
                          "ho dc ko", "eligible", "ai phai", "ai dc", "ai di khai", "ai di lam",
                          "ai co quyen", "ai thi phai", "nhung ai", "ai lam duoc", "ai lam dc",
-                         "ai nop duoc", "ai nop dc"),
+                         "ai nop duoc", "ai nop dc", "di cung", "phai di kem"),
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
@@ -156,7 +157,7 @@ STOP_WORDS = frozenset(
 # Everyday words typed right far more often than they are slips for a neighbouring spelling
 # ("đầu làm" must not become "đầu năm").
 NEVER_CORRECTED = frozenset(
-    "lam la co cho thi ma va voi o gi khong duoc nao roi can con di den cua nay khi".split()
+    "lam la co cho thi ma va voi o gi khong duoc nao roi can con di den cua nay khi ra".split()
 )
 
 # Several folded Vietnamese words are stop words only as syllables: "can" (cần / căn),
@@ -177,6 +178,7 @@ STANDING_SHARE = 0.92  # a rule of its own this close to the procedure answers a
 CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
 SAME_FIELD = 0.3  # a procedure matched this well puts the question in its field (its FAQ's too)
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
+LONG_PHRASE = 3  # a listed phrase this long is found folded too (a misplaced mark is a slip)
 SHORTLIST = 40  # best-fitting procedures whose coverage is computed
 # The civil-status events: a question naming one of them (a death) is not about a procedure
 # named for another (a birth), whatever else they share ("chồng người Hàn", "giấy bị mất").
@@ -295,7 +297,7 @@ def written_language(text: str) -> str | None:
 # "tiến độ" fold to the same letters as "tiền" but are not money either; "người đã có giấy
 # tờ" tells who applies, not which papers are asked.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
-                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )"
+                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )|(?<= ho tro) tien"
                          r"|(?<= da co) giay to(?= )")
 
 
@@ -310,12 +312,13 @@ _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
 
 
 # "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked.
-_HOW = re.compile(r" (?:the nao|lam sao|ra sao|phai lam gi|how do|how to|how can) ")
+_HOW = re.compile(r" (?:the nao|lam sao|ra sao|thu tuc sao|(?:phai|thi|can) lam gi|how do|how to"
+                  r"|how can) ")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects named in a folded question, in the order they are asked."""
-    padded = _SPENT_TIME.sub(" ", f" {folded} ")
+    padded = re.sub(" +", " ", _SPENT_TIME.sub(" ", f" {folded} "))
     found = []
     for aspect, cues in ASPECT_CUES.items():
         positions = [padded.find(f" {c} ") for c in cues if f" {c} " in padded]
@@ -446,12 +449,14 @@ class Wording:
 
     written: str
     folded: str  # "" for one syllable with its marks: folded it means too many things ("đổi")
+    long: bool = False  # three words or more: found folded even in a question typed with marks
 
     @classmethod
     def of(cls, phrase: str) -> Wording:
         one_marked = len(phrase.split()) == 1 and fold(phrase) != phrase.lower()
         return cls(f" {' '.join(_WRITTEN.findall(phrase.lower()))} ",
-                   "" if one_marked else f" {' '.join(_words(phrase))} ")
+                   "" if one_marked else f" {' '.join(_words(phrase))} ",
+                   len(phrase.split()) >= LONG_PHRASE)
 
 
 @dataclass(frozen=True)
@@ -461,6 +466,7 @@ class Asked:
 
     text: str
     marked: bool
+    folded: str = ""  # the text folded, where a phrase of three words or more is also looked for
 
     @classmethod
     def of(cls, question: str) -> Asked:
@@ -471,14 +477,17 @@ class Asked:
         # An age typed as a number is also said as the age group of the identity card.
         question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
                             question)
-        text = _WRITTEN.findall(question.lower()) if marked else _words(question)
-        return cls(f" {' '.join(text)} ", marked)
+        folded = f" {' '.join(_words(question))} "
+        return cls(f" {' '.join(_WRITTEN.findall(question.lower()))} " if marked else folded,
+                   marked, folded)
 
 
 def found(wording: Wording, asked: Asked) -> bool:
-    """Whether the question contains the phrase."""
+    """Whether the question contains the phrase; one of three words or more also when the
+    question misplaces a mark in it ("người nươc ngoai")."""
     phrase = wording.written if asked.marked else wording.folded
-    return bool(phrase) and phrase in asked.text
+    return bool(phrase) and (phrase in asked.text or (
+        asked.marked and wording.long and wording.folded in asked.folded))
 
 
 def said(wordings: Iterable[Wording], asked: Asked) -> bool:
@@ -486,7 +495,8 @@ def said(wordings: Iterable[Wording], asked: Asked) -> bool:
     hundreds of phrases per question)."""
     text = asked.text
     if asked.marked:
-        return any(w.written in text for w in wordings)
+        folded = asked.folded
+        return any(w.written in text or (w.long and w.folded in folded) for w in wordings)
     return any(w.folded in text for w in wordings if w.folded)
 
 

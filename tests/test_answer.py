@@ -577,3 +577,65 @@ def test_naming_a_baby_is_not_birth_registration(assistant: Assistant) -> None:
     question = ("Đặt giúp em tên cho con gái họ Nguyễn sinh năm 2025 cho hay để chuẩn bị đi làm "
                 "khai sinh")
     assert assistant.ask(question).kind == "none"
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # Neighbours quarrelling over a boundary is a land dispute; a couple quarrelling is not ours.
+    ("nhà tôi với hàng xóm cãi nhau về ranh giới đất, muốn xã đứng ra hòa giải thì làm sao",
+     "1.012812"),
+    ("Vợ chồng cãi nhau to, làm sao để hòa giải cho êm?", ""),
+    # A story clearly about something else is declined however well one word matches.
+    ("Chó Poodle nhà em mới đẻ, muốn làm giấy khai sinh (giấy VKA) cho chó con để bán được giá "
+     "thì làm ở đâu ạ", ""),
+    ("ad oi sim dien thoai cua em bi khoa vi chua cap nhat can cuoc voi nha mang, lam the nao de "
+     "mo lai a", ""),
+])
+def test_quarrels_and_stories_about_something_else(assistant: Assistant, question: str,
+                                                   code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == ("procedure" if code else "none", code)
+
+
+@pytest.mark.parametrize(("question", "context", "aspect"), [
+    ("có phải mang bản gốc theo ko", "2.000815", "documents"),
+    ("bố mẹ có phải đi cùng cháu ko", "1.014062", "eligibility"),
+    ("đóng cửa hẳn cửa hàng ko kinh doanh nữa thì thủ tục sao ad", "", "steps"),
+    ("à còn con e đẻ ngoài giá thú giờ bố cháu muốn nhận con thì làm j", "", "steps"),
+])
+def test_more_everyday_wordings_of_an_aspect(assistant: Assistant, question: str, context: str,
+                                             aspect: str) -> None:
+    assert [a.value for a in assistant.ask(question, context=context).aspects][:1] == [aspect]
+
+
+def test_money_given_as_support_is_no_fee(assistant: Assistant) -> None:
+    answer = assistant.ask("bố e mất, bố đang hưởng trợ cấp bảo trợ xã hội thì nhà có được hỗ trợ "
+                           "tiền mai táng ko ạ")
+    assert answer.code == "1.001731" and Aspect.FEE not in answer.aspects
+
+
+@pytest.mark.parametrize(("question", "first"), [
+    ("cho hỏi tí về giấy khai sinh", "1.001193"),
+    ("e muốn hỏi thủ tục liên quan đến hôn nhân ạ", "1.000894"),
+])
+def test_a_bare_topic_is_asked_back(assistant: Assistant, question: str, first: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.kind == "clarify" and answer.matches[0].code == first
+    # … while making one is answered
+    assert assistant.ask("làm giấy khai sinh").code == "1.001193"
+
+
+def test_a_death_in_the_family_is_death_registration(assistant: Assistant) -> None:
+    assert assistant.ask("nhà có người mất thì phải làm những giấy tờ gì").code == "1.000656"
+
+
+def test_how_after_a_pronoun_is_still_how(assistant: Assistant) -> None:
+    # "họ ra sao" is not corrected into "hộ đã …"
+    answer = assistant.ask("còn khi họ chuyển đi thì xóa tạm trú cho họ ra sao",
+                           context="1.004194")
+    assert answer.code == "1.010028" and [a.value for a in answer.aspects] == ["steps"]
+
+
+def test_a_long_phrase_with_a_misplaced_mark_is_still_found(assistant: Assistant) -> None:
+    # "người nươc ngoai": the foreign-element case named, with two marks wrong or missing
+    answer = assistant.ask("thủ tuc đăng ky kêt hôn vs người nươc ngoai cần nhưng gì")
+    assert answer.code == "2.000806"

@@ -331,6 +331,10 @@ async def test_the_whole_phone_number_is_read_for_its_last_digits(dialogue: Dial
     await say(dialogue, CODE)
     [status] = await say(dialogue, "sdt em 0912 345 678")  # the sample phone ends in 5678
     assert status.intent == "status"
+    # … also said in a sentence, as an elderly citizen would
+    await say(dialogue, CODE, user="47")
+    [status] = await say(dialogue, "số điện thoại của bác là 0912 345 678 cháu ạ", user="47")
+    assert status.intent == "status"
 
 
 async def test_handoff_round_trip(dialogue: Dialogue,

@@ -61,6 +61,9 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("ho so cua me e da duoc duyet chua a", Intent.LOOKUP),
     ("ban giup dc j", Intent.ABOUT),
     ("chuc ad buoi chieu vui ve", Intent.GOODBYE),
+    ("e muốn xem hồ sơ thường trú đã duyệt chưa", Intent.LOOKUP),
+    ("bạn có phải người thật ko", Intent.ABOUT),
+    ("danh mục thủ tục có những gì", Intent.MENU),
 ])
 def test_a_phrase_inside_a_sentence_names_its_intent(text: str, intent: Intent) -> None:
     assert intent_words().contained(text)[0] is intent

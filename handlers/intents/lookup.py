@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 
 from handlers.messages import Button, Reply
-from handlers.status import lookup_status, phone_factor
+from handlers.status import FACTOR_DIGITS, lookup_status, phone_factor
 from handlers.turn import LOOKUP_CODE, Step, Turn
 from knowledge.intents import Intent
 from storage import applications as repo
 from storage.domain import find_phone_beside_code, find_receipt_code, normalize_receipt_code
+
+PHONE_WORDS = 12  # a message this short holding a whole phone number gives it
 
 
 async def lookup(turn: Turn) -> list[Reply] | None:
@@ -37,8 +39,9 @@ async def lookup(turn: Turn) -> list[Reply] | None:
         return got_code(turn, code)
     step = Step(state.step) if state.step in Step._value2member_map_ else Step.IDLE
     words = turn.text.split()
-    if step is Step.PHONE_DIGITS and len(words) <= 6 and re.search(r"\d", turn.text):
-        return await got_phone(turn)
+    if step is Step.PHONE_DIGITS and ((len(words) <= 6 and re.search(r"\d", turn.text)) or (
+            len(words) <= PHONE_WORDS and len(phone_factor(turn.text)) == FACTOR_DIGITS)):
+        return await got_phone(turn)  # "0987 651 234", "số của bác là 0987 651 234"
     if step is Step.RECEIPT_CODE and len(words) <= 2 and re.search(r"\d", turn.text):
         return got_code(turn, turn.text)
     state.step, state.pending_code = Step.IDLE, ""  # anything else leaves the lookup
