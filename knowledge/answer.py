@@ -94,6 +94,7 @@ class Match:
 FULL = "full"  # offered beside the aspects: the whole card
 SHORT_NOTE_CHARS = 300  # a short reply's fee or time note is cut here, the rest one tap away
 SHORT_DOCUMENTS_CHARS = 1000  # a document list longer than this is cut, the rest one tap away
+SHORT_STEPS_CHARS = 400  # … and the steps: the first ones say where to go and what to bring
 CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a case question
 STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
 STORY_CASE_WORDS = 12  # a question this long tells of a case
@@ -392,7 +393,8 @@ class Assistant:
         offered = {c.code for c in ranked[:3]}
         named_other = kind == "procedure" and ranked[0].code != code and (
             ranked[0].score >= NAMED_TOPIC)  # "còn làm sổ đỏ lần đầu thì nộp ở đâu"
-        if analysis.shown and len(residual) <= 1 and not named_other:
+        asks = analysis.aspects or (analysis.how and not analysis.content)  # "thủ tục ra sao"
+        if asks and len(residual) <= 1 and not named_other:
             return self.about(code, analysis.shown, t, question=question)  # "còn phí?"
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
                 not analysis.aspects):
@@ -603,12 +605,14 @@ class Assistant:
         return "\n".join([*blocks, *self._closing(proc, t, unsure=unsure)])
 
     def _compose_short_section(self, code: str, lang: Lang, aspect: Aspect) -> str:
-        """An aspect's body as a short reply shows it: a long document list cut, a fee or
-        time note cut to its first sentences (its legal rule kept), the others whole."""
+        """An aspect's body as a short reply shows it: a long document or step list cut, a fee
+        or time note cut to its first sentences (its legal rule kept), the others whole."""
         proc, t = self.kb.procedures[code], Text(lang)
         body = self.card_parts(code, lang)[1][aspect][1]
         if aspect is Aspect.DOCUMENTS:
             return _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
+        if aspect is Aspect.STEPS:
+            return _cut_list(body, SHORT_STEPS_CHARS, t, steps=True)
         if aspect in (Aspect.FEE, Aspect.TIME):
             describe = self.fee_text if aspect is Aspect.FEE else self.time_text
             return self.per_method(proc, describe, t, notes=SHORT_NOTE_CHARS)
@@ -859,17 +863,22 @@ def _english(proc: Procedure, name: str, t: Text) -> str:
     return value
 
 
-def _cut_list(body: str, limit: int, t: Text) -> str:
-    """A numbered list cut to ``limit`` characters at an item's end, saying how many are left."""
+def _cut_list(body: str, limit: int, t: Text, *, steps: bool = False) -> str:
+    """A numbered list cut to ``limit`` characters at an item's end (two items at least),
+    saying how many are left."""
     if len(body) <= limit:
         return body
     items = body.split("\n")
-    kept: list[str] = []
-    for item in items:
+    kept: list[str] = items[:2]
+    for item in items[2:]:
         if len("\n".join([*kept, item])) > limit - 60:
             break
         kept.append(item)
-    kept.append(t("… and {n} more (tap \"Full details\")", n=len(items) - len(kept)))
+    if len(kept) == len(items):
+        return body
+    left = sum(1 for item in items[len(kept):] if item[:1].isdigit())  # steps, not the result
+    kept.append(t("… and {n} more steps (tap \"Full details\")", n=left) if steps
+                else t("… and {n} more (tap \"Full details\")", n=len(items) - len(kept)))
     return "\n".join(kept)
 
 

@@ -312,8 +312,8 @@ _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
 
 
 # "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked.
-_HOW = re.compile(r" (?:the nao|lam sao|ra sao|thu tuc sao|(?:phai|thi|can) lam gi|how do|how to"
-                  r"|how can) ")
+_HOW = re.compile(r" (?:the nao|lam sao|ra sao|thu tuc sao|thu tuc gi|(?:phai|thi|can) lam gi"
+                  r"|how do|how to|how can) ")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:

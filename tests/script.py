@@ -66,4 +66,4 @@ async def scripted_conversation(send: Send) -> None:
     english = await send(payload="lang:en")
     assert english.texts[0] == "The assistant now speaks English."
     answer = await send(text="How do I register my baby's birth?")
-    assert answer.texts[0].startswith("Birth registration (code 1.001193)")
+    assert answer.texts[0].startswith("Steps — Birth registration (code 1.001193)")

@@ -589,6 +589,11 @@ def test_naming_a_baby_is_not_birth_registration(assistant: Assistant) -> None:
      "thì làm ở đâu ạ", ""),
     ("ad oi sim dien thoai cua em bi khoa vi chua cap nhat can cuoc voi nha mang, lam the nao de "
      "mo lai a", ""),
+    ("Nghe nói cô hoa hậu kia vừa đăng ký kết hôn với đại gia phải không ad", ""),
+    ("Nghe nói Zalo sắp khai tử bản miễn phí đúng không ad", ""),
+    # Typed without marks, "có lại" (get back) is no "có lãi" (profit).
+    ("ban khai sinh goc cua toi bi mat, hoi xa thi so ho tich nam do cung khong con luu, toi phai "
+     "lam sao de co lai giay khai sinh", "1.004884"),
 ])
 def test_quarrels_and_stories_about_something_else(assistant: Assistant, question: str,
                                                    code: str) -> None:
@@ -613,15 +618,10 @@ def test_money_given_as_support_is_no_fee(assistant: Assistant) -> None:
     assert answer.code == "1.001731" and Aspect.FEE not in answer.aspects
 
 
-@pytest.mark.parametrize(("question", "first"), [
-    ("cho hỏi tí về giấy khai sinh", "1.001193"),
-    ("e muốn hỏi thủ tục liên quan đến hôn nhân ạ", "1.000894"),
-])
-def test_a_bare_topic_is_asked_back(assistant: Assistant, question: str, first: str) -> None:
-    answer = assistant.ask(question)
-    assert answer.kind == "clarify" and answer.matches[0].code == first
-    # … while making one is answered
-    assert assistant.ask("làm giấy khai sinh").code == "1.001193"
+def test_marriage_matters_alone_are_asked_back(assistant: Assistant) -> None:
+    answer = assistant.ask("e muốn hỏi thủ tục liên quan đến hôn nhân ạ")
+    assert answer.kind == "clarify" and answer.matches[0].code == "1.000894"
+    assert assistant.ask("tình trạng hôn nhân").code == "1.004873"
 
 
 def test_a_death_in_the_family_is_death_registration(assistant: Assistant) -> None:

@@ -57,7 +57,7 @@ def test_ask_top_limits_matches() -> None:
 def test_ask_plain_prints_the_answer() -> None:
     result = run("ask", "How", "do", "I", "register", "my", "baby's", "birth?")
     assert result.returncode == 0
-    assert result.stdout.startswith("Birth registration (code 1.001193)")
+    assert result.stdout.startswith("Steps — Birth registration (code 1.001193)")  # "how do I"
 
 
 def test_kb_check_reports_counts() -> None:

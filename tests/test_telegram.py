@@ -138,7 +138,7 @@ async def test_deep_link_and_status_lookup(rig: Rig) -> None:
 async def test_english_and_handoff_round_trip(rig: Rig) -> None:
     await rig.post(button_update(1, 504, "lang:en"))
     await rig.post(text_update(2, 504, "How do I register my baby's birth?"))
-    assert rig.fake.sent(504)[-1]["text"].startswith("Birth registration (code 1.001193)")
+    assert rig.fake.sent(504)[-1]["text"].startswith("Steps — Birth registration (code 1.001193)")
     await rig.post(text_update(3, 504, "gặp cán bộ"))
     assert rig.fake.sent(504)[-1]["text"].startswith("I have passed your conversation")
     await rig.post(text_update(4, 504, "my land papers please"))
