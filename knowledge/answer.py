@@ -393,7 +393,7 @@ class Assistant:
         offered = {c.code for c in ranked[:3]}
         named_other = kind == "procedure" and ranked[0].code != code and (
             ranked[0].score >= NAMED_TOPIC)  # "còn làm sổ đỏ lần đầu thì nộp ở đâu"
-        asks = analysis.aspects or (analysis.how and not analysis.content)  # "thủ tục ra sao"
+        asks = bool(analysis.aspects) or (analysis.how and not analysis.content)  # "ra sao"
         if asks and len(residual) <= 1 and not named_other:
             return self.about(code, analysis.shown, t, question=question)  # "còn phí?"
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (

@@ -563,9 +563,10 @@ class Matcher:
                        for p in kb.procedures.values()}
         self._name_words = {code: frozenset(" ".join(names).split())
                             for code, names in self._names.items()}
-        self._events = {p.code: set() if "ho_tich" in pairs else EVENTS & pairs
-                        for p in kb.procedures.values()
-                        for pairs in [set(bigrams(tokenize(p.name)))]}
+        self._events: dict[str, frozenset[str]] = {}  # the events each procedure is named for
+        for proc in kb.procedures.values():
+            pairs = set(bigrams(tokenize(proc.name)))
+            self._events[proc.code] = frozenset() if "ho_tich" in pairs else EVENTS & pairs
         raw: list[tuple[str, list[str], float]] = []
         context: dict[str, list[str]] = defaultdict(list)  # words that explain, not name
         for proc in kb.procedures.values():
