@@ -147,8 +147,13 @@ CHANNEL_NAMES: dict[str, SubmissionChannel] = {
 _SPACES = re.compile(r"[\s_]+")
 _RECEIPT = re.compile(r"^[A-Z0-9][A-Z0-9.\-/]{3,63}$")
 _DASHES = re.compile(r"[\u2010-\u2015\u2212]")  # ‐ ‑ ‒ – — ― −, as phones and editors type "-"
-# The one-stop system's own shape, 000.00.19.H26-251127-0001, typed with its dots left out.
-_NATIONAL = re.compile(r"^(\d{3})\.?(\d{2})\.?(\d{2})\.?([A-Z]\d{2})-(\d{6})-(\d{4})$")
+# The one-stop system's own shape, 000.00.19.H26-251127-0001, typed with its dots or dashes
+# left out ("0000019H262511270001").
+_NATIONAL = re.compile(r"^(\d{3})\.?(\d{2})\.?(\d{2})\.?([A-Z]\d{2})-?(\d{6})-?(\d{4})$")
+# … and inside a sentence, its parts typed apart ("000 00 19 H26 251127 0001").
+_NATIONAL_IN_TEXT = re.compile(
+    r"(?<![\w.])\d{3}[\s.]*\d{2}[\s.]*\d{2}[\s.]*[A-Za-z]\d{2}[\s.\-\u2010-\u2015\u2212]*\d{6}"
+    r"[\s.\-\u2010-\u2015\u2212]*\d{4}(?![\w])")
 
 
 def parse_status(text: str) -> ApplicationStatus | None:
@@ -197,13 +202,16 @@ _PHONE_IN_TEXT = re.compile(r"(?<![\d.])(?:\+?84|0)(?:[\s.]?\d){9}(?![\d.])")
 def find_phone_beside_code(text: str) -> str | None:
     """A whole phone number written in a message besides a receipt code ("hồ sơ
     000.00.19.H26-251127-0001, sđt 0904 123 456"), or None."""
-    rest = _RECEIPT_IN_TEXT.sub(" ", text)
+    rest = _RECEIPT_IN_TEXT.sub(" ", _NATIONAL_IN_TEXT.sub(" ", text))
     match = _PHONE_IN_TEXT.search(rest)
     return match.group(0) if match else None
 
 
 def find_receipt_code(text: str) -> str | None:
     """A receipt code written anywhere in a message ("hồ sơ 000.00.19.H26-251127-0001 sao rồi")."""
+    national = _NATIONAL_IN_TEXT.search(text)
+    if national:
+        return normalize_receipt_code(re.sub(r"[\s.\-\u2010-\u2015\u2212]", "", national.group(0)))
     for match in _RECEIPT_IN_TEXT.finditer(_SPACED_DASH.sub("-", text)):
         candidate = match.group(1)
         digits = sum(c.isdigit() for c in candidate)

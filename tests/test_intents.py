@@ -6,7 +6,7 @@ import pytest
 from bot.telegram import command_payload, lookup_deep_link, procedure_deep_link
 from knowledge.intents import Intent, intent_words
 from knowledge.match import written_language
-from storage.domain import find_receipt_code, normalize_receipt_code
+from storage.domain import find_phone_beside_code, find_receipt_code, normalize_receipt_code
 
 CODE = "000.00.19.H26-251127-0001"
 
@@ -53,6 +53,8 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("nối máy cho tôi với tổng đài viên", Intent.STAFF),
     ("máy trả lời sai rồi, chuyển cho người hỗ trợ giúp", Intent.STAFF),
     ("hồ sơ chứng thực nộp hôm thứ hai giờ đã xong chưa", Intent.LOOKUP),
+    ("hồ sơ nhập khẩu nộp lâu rồi chưa thấy gì", Intent.LOOKUP),
+    ("hs chứng thực hợp đồng của tôi quá hẹn rồi mà chưa xong là sao", Intent.LOOKUP),
     ("hs cấp lại căn cước của mẹ e đang ở bước nào r ad", Intent.LOOKUP),
     ("e muốn nói chuyện vs người thật, ko phải bot", Intent.STAFF),
     ("Hi, what can this bot do?", Intent.ABOUT),
@@ -97,6 +99,12 @@ def test_a_receipt_code_is_found_anywhere_but_dates_and_phones_are_not_codes() -
     # Spaces around its dashes; a phone number after a dash is no part of it.
     assert find_receipt_code(CODE.replace("-", " - ")) == CODE
     assert find_receipt_code(f"đã có kết quả chưa ạ {CODE} - 0355555555") == CODE
+    # Typed as one run of characters, or with spaces for its dots and dashes.
+    assert find_receipt_code(CODE.replace(".", "").replace("-", "")) == CODE
+    spaced = CODE.replace(".", " ").replace("-", " ")
+    assert find_receipt_code(f"mã hồ sơ {spaced}") == CODE
+    assert find_phone_beside_code(f"{spaced} sđt 0904 324 321") == "0904 324 321"
+    assert find_phone_beside_code(spaced) is None
 
 
 def test_telegram_commands_and_deep_links_become_payloads() -> None:
