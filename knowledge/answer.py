@@ -52,7 +52,7 @@ Kind = Literal["procedure", "clarify", "none", "rule"]
 DIRECT = 0.34
 FLOOR = 0.3
 RATIO = 0.92
-WHO_RULES = frozenset({"duty", "age"})  # rule kinds answered by who may or must apply
+WHO_RULES = frozenset({"duty", "age", "right"})  # rule kinds answered by who may or must apply
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
 STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
 STORY_DIRECT = 0.27  # a story's best procedure this good, well ahead of the next, is answered
@@ -110,6 +110,7 @@ WEAK_TOPIC = 0.4  # an aspect asked with a weaker match elsewhere is asked of th
 # discussion, is about something else ("bao giờ thu tiền vệ sinh môi trường quý 4").
 ASPECT_RESIDUAL = 3
 SIBLING_SHARE = 0.75  # a sibling matched this little better than the one at hand does not win
+FULL_COVERAGE = 0.99  # a procedure knowing this share of a question's words knows them all
 COMMON_PAPER = 5  # a paper named by more procedures than this names none in particular
 _BRING = frozenset({"mang", "dem"})  # "có cần mang (đem) … không": a paper to bring
 
@@ -265,7 +266,8 @@ class Assistant:
     def _ask(self, question: str, *, top: int, lang: Lang | None, context: str,
              options: Sequence[str] = ()) -> Answer:
         text = clean_question(question)
-        analysis = self.matcher.analyse(text, limit=max(top, 3, SHORTLIST if options else 0))
+        analysis = self.matcher.analyse(
+            text, limit=max(top, 3, SHORTLIST if options or context else 0))
         lang = lang or ("en" if analysis.english else "vi")
         t = Text(lang)
         if not analysis.tokens:
@@ -330,13 +332,14 @@ class Assistant:
         codes = [c.code for c in ranked[:2 if siblings else 1] if c.code in self.kb.procedures]
         if faq is None and (kind == "procedure" or siblings) and codes:
             # "cháu 17 tuổi tự đăng ký tạm trú được không": a case the procedure's rules answer;
-            # with an aspect asked, only a case told at length and in telling words
+            # with an aspect asked, only a case told at length and in telling words; asked how
+            # to do it (the steps), only a whole story
             note = max((n for c in codes if (n := self._case(c, question, analysis))),
                        key=lambda n: n.weight, default=None)
+            told = STORY_CASE_WORDS if analysis.aspects else STORY_WORDS
             if note is not None and note.faq is not None and (
-                    not analysis.aspects or analysis.rules
-                    or (note.weight >= STORY_CASE_MIN
-                        and len(question.split()) >= STORY_CASE_WORDS)):
+                    not analysis.shown or analysis.rules
+                    or (note.weight >= STORY_CASE_MIN and len(question.split()) >= told)):
                 faq = note.faq
         # Two rules alike cannot be offered as a choice: the better one answers; nor is a
         # question asking for the rule asked back.
@@ -378,7 +381,8 @@ class Assistant:
                     t: Text) -> Answer | None:
         """The answer about ``code`` when the question follows up on it; None for a new topic."""
         ranked = analysis.candidates
-        own = next((c.score for c in ranked if c.code == code), 0.0)
+        mine = next((c for c in ranked if c.code == code), None)
+        own = mine.score if mine else 0.0
         found = kind  # before a rule elsewhere is discounted below
         residual = [w for w in analysis.content if w not in CUE_WORDS]
         if kind == "procedure" and len(residual) > 1 and (
@@ -391,8 +395,12 @@ class Assistant:
             # building permit), matched less than clearly, does not pull the talk away.
             kind = "none"
         offered = {c.code for c in ranked[:3]}
+        # Words the procedure at hand knows every one of, and matches nearly as well, keep to
+        # it ("gia hạn mất bao lâu" after a building permit's extension).
+        explained = mine is not None and bool(ranked) and (
+            mine.coverage >= FULL_COVERAGE and own >= SIBLING_SHARE * ranked[0].score)
         named_other = kind == "procedure" and ranked[0].code != code and (
-            ranked[0].score >= NAMED_TOPIC)  # "còn làm sổ đỏ lần đầu thì nộp ở đâu"
+            ranked[0].score >= NAMED_TOPIC) and not explained  # "còn làm sổ đỏ lần đầu …"
         asks = bool(analysis.aspects) or (analysis.how and not analysis.content)  # "ra sao"
         if asks and len(residual) <= 1 and not named_other:
             return self.about(code, analysis.shown, t, question=question)  # "còn phí?"
@@ -413,7 +421,7 @@ class Assistant:
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
         if kind == "procedure":
-            elsewhere = ranked[0].code != code and (
+            elsewhere = ranked[0].code != code and not explained and (
                 not analysis.aspects or ranked[0].score >= WEAK_TOPIC)
         else:
             elsewhere = kind == "clarify" and code not in offered and (
@@ -486,8 +494,14 @@ class Assistant:
             return "procedure"
         # Asking back is only worth it when the candidates explain most of the question:
         # otherwise it merely shares a word or two with them ("cài chế độ giám hộ trên điện
-        # thoại") and is declined.
-        return "clarify" if ranked[0].coverage >= MIN_COVERAGE else "none"
+        # thoại") and is declined. A close sibling of a good match may explain what it does
+        # not ("căn cước bị hỏng, muốn đổi thẻ mới": re-issue or exchange).
+        close = (c for c in ranked[1:] if c.score > self.ratio * ranked[0].score
+                 and ranked[0].score >= self.direct)
+        explained = ranked[0].coverage >= MIN_COVERAGE or any(
+            c.coverage >= MIN_COVERAGE and self.matcher.siblings(c.code, ranked[0].code)
+            for c in close)
+        return "clarify" if explained else "none"
 
     def _match(self, candidate: Candidate) -> Match:
         return Match(candidate.code, self.kb.procedures[candidate.code].name, candidate.score)

@@ -106,6 +106,7 @@ QUESTION_PHRASES = sorted(
     can ho so gi|ho so gom gi|ho so gi
     can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
+    nhu nao|tinh the nao|tinh nhu the nao|tinh nhu nao|tinh sao|tinh ra sao
     hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve
     uy ban nhan dan|uy ban
     how much|how long|what do i need|where do i|where can i|how do i|how can i
@@ -183,9 +184,10 @@ SHORTLIST = 40  # best-fitting procedures whose coverage is computed
 # The civil-status events: a question naming one of them (a death) is not about a procedure
 # named for another (a birth), whatever else they share ("chồng người Hàn", "giấy bị mất").
 # One named for civil status in general ("trích lục hộ tịch") is for every event; an event
-# said not to have happened ("chưa đăng ký kết hôn") is not named.
+# said not to have happened ("chưa đăng ký kết hôn"), or to have happened already ("đã kết
+# hôn", "married to …": what the asker is, not what they ask for), is not named.
 EVENTS = frozenset({"khai_sinh", "khai_tu", "ket_hon"})
-_NOT_YET = frozenset({"chua", "khong"})
+_NOT_ASKED = frozenset({"chua", "khong", "da"})
 OTHER_EVENT_FACTOR = 0.85  # a procedure named for another event than the question's
 FAQ = "faq:"  # key prefix of FAQ entries
 OUTSIDE = "out:"  # key prefix of topics outside the commune's services
@@ -295,10 +297,14 @@ def written_language(text: str) -> str | None:
 
 # "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money; "tiện hỏi", "thuận tiện",
 # "tiến độ" fold to the same letters as "tiền" but are not money either; "người đã có giấy
-# tờ" tells who applies, not which papers are asked.
+# tờ" tells who applies, not which papers are asked; "ngủ lại mấy hôm" is a stay, not a wait;
+# "đổi địa chỉ" a change, not a question where.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
                          r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )|(?<= ho tro) tien"
-                         r"|(?<= da co) giay to(?= )")
+                         r"|(?<= da co) giay to(?= )"
+                         r"|(?:(?<= ngu)|(?<= o)|(?<= choi)|(?<= ngu lai)|(?<= o lai)) (?:may|vai) "
+                         r"(?:hom|ngay|dem|tuan|thang)(?= )"
+                         r"|(?:(?<= doi)|(?<= sua)|(?<= chuyen)) dia chi(?= )")
 
 
 # A question ending in "… không?", "… chưa?": yes or no, as a rule answers.
@@ -312,8 +318,8 @@ _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
 
 
 # "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked.
-_HOW = re.compile(r" (?:the nao|lam sao|ra sao|thu tuc sao|thu tuc gi|(?:phai|thi|can) lam gi"
-                  r"|how do|how to|how can) ")
+_HOW = re.compile(r" (?:the nao|nhu nao|lam sao|ra sao|thu tuc sao|thu tuc gi"
+                  r"|(?:phai|thi|can) lam gi|how do|how to|how can) ")
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
@@ -379,7 +385,9 @@ class MatchingWords:
     negation: re.Pattern[str]
     variants: tuple[Variant, ...]
     # (phrasings, codes offered, phrasings that ask for the first code)
-    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
+    # (wordings, codes, first_if, only_if)
+    ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+                    ...]
     off_topic: tuple[Wording, ...]
     everyday: tuple[Wording, ...]
     local_matters: tuple[Wording, ...]
@@ -399,7 +407,8 @@ class MatchingWords:
                                  frozenset(" ".join(_words(o)) for o in v.get("over", [])))
                          for v in data["variants"])
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"]),
-                          tuple(f" {' '.join(_words(w))} " for w in a.get("first_if", [])))
+                          tuple(f" {' '.join(_words(w))} " for w in a.get("first_if", [])),
+                          tuple(f" {' '.join(_words(w))} " for w in a.get("only_if", [])))
                          for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
@@ -601,14 +610,16 @@ class Matcher:
         # the family in words of two of its names)
         self._families: list[tuple[frozenset[str], list[frozenset[str]], tuple[str, ...]]] = []
         self._first_if: dict[tuple[str, ...], tuple[str, ...]] = {}
-        for phrasings, codes, first_if in self.words.ask_back:
+        self._only_if: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for phrasings, codes, first_if, only_if in self.words.ask_back:
             known = tuple(c for c in codes if c in kb.procedures)
             if len(known) < 2:
                 continue
-            self._first_if[known] = first_if
+            self._first_if[known], self._only_if[known] = first_if, only_if
             kept = [tuple(self._content(self.correct(tokenize(w)))) for w in phrasings]
             for wording in kept:
-                self._ask_back[wording] = known
+                if wording:
+                    self._ask_back[wording] = known
             sets = [frozenset(n) for n in kept if n]
             self._families.append((frozenset().union(*sets), sets, known))
         self.phrases: list[Phrase] = []
@@ -760,7 +771,7 @@ class Matcher:
             shortlist = shortlist[np.argpartition(-best[shortlist], SHORTLIST)[:SHORTLIST]]
         scored = []
         events = {pair for i, pair in enumerate(bigrams(tokens))
-                  if pair in EVENTS and not _NOT_YET & set(tokens[max(i - 4, 0):i])}
+                  if pair in EVENTS and not _NOT_ASKED & set(tokens[max(i - 4, 0):i])}
         for index in shortlist:
             key = self._keys[index]
             explained = float(covered[index]) / total
@@ -814,7 +825,9 @@ class Matcher:
             rest = f" {' '.join(tokens)} "
             for name in self._names.get(leading.code, ()):
                 rest = rest.replace(name, " ")
-            return replace(analysis, aspects=detect_aspects(rest.strip()))
+            left = detect_aspects(rest.strip())
+            return replace(analysis, aspects=left, how=not left and _HOW.search(
+                f" {' '.join(tokens)} ") is not None)
         return analysis
 
     def variants_of(self, code: str) -> frozenset[str]:
@@ -887,8 +900,13 @@ class Matcher:
         rest = " ".join(t for t in tokens if t not in content)
         if not family or (aspects and detect_aspects(rest)):
             return ()
-        # "xin giấy xác nhận khuyết tật", "làm tạm trú", "nhà mới": the family's first
+        # "xin giấy xác nhận khuyết tật", "làm tạm trú", "nhà mới": the family's first; a
+        # family asked back only when raised as a subject ("hỏi về giấy khai sinh") is not
+        # asked back when requested ("giấy khai sinh")
         text = f" {' '.join(tokens)} "
+        only_if = self._only_if[family]
+        if only_if and not any(p in text for p in only_if):
+            return ()
         return () if any(p in text for p in self._first_if[family]) else family
 
     def _strays(self, best: Candidate | None, asked: Asked, aspects: list[Aspect],
