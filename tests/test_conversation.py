@@ -248,6 +248,10 @@ async def test_everyday_questions_about_the_office(dialogue: Dialogue) -> None:
     assert hours.intent == "contact"
     assert "Trung tâm Phục vụ hành chính công TP Hà Nội: 024.1022" in hours.text
     assert "ttpvhcc.hanoi.gov.vn" in hours.text  # where the desk's own details are listed
+    # An address changed is a procedure's matter, not the office's address.
+    await say(dialogue, "dang ky ho kinh doanh can giay to gi", user="12")
+    [change] = await say(dialogue, "neu muon doi dia chi cua hang thi lam thu tuc gi", user="12")
+    assert change.intent == "procedure" and "2.000720" in change.text
 
 
 async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) -> None:

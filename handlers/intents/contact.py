@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from handlers.messages import Reply
 from handlers.turn import Turn
 from knowledge.intents import CONTACTS, Intent
+from knowledge.text import fold
+
+# "đổi địa chỉ cửa hàng": an address changed is a procedure's matter, not the office's address
+_CHANGED_ADDRESS = re.compile(r"\b(?:doi|sua|chuyen|cap nhat) dia chi\b")
 
 
 async def contact(turn: Turn) -> list[Reply] | None:
@@ -14,6 +20,8 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None
     if turn.off_topic:
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
+    if asked == [Intent.CONTACT_ADDRESS] and _CHANGED_ADDRESS.search(fold(turn.text)):
+        return None
     if turn.names_procedure(beside=asked) or turn.names_procedure():
         # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address; "đổi địa chỉ
         # kinh doanh" is a procedure of its own
