@@ -131,8 +131,10 @@ async def respond(turn: Turn) -> list[Reply] | None:
     if Intent.FEEDBACK_STATUS in (turn.intent, *turn.mentioned):
         return await mine(turn)
     if Intent.FEEDBACK in (turn.intent, *turn.mentioned):
-        # "hồ sơ 000.00.19.H26-… trễ hẹn rồi sao chưa có kết quả" is a status lookup.
-        if find_receipt_code(turn.text) and not _EXPLICIT.search(" ".join(words(turn.text))):
+        # "hồ sơ 000.00.19.H26-… trễ hẹn rồi sao chưa có kết quả", "hồ sơ của tôi bị trễ hẹn,
+        # kiểm tra giúp" are status lookups, unless a report is asked for in so many words.
+        if (find_receipt_code(turn.text) or Intent.LOOKUP in turn.mentioned) and not (
+                _EXPLICIT.search(" ".join(words(turn.text)))):
             return None
         return await start(turn)
     return None

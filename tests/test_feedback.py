@@ -111,6 +111,10 @@ async def test_reports_are_recognised_without_diacritics_and_their_kind_from_the
     [lookup] = await say(dialogue, f"cho e hỏi hồ sơ {CODE} quá hẹn rồi sao vẫn chưa có kết "
                                    "quả ạ", user="w4")
     assert lookup.intent == "ask_phone"
+    # ... and without it, when asked to be checked rather than reported.
+    [check] = await say(dialogue, "ho so cua toi bi tre hen chua thay tra, kiem tra giup",
+                        user="w5")
+    assert check.intent == "ask_code"
     [miss] = await say(dialogue, "thùng rác đầu ngõ 3 ngày rồi không ai thu, phản ánh với ai",
                        user="w4")
     assert miss.intent == "decline"

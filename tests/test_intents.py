@@ -54,6 +54,7 @@ def test_a_question_is_not_a_pleasantry(text: str) -> None:
     ("máy trả lời sai rồi, chuyển cho người hỗ trợ giúp", Intent.STAFF),
     ("hồ sơ chứng thực nộp hôm thứ hai giờ đã xong chưa", Intent.LOOKUP),
     ("hồ sơ nhập khẩu nộp lâu rồi chưa thấy gì", Intent.LOOKUP),
+    ("hồ sơ nhập khẩu của tôi sao rồi", Intent.LOOKUP),
     ("hs chứng thực hợp đồng của tôi quá hẹn rồi mà chưa xong là sao", Intent.LOOKUP),
     ("hs cấp lại căn cước của mẹ e đang ở bước nào r ad", Intent.LOOKUP),
     ("e muốn nói chuyện vs người thật, ko phải bot", Intent.STAFF),
