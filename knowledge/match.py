@@ -103,6 +103,7 @@ QUESTION_PHRASES = sorted(
     bao nhieu|mat bao lau|bao lau|mat may ngay|mat thoi gian|khi nao co|bao gio co|co mat
     thoi han giai quyet
     can nhung gi|can gi|mang gi|mang theo gi|giay to gi|ho so gom nhung gi|can chuan bi gi
+    can giay gi|can nhung giay gi|giay gi|giay to nao
     can ho so gi|ho so gom gi|ho so gi
     can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao

@@ -304,6 +304,8 @@ ENGLISH_TERMS: dict[str, str] = {
     "id card": "the can cuoc",
     "identity card": "the can cuoc",
     "citizen id": "can cuoc",
+    "citizen id card": "the can cuoc",
+    "citizen identity card": "the can cuoc",
     "lost": "mat cap lai",
     "replacement": "cap lai",
     "replace": "cap lai",

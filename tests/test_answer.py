@@ -705,3 +705,16 @@ def test_poor_household_status_during_the_year_is_not_the_annual_review(
         assistant: Assistant, question: str, code: str) -> None:
     answer = assistant.ask(question)
     assert (answer.kind, answer.code) == ("procedure", code)
+
+
+@pytest.mark.parametrize(("question", "kind", "code"), [
+    # "cần giấy gì" asks for the documents; "giấy" is no word of any procedure's name
+    ("Đăng ký kết hôn cần giấy gì, mất bao lâu, lệ phí bao nhiêu ạ?", "procedure", "1.000894"),
+    ("I'm a Vietnamese student and I lost my citizen ID card. How can I get a new one?",
+     "procedure", "1.014064"),
+    ("Chào em, hôm nay em khỏe không?", "none", ""),  # small talk, not an adoption's health
+])
+def test_everyday_wordings_find_their_procedure_or_none(
+        assistant: Assistant, question: str, kind: str, code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == (kind, code)
