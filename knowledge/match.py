@@ -484,9 +484,10 @@ class Asked:
         marked = sum(bool(_VIETNAMESE_ONLY.search(w)) for w in written) >= MARKED_SHARE * max(
             len(written), 1)
         question = _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m[0].lower()], question)
-        # An age typed as a number is also said as the age group of the identity card.
-        question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[1]) < 14 else 'từ đủ'} 14)",
-                            question)
+        # An age typed as a number is also said as the age group of the identity card ("dưới
+        # 14t": below it).
+        question = _AGE.sub(lambda m: f"{m[0]} ({'dưới' if int(m[2]) < 14 or m[1] else 'từ đủ'}"
+                                      " 14)", question)
         folded = f" {' '.join(_words(question))} "
         return cls(f" {' '.join(_WRITTEN.findall(question.lower()))} " if marked else folded,
                    marked, folded)
@@ -511,7 +512,8 @@ def said(wordings: Iterable[Wording], asked: Asked) -> bool:
 
 
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
-_AGE = re.compile(r"\b(\d{1,2}) ?(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
+_AGE = re.compile(r"(\b(?:dưới|duoi|chưa đủ|chua du|under) )?\b(\d{1,2}) ?"
+                  r"(?:tuổi|tuoi|t|years? old)\b", re.IGNORECASE)
 # Chat shorthand spelled out before listed phrases are looked for ("bn tuổi" asks an age).
 _SHORTHAND = {"bn": "bao nhiêu", "ko": "không", "k": "không", "kg": "không", "khum": "không",
               "hok": "không", "đc": "được", "dc": "được", "j": "gì", "ntn": "như thế nào",

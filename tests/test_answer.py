@@ -495,6 +495,7 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
 def test_an_age_picks_the_identity_card_of_its_age_group(assistant: Assistant) -> None:
     assert assistant.ask("lam the can cuoc cho con 10 tuoi can gi").code == "1.014062"
     assert assistant.ask("con tôi 15 tuổi đi làm căn cước").code == "1.014061"
+    assert assistant.ask("con e dưới 14t làm cccd đc ko ạ, cần hs j").code == "1.014062"
 
 
 def test_a_follow_up_about_something_else_is_not_answered_about_the_topic(
