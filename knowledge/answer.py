@@ -408,6 +408,13 @@ class Assistant:
                 not analysis.aspects):
             return None  # a matter of another office ("làm visa"), declined as such
         at_hand = kind == "none" or (kind == "procedure" and ranked[0].code == code)
+        related = self._case(code, question, analysis)
+        proc = self.kb.procedures[code]
+        if not analysis.aspects and ranked and ranked[0].code == code and (
+                related is None or related.faq is None) and analysis.rules & WHO_RULES and (
+                proc.eligibility or proc.applicants):
+            # "trường hợp nào thì phải khai báo", no rule of its own: who must or may do it
+            return self.about(code, [Aspect.ELIGIBILITY], t, question=question)
         if not analysis.aspects and at_hand and self._notes.names_document(code, analysis.tokens):
             # "bệnh viện không cấp giấy báo tử thì sao": the documents, with their alternatives
             return self.about(code, [Aspect.DOCUMENTS], t, question=question)
@@ -416,7 +423,6 @@ class Assistant:
                     code, analysis.tokens, common=True):
             # "có cần mang cccd không": a paper of the procedure at hand, to bring
             return self.about(code, analysis.aspects, t, question=question)
-        related = self._case(code, question, analysis)
         note = None if analysis.aspects else related
         # A few weak candidates ("2 đứa ở 2 tỉnh khác nhau thì nộp ở đâu") do not pull the
         # conversation away from its procedure; a clear one, or a list of strong ones, does.
@@ -935,13 +941,16 @@ class CaseNotes:
         self._named = {code: frozenset(tokenize(" ".join([proc.name, *proc.aliases])))
                        for code, proc in ((c, kb.procedures[c]) for c in kb.bundled_codes)}
         # The word pairs naming each procedure's papers; pairs most procedures ask for
-        # ("tờ khai", "giấy tờ") name none in particular.
+        # ("tờ khai", "giấy tờ") name none in particular, nor do the procedure's own names
+        # ("Đề nghị khai báo tạm vắng" of "khai báo tạm vắng").
         pairs = {code: {pair for d in kb.procedures[code].documents
                         for pair in bigrams(tokenize(d.name))} for code in kb.bundled_codes}
         common = Counter(pair for held in pairs.values() for pair in held)
+        named = {code: set(bigrams(tokenize(f"{proc.name} . {proc.short_name}")))
+                 for code, proc in ((c, kb.procedures[c]) for c in kb.bundled_codes)}
         self._pairs = pairs
-        self._papers = {code: {p for p in held if common[p] <= COMMON_PAPER}
-                        for code, held in pairs.items()}
+        self._papers = {code: {p for p in held if common[p] <= COMMON_PAPER
+                               and p not in named[code]} for code, held in pairs.items()}
 
     def names_document(self, code: str, tokens: list[str], *, common: bool = False) -> bool:
         """Whether the question names one of the papers the procedure asks for (``common``:

@@ -318,9 +318,17 @@ _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
                     r" (?:khong|ko|k|hong|kg|hok|chua|a|ah) ")
 
 
-# "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked.
+# "How do I …" ("mất cccd làm lại ntn"): answered with the steps when no aspect is asked;
+# "được chia như thế nào" asks what one gets, not how to do it.
 _HOW = re.compile(r" (?:the nao|nhu nao|lam sao|ra sao|thu tuc sao|thu tuc gi"
                   r"|(?:phai|thi|can) lam gi|how do|how to|how can) ")
+_HOW_RECEIVED = re.compile(r" duoc (?:\w+ ){1,3}(?:nhu )?the nao ")
+
+
+def _asks_how(tokens: list[str]) -> bool:
+    """Whether the question asks how to do something."""
+    text = f" {' '.join(tokens)} "
+    return _HOW.search(text) is not None and _HOW_RECEIVED.search(text) is None
 
 
 def detect_aspects(folded: str) -> list[Aspect]:
@@ -741,7 +749,7 @@ class Matcher:
         query = {t for t in self._terms(tokens) if "_" not in t or t in self._weights}
         cues = self.words.rule_cues_in(asked)
         yes_no = _YES_NO.search(fold(question)) is not None
-        how = not aspects and _HOW.search(f" {' '.join(tokens)} ") is not None
+        how = not aspects and _asks_how(tokens)
         analysis = Analysis(tokens, content, aspects, english,
                             family=self._family(tokens, content, aspects),
                             elsewhere=self.words.elsewhere(asked), rules=cues, yes_no=yes_no,
@@ -829,8 +837,7 @@ class Matcher:
             for name in self._names.get(leading.code, ()):
                 rest = rest.replace(name, " ")
             left = detect_aspects(rest.strip())
-            return replace(analysis, aspects=left, how=not left and _HOW.search(
-                f" {' '.join(tokens)} ") is not None)
+            return replace(analysis, aspects=left, how=not left and _asks_how(tokens))
         return analysis
 
     def variants_of(self, code: str) -> frozenset[str]:

@@ -601,6 +601,10 @@ def test_a_rule_found_elsewhere_beats_knowing_nothing_of_the_case(
     ("bố mẹ có phải đi cùng cháu ko", "1.014062", "eligibility"),
     ("đóng cửa hẳn cửa hàng ko kinh doanh nữa thì thủ tục sao ad", "", "steps"),
     ("à còn con e đẻ ngoài giá thú giờ bố cháu muốn nhận con thì làm j", "", "steps"),
+    # Which cases must apply: who must, also as a follow-up whose words name the procedure's
+    # own form ("Đề nghị khai báo tạm vắng")
+    ("trường hợp nào thì phải khai báo tạm vắng vậy", "", "eligibility"),
+    ("trường hợp nào thì phải khai báo tạm vắng", "1.003677", "eligibility"),
 ])
 def test_everyday_wordings_of_an_aspect(assistant: Assistant, question: str, context: str,
                                         aspect: str) -> None:
@@ -719,3 +723,16 @@ def test_everyday_wordings_find_their_procedure_or_none(
         assistant: Assistant, question: str, kind: str, code: str) -> None:
     answer = assistant.ask(question)
     assert (answer.kind, answer.code) == (kind, code)
+
+
+def test_how_an_estate_is_divided_is_a_rule_not_the_steps(assistant: Assistant) -> None:
+    # "được chia … như thế nào" asks what the heirs get, not how to certify the division.
+    answer = assistant.ask("Bố tôi mất không để lại di chúc. Mẹ tôi và ba anh em tôi được chia "
+                           "di sản như thế nào?")
+    assert "hàng thừa kế" in answer.answer and not answer.aspects
+
+
+def test_giving_up_ones_share_is_renouncing_the_inheritance(assistant: Assistant) -> None:
+    answer = assistant.ask("Ông ngoại em mất để lại nhà. Em không muốn lấy phần của mình mà "
+                           "nhường hết cho anh trai. Em phải ký giấy gì ở xã ạ?")
+    assert (answer.kind, answer.code) == ("procedure", "2.001016")

@@ -203,6 +203,9 @@ def test_the_most_special_variant_named_is_answered(catalog: Assistant) -> None:
     assert (again.kind, again.code) == ("procedure", "2.000522")
     plain = catalog.ask("đăng ký kết hôn cần giấy tờ gì")  # no case named: the common one
     assert plain.code == "1.000894"
+    # Died at home is where it happened, not a registration at home (khai tử lưu động).
+    home = catalog.ask("Bố tôi mất hôm qua tại nhà, gia đình cần làm giấy chứng tử thì làm ở đâu")
+    assert home.code == "1.000656"
 
 
 @needs_data
