@@ -84,6 +84,7 @@ def test_the_communes_own_name_reads_as_filler() -> None:
     ("track application 000.00.19.H26-261120-0001", "en"), ("Đăng Ký Khai Sinh", None),
     ("lam giay khai sinh o dau", None), ("làm giấy khai sinh cho con cần những gì ạ", "vi"),
     ("lam online dc ko a", None),  # chat shorthand is no English
+    ("can giay to gi", None),  # nor unaccented words that happen to be English ("can", "to")
 ])
 def test_the_language_a_message_is_written_in(text: str, lang: str | None) -> None:
     assert written_language(text) == lang
