@@ -108,7 +108,7 @@ QUESTION_PHRASES = sorted(
     can chuan bi nhung gi|chuan bi nhung gi|can chuan bi|mang theo nhung gi
     nop o dau|lam o dau|o dau|cho nao|nhu the nao|the nao|lam sao|ra sao|thi sao|thu tuc sao
     nhu nao|tinh the nao|tinh nhu the nao|tinh nhu nao|tinh sao|tinh ra sao
-    hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve
+    hoi chut ve|hoi ti ve|hoi xiu ve|cho hoi ve|hoi ve|tim hieu ve|quay lai|quay lai cai|tro lai
     uy ban nhan dan|uy ban
     how much|how long|what do i need|where do i|where can i|how do i|how can i
     """.replace("\n", "|").split("|") if p.strip()),

@@ -461,6 +461,9 @@ def test_a_damaged_card_to_replace_is_no_off_topic_question(assistant: Assistant
     # Words the procedure at hand explains as well as another one does keep to it.
     ("gia hạn mất bao lâu", "1.013227", "1.013227", "time"),
     ("phí chứng thực tính thế nào", "2.001035", "2.001035", "fee"),
+    # "quay lại …" goes back to the procedure it names ("lại" is no re-registration)
+    ("quay lại cái khai sinh, lệ phí bao nhiêu", "1.014062", "1.001193", "fee"),
+    ("quay lại sổ đỏ, mất bao lâu", "1.012812", "1.013978", "time"),
     # Changing an address asks nothing about where to apply.
     ("con neu doi dia chi kinh doanh thi thay doi noi dung can gi", "1.001612", "2.000720",
      "documents"),
