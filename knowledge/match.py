@@ -58,7 +58,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "chua co giay", "thong tin gi", "khai gi", "khai nhung gi",
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
                        "ho so the nao", "ho so gi", "nhung ho so nao", "mang ban goc",
-                       "mang ban chinh",
+                       "mang ban chinh", "nop gi", "nop nhung gi", "ho so gom gi",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",

@@ -608,6 +608,7 @@ def test_a_rule_found_elsewhere_beats_knowing_nothing_of_the_case(
     # own form ("Đề nghị khai báo tạm vắng")
     ("trường hợp nào thì phải khai báo tạm vắng vậy", "", "eligibility"),
     ("trường hợp nào thì phải khai báo tạm vắng", "1.003677", "eligibility"),
+    ("cần nộp gì", "1.012796", "documents"),
 ])
 def test_everyday_wordings_of_an_aspect(assistant: Assistant, question: str, context: str,
                                         aspect: str) -> None:
