@@ -286,7 +286,7 @@ def is_english(text: str, tokens: list[str]) -> bool:
     foreign = sum(t not in _ENGLISH and t not in _CHAT_SHORTHAND and not is_syllable(t)
                   for t in words)
     # "can giay to gi": English words that are also Vietnamese syllables do not make it English
-    unmistakable = any(t in _ENGLISH and not is_syllable(t) for t in words)
+    unmistakable = any(not is_syllable(t) and t not in _CHAT_SHORTHAND for t in words)
     return unmistakable and hits >= 2 and (hits + foreign) / max(len(words), 1) >= 0.5
 
 
