@@ -395,8 +395,8 @@ class MatchingWords:
 
     negation: re.Pattern[str]
     variants: tuple[Variant, ...]
-    # (phrasings, codes offered, phrasings that ask for the first code)
-    # (wordings, codes, first_if, only_if)
+    # (phrasings, codes offered, phrasings that ask for the first code, phrasings without
+    # which the family is not asked back)
     ask_back: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]],
                     ...]
     off_topic: tuple[Wording, ...]
