@@ -417,9 +417,10 @@ class MatchingWords:
                                  bool(v.get("named_first", True)),
                                  frozenset(" ".join(_words(o)) for o in v.get("over", [])))
                          for v in data["variants"])
+        raised = tuple(f" {' '.join(_words(w))} " for w in data.get("raised", []))
         ask_back = tuple((tuple(a["words"]), tuple(a["codes"]),
                           tuple(f" {' '.join(_words(w))} " for w in a.get("first_if", [])),
-                          tuple(f" {' '.join(_words(w))} " for w in a.get("only_if", [])))
+                          raised if a.get("only_raised") else ())
                          for a in data.get("ask_back", []))
         off_topic = tuple(map(Wording.of, data.get("off_topic", [])))
         everyday = tuple(map(Wording.of, data.get("everyday", [])))
