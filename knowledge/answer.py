@@ -502,8 +502,8 @@ class Assistant:
         # otherwise it merely shares a word or two with them ("cài chế độ giám hộ trên điện
         # thoại") and is declined. A close sibling of a good match may explain what it does
         # not ("căn cước bị hỏng, muốn đổi thẻ mới": re-issue or exchange).
-        close = (c for c in ranked[1:] if c.score > self.ratio * ranked[0].score
-                 and ranked[0].score >= self.direct)
+        close = [c for c in ranked[1:] if c.score > self.ratio * ranked[0].score] if (
+            ranked[0].score >= self.direct) else []
         explained = ranked[0].coverage >= MIN_COVERAGE or any(
             c.coverage >= MIN_COVERAGE and self.matcher.siblings(c.code, ranked[0].code)
             for c in close)
