@@ -27,6 +27,7 @@ from knowledge.match import (
     OUTSIDE,
     SHORTLIST,
     STOP_WORDS,
+    STORY_WORDS,
     Analysis,
     Aspect,
     Candidate,
@@ -53,8 +54,8 @@ DIRECT = 0.34
 FLOOR = 0.3
 RATIO = 0.92
 WHO_RULES = frozenset({"duty", "age", "right"})  # rule kinds answered by who may or must apply
+MUST_RULES = frozenset({"duty", "age"})  # … of which a rule answering them is who must or may
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
-STORY_WORDS = 25  # a question this long tells a story: rather offer choices than decline it
 STORY_DIRECT = 0.27  # a story's best procedure this good, well ahead of the next, is answered
 STORY_LEAD = 0.75  # … when the runner-up scores at most this share of it
 MAX_QUESTION_CHARS = 500
@@ -99,9 +100,11 @@ CONTEXT_CASE_MIN = 2.0  # weight of shared words a note must reach to answer a c
 STORY_CASE_MIN = 4.0  # … and to answer a story that also asks an aspect of the procedure
 STORY_CASE_WORDS = 12  # a question this long tells of a case
 _ABOUT_PORTAL = re.compile(r"\b(?:[Cc]ổng|[Pp]ortal)\b")  # a note's sentence on the source's fields
+_CODE_REF = re.compile(r"\b(\d\.\d{6})\b")  # a procedure's national code named in a note
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-ZÀ-ỸĐ])")  # "… tiếp theo. Cổng ghi …"
 MIN_COVERAGE = 0.4  # share of the question the best candidate must explain to be offered
 PICK_SHARE = 0.7  # a reply to a choice picks the option it fits this nearly as well as the best
+PICK_WORDS = 3  # a reply to a choice this short names an option by words only it knows
 RULE_OVER_ELSEWHERE = 0.42  # a rule asked for (a cue) matched this well outweighs off-topic words
 NAMED_TOPIC = 0.7  # a follow-up on an aspect that names another procedure this clearly moves to it
 NEW_TOPIC = 0.5  # an unsure match this strong still wins over a note of the topic at hand
@@ -309,11 +312,16 @@ class Assistant:
                 context)), None)
             if variant is not None:
                 ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
-        picked = next((c for c in ranked if c.code in options), None)
-        if picked is not None and (
+        # A short reply that only one option knows every word of names it ("khai tử" after
+        # the re-registrations, "đăng ký mới" after the household-business procedures)
+        named = [c for c in ranked if c.code in options and c.coverage >= FULL_COVERAGE]
+        only = len(named) == 1 and len(analysis.content) <= PICK_WORDS and (
+            named[0].score >= self.floor)
+        picked = named[0] if only else next((c for c in ranked if c.code in options), None)
+        if picked is not None and (only or (
                 picked.score >= max(self.floor, PICK_SHARE * ranked[0].score)
                 and not any(c.code in options and c.code != picked.code
-                            and c.score > self.ratio * picked.score for c in ranked)):
+                            and c.score > self.ratio * picked.score for c in ranked))):
             # "gia hạn ạ" after the building permits: that one of them, not residence
             ranked = [replace(picked, key=picked.code),
                       *(c for c in ranked if c.code != picked.code)]
@@ -345,7 +353,9 @@ class Assistant:
         # question asking for the rule asked back.
         if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct
                                 or (kind == "clarify" and bool(analysis.rules))):
-            return self.rule(faq, t, question=question, aspects=analysis.aspects,
+            # "có phải khai báo tạm vắng không": who must is what its rule answers
+            who = [Aspect.ELIGIBILITY] if analysis.rules & MUST_RULES else []
+            return self.rule(faq, t, question=question, aspects=analysis.aspects or who,
                              score=ranked[0].score)
         # Only procedures are offered or asked about; a rule is answered or left out.
         others = ranked
@@ -381,6 +391,10 @@ class Assistant:
                     t: Text) -> Answer | None:
         """The answer about ``code`` when the question follows up on it; None for a new topic."""
         ranked = analysis.candidates
+        if analysis.aspects:  # "vợ tôi đi xuất khẩu lao động, tôi ký thay được không": a
+            # reason told in passing, the aspect asked of the procedure at hand
+            ranked = [c for c in ranked if not (c.key in self.outside
+                                                and self.outside[c.key].reason)]
         mine = next((c for c in ranked if c.code == code), None)
         own = mine.score if mine else 0.0
         found = kind  # before a rule elsewhere is discounted below
@@ -444,6 +458,12 @@ class Assistant:
             return None  # not about the procedure under discussion, or not words at all
         if note is None and found == "procedure" and ranked[0].score >= NEW_TOPIC:
             return None  # rather what was found elsewhere ("phải xóa thường trú cho ông không")
+        referred = {c for c in _CODE_REF.findall(note.vi) if c != code} if (
+            note is not None and note.faq is None) else set()
+        if len(referred) == 1 and (other := referred.pop()) in self.kb.procedures:
+            # "giấy đó bị rách, muốn đổi cái mới" after the first disability certificate: the
+            # statement that case matches points to another procedure (its re-issue)
+            return self.about(other, analysis.shown, t, question=question)
         if note is None:
             lines = [t("I have no information about this particular case for {name}.",
                        name=self.short_name(code, t)),
@@ -480,6 +500,8 @@ class Assistant:
         if proc.eligibility:
             wanted.append(Aspect.ELIGIBILITY)
         wanted.append(Aspect.LEGAL)
+        if proc.result:
+            wanted.append(Aspect.RESULT)
         return [*[a.value for a in wanted if a not in shown], FULL]
 
     def aspect_label(self, code: str, aspect: Aspect, lang: Lang) -> str:
@@ -629,6 +651,8 @@ class Assistant:
         or time note cut to its first sentences (its legal rule kept), the others whole."""
         proc, t = self.kb.procedures[code], Text(lang)
         body = self.card_parts(code, lang)[1][aspect][1]
+        if not body:  # a result the entry does not state
+            return t("the source does not say; please ask {contact}.", contact=self.contact(t))
         if aspect is Aspect.DOCUMENTS:
             return _cut_list(body, SHORT_DOCUMENTS_CHARS, t)
         if aspect is Aspect.STEPS:
@@ -688,6 +712,7 @@ class Assistant:
             Aspect.ELIGIBILITY: (t("Who may apply"), self._eligibility(proc, t)),
             Aspect.STEPS: (t("Steps"), self._steps(proc, t)),
             Aspect.LEGAL: (t("Legal basis"), self._legal(proc, t)),
+            Aspect.RESULT: (t("Result"), _english(proc, "result", t)),
         }
         summary = _english(proc, "summary", t)
         title = t("{name} (code {code})", name=self.name(proc.code, t), code=proc.code)
@@ -902,6 +927,18 @@ def _cut_list(body: str, limit: int, t: Text, *, steps: bool = False) -> str:
     return "\n".join(kept)
 
 
+def _sentences(vi: str, en: str) -> list[tuple[str, str]]:
+    """A note's statements one by one, each with its translation, so that a case is answered
+    by its own statement ("bị rách … đổi": the one naming the re-issue), not the whole note;
+    whole when the two texts do not split alike."""
+    vis = [p for p in _SENTENCE_END.split(vi) if p[:1].isupper()] if vi else []
+    ens = [p for p in _SENTENCE_END.split(en) if p[:1].isupper()] if en else []
+    if len(vis) > 1 and len(vis) == len(ens) and " ".join(vis) == vi.strip() and (
+            " ".join(ens) == en.strip()):
+        return list(zip(vis, ens, strict=True))
+    return [(vi, en)]
+
+
 @dataclass(frozen=True)
 class CaseNote:
     """One statement of an entry about a particular case, with its words for matching."""
@@ -992,4 +1029,11 @@ class CaseNotes:
         scored = [(sum(self._idf.get(w, 0.0) for w in asked & n.words), n) for n in notes]
         rules = [(w, n) for w, n in scored if w > 0 and n.faq and asks_rule(n.faq)]
         weight, note = max(rules or scored, key=lambda pair: pair[0])
-        return replace(note, weight=weight) if rules or weight >= CONTEXT_CASE_MIN else None
+        if not rules and weight < CONTEXT_CASE_MIN:
+            return None
+        # Of a note of several sentences, the one the case matches ("bị rách … đổi": the one
+        # naming the re-issue, not the whole note)
+        vi, en = max(_sentences(note.vi, note.en), key=lambda pair: sum(
+            self._idf.get(w, 0.0) for w in asked & frozenset(tokenize(pair[0])))) if (
+            note.faq is None) else (note.vi, note.en)
+        return replace(note, vi=vi, en=en, weight=weight)

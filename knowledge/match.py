@@ -48,6 +48,7 @@ class Aspect(StrEnum):
     LEGAL = "legal"
     ELIGIBILITY = "eligibility"
     STEPS = "steps"
+    RESULT = "result"
 
 
 # Folded phrases that reveal the aspect asked ("có mất phí ko" → FEE).
@@ -92,6 +93,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
     Aspect.STEPS: ("cac buoc", "quy trinh", "trinh tu", "thu tuc nhu the nao", "thu tuc ntn",
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
+    Aspect.RESULT: ("ket qua la gi", "ket qua la giay gi", "ket qua nhan duoc", "nhan duoc gi",
+                    "nhan duoc giay gi", "what will i get", "what do i receive"),
 }
 
 # How people ask, not what about: removed before matching, so that "mất bao lâu" in an example
@@ -177,6 +180,9 @@ EXAMPLE_FACTOR = 0.9  # an example question names its procedure less directly th
 FAQ_FACTOR = 0.95  # a FAQ must match clearly better than its procedure to be chosen
 RULE_SHARE = 0.5  # a FAQ asked the way the question asks the law, this close, answers it
 STANDING_SHARE = 0.92  # a rule of its own this close to the procedure answers a rule question
+# A question this long tells a story: rather offer choices than decline it, and other bodies'
+# matters it names are told in passing.
+STORY_WORDS = 25
 CLEAR = 0.6  # a procedure named this clearly is asked about whatever else the question mentions
 SAME_FIELD = 0.3  # a procedure matched this well puts the question in its field (its FAQ's too)
 MARKED_SHARE = 0.3  # a question with this share of words marked was typed with its marks
@@ -333,17 +339,28 @@ def _asks_how(tokens: list[str]) -> bool:
     return _HOW.search(text) is not None and _HOW_RECEIVED.search(text) is None
 
 
+_CUES_LONGEST_FIRST = sorted(((cue, aspect) for aspect, cues in ASPECT_CUES.items()
+                              for cue in cues), key=lambda pair: -len(pair[0]))
+# Whole follow-ups that name an aspect by a word that elsewhere means something else ("hồ sơ?"
+# after a procedure answer asks its papers; "nộp hồ sơ ở đâu" does not).
+_ALONE: dict[str, Aspect] = {"ho so": Aspect.DOCUMENTS, "hs": Aspect.DOCUMENTS}
+
+
 def detect_aspects(folded: str) -> list[Aspect]:
     """Aspects named in a folded question, in the order they are asked."""
+    if folded.strip() in _ALONE:
+        return [_ALONE[folded.strip()]]
     padded = re.sub(" +", " ", _SPENT_TIME.sub(" ", f" {folded} "))
-    found = []
-    for aspect, cues in ASPECT_CUES.items():
-        positions = [padded.find(f" {c} ") for c in cues if f" {c} " in padded]
-        if positions:
-            found.append((min(positions), aspect))
+    found: dict[Aspect, int] = {}
+    # The longest cue first, its words then taken: "nhận được giấy gì" asks the result, not
+    # also the papers of "giấy gì".
+    for cue, aspect in _CUES_LONGEST_FIRST:
+        while (at := padded.find(f" {cue} ")) >= 0:
+            found[aspect] = min(found.get(aspect, at), at)
+            padded = f"{padded[:at + 1]}{'_' * len(cue)}{padded[at + 1 + len(cue):]}"
     if not found and _MAY_I.search(padded):
         return [Aspect.ELIGIBILITY]  # "nhà đi thuê thì có nhập khẩu vào được không"
-    return [aspect for _, aspect in sorted(found)]
+    return sorted(found, key=lambda aspect: found[aspect])
 
 
 # Words that only say which aspect is asked ("online", "bao lâu"): a follow-up made of them
@@ -354,10 +371,12 @@ CUE_PAIRS = frozenset(pair for cues in ASPECT_CUES.values() for cue in cues
                       for pair in zip(cue.split(), cue.split()[1:], strict=False))
 
 
-# Regional spellings: initial and final consonants that southern/central speakers swap.
+# Regional spellings: initial and final consonants that southern/central speakers swap; and a
+# final "ch" typed without its "h" ("tác hộ": tách hộ).
 _INITIAL_SWAPS = (("tr", "ch"), ("ch", "tr"), ("s", "x"), ("x", "s"), ("gi", "d"), ("d", "gi"),
                   ("r", "d"), ("d", "r"), ("v", "d"), ("l", "n"), ("n", "l"))
-_FINAL_SWAPS = (("ng", "n"), ("n", "ng"), ("c", "t"), ("t", "c"), ("i", "y"), ("y", "i"))
+_FINAL_SWAPS = (("ng", "n"), ("n", "ng"), ("c", "ch"), ("c", "t"), ("t", "c"),
+                ("i", "y"), ("y", "i"))
 
 
 def english(text: str) -> list[str]:
@@ -586,6 +605,10 @@ class Matcher:
                        for p in kb.procedures.values()}
         self._name_words = {code: frozenset(" ".join(names).split())
                             for code, names in self._names.items()}
+        # Each outside topic's phrases as folded words, to tell one said outright.
+        self._outside_phrases = [(f" {' '.join(tokenize(p))} ", f"{OUTSIDE}{topic.id}")
+                                 for topic in kb.outside if not topic.reason
+                                 for p in topic.phrases]
         self._events: dict[str, frozenset[str]] = {}  # the events each procedure is named for
         for proc in kb.procedures.values():
             pairs = set(bigrams(tokenize(proc.name)))
@@ -831,6 +854,11 @@ class Matcher:
         scored = self._rule_first(scored, cues, aspects, frozenset(content), yes_no=yes_no)
         analysis.candidates.extend(_dedupe_by_code(scored)[:limit])
         leading = next(iter(analysis.candidates), None)
+        outside = None if english or len(tokens) >= STORY_WORDS else self._outside_said(
+            tokens, leading, scored)
+        if outside is not None:  # "làm hộ chiếu cho con dưới 14 tuổi" is no identity card
+            return replace(analysis, candidates=[outside, *(
+                c for c in analysis.candidates if c.key != outside.key)])
         if self._strays(leading, asked, aspects, [] if english else content):
             return replace(analysis, elsewhere=True, strayed=not analysis.elsewhere)
         if aspects and leading is not None:
@@ -945,6 +973,27 @@ class Matcher:
             and process.extractOne(t, self._spellings, scorer=Levenshtein.distance,
                                    score_cutoff=2) is None
             for t in vietnamese)
+
+    def _outside_said(self, tokens: list[str], best: Candidate | None,
+                      scored: list[Candidate]) -> Candidate | None:
+        """Another body's topic said outright ("hộ chiếu", "án phí") that the best-matching
+        procedure neither knows nor is named beside: that topic, leading."""
+        if best is None or best.key not in self._names:  # a procedure, not a rule or topic
+            return None
+        text = f" {' '.join(tokens)} "
+        if any(name in text for name in self._names[best.key]) or (
+                self._events.get(best.key, frozenset()) & set(bigrams(tokens))):
+            return None  # "đk kết hôn ở xã thì cần hộ chiếu bản gốc không"
+        known = self._knows.get(best.key, frozenset())
+        for phrase, key in self._outside_phrases:
+            words = phrase.split()
+            at = text.find(phrase)
+            # … not said as the purpose ("… để được hỗ trợ mua bảo hiểm y tế")
+            if at >= 0 and "de" not in text[:at].split()[-4:] and not (
+                    set(bigrams(words) or words) <= known):
+                topic = next((c for c in scored if c.key == key), None)
+                return topic and replace(topic, score=max(topic.score, best.score))
+        return None
 
     @staticmethod
     def _knows_phrase(known: frozenset[str], wording: Wording) -> bool:

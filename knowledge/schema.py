@@ -278,6 +278,9 @@ class OutsideTopic(Strict):
     answer: NonEmpty  # who handles it instead, in Vietnamese
     answer_en: NonEmpty
     apology: bool = True  # False for thanks and greetings: no "sorry, I can only…"
+    # Often told as the reason a procedure is needed ("bị mất trộm ví, giờ làm lại căn
+    # cước"): said beside a procedure, it does not make the question another body's matter.
+    reason: bool = False
 
 
 class Outside(Strict):
@@ -322,6 +325,7 @@ class Commune(Strict):
     # A public list of the province's one-stop desks with their addresses and hotlines.
     directory_url: str = ""
     map_url: str = ""
+    online_portal: str = ""  # where the commune's applications are submitted online
     zalo_oa: str = ""
     telegram_bot: str = ""  # username without @
     # Communes merged into this one on 1 July 2025, as citizens still name them.

@@ -21,7 +21,7 @@ def test_question_without_diacritics_gets_documents_first(assistant: Assistant) 
     assert body.endswith("Nguồn: Cổng Dịch vụ công quốc gia; đối chiếu luật ngày 5 tháng 12, "
                          "2026.")
     assert answer.offer == ["fee", "time", "where", "online", "steps", "eligibility", "legal",
-                            "full"]
+                            "result", "full"]
 
 
 def test_fee_question_leads_with_the_fee(assistant: Assistant) -> None:
@@ -732,3 +732,47 @@ def test_giving_up_ones_share_is_renouncing_the_inheritance(assistant: Assistant
     answer = assistant.ask("Ông ngoại em mất để lại nhà. Em không muốn lấy phần của mình mà "
                            "nhường hết cho anh trai. Em phải ký giấy gì ở xã ạ?")
     assert (answer.kind, answer.code) == ("procedure", "2.001016")
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    # Another body's matter said outright is declined with that body, however well the rest
+    # fits a procedure of ours (a child under 14, mediation that failed).
+    ("lam ho chieu cho con duoi 14 tuoi can gi a", "xuất nhập cảnh"),
+    ("Tranh chấp đất hòa giải ở xã không thành, giờ tôi muốn khởi kiện ra tòa thì án phí bao "
+     "nhiêu?", "Tòa án nhân dân"),
+    ("Bị trộm mất xe máy tối qua thì trình báo ở đâu?", "Công an xã"),
+    ("Đăng ký nhãn hiệu cho sản phẩm mật ong của hộ kinh doanh nhà tôi ở đâu?",
+     "Cục Sở hữu trí tuệ"),
+])
+def test_another_bodys_matter_named_outright_is_declined_with_that_body(
+        assistant: Assistant, question: str, named: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.kind == "none" and named in answer.answer
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # … but not when the procedure is named beside it, or it is only a paper the procedure asks
+    ("bị mất trộm ví, giờ làm lại căn cước thế nào", "1.014064"),
+    ("ck e người Nhật, dk kết hôn ở xã thì cần hộ chiếu bản gốc hay bản sao ạ", "2.000806"),
+    # a final "ch" typed without its "h"
+    ("tôi muốn tác hộ ra riêng khỏi bố mẹ thì lam sao", "1.010038"),
+])
+def test_a_procedure_named_beside_another_bodys_matter_is_answered(
+        assistant: Assistant, question: str, code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == ("procedure", code)
+
+
+def test_what_one_receives_is_the_result(assistant: Assistant) -> None:
+    answer = assistant.ask("đăng ký kết hôn xong thì nhận được giấy gì")
+    assert (answer.code, [a.value for a in answer.aspects]) == ("1.000894", ["result"])
+    assert answer.answer.startswith("Kết quả — Đăng ký kết hôn (mã 1.000894): Giấy chứng nhận "
+                                    "kết hôn")
+    # a button beside the other aspects of an overview
+    assert "result" in assistant.about("1.000894", [], Text("vi")).offer
+
+
+def test_a_rule_of_who_must_apply_answers_the_eligibility(assistant: Assistant) -> None:
+    answer = assistant.ask("tôi đi làm xa hơn 1 năm có phải khai báo tạm vắng ko")
+    assert (answer.code, [a.value for a in answer.aspects]) == ("1.003677", ["eligibility"])
+    assert answer.answer.startswith("Người đi khỏi xã nơi thường trú từ 12 tháng")

@@ -156,6 +156,10 @@ async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
     ("72", "căn cước", "bị mất ạ", "1.014064"),
     # A new question naming another procedure clearly is answered as asked.
     ("73", "căn cước", "thôi cho hỏi đăng ký khai tử cần gì", "1.000656"),
+    # A short reply only one option knows every word of names it, however well it names
+    # another procedure on its own: the re-registration of a death, not death registration.
+    ("77", "tôi muốn đăng ký lại", "khai tử", "1.005461"),
+    ("78", "thủ tục hộ kinh doanh", "đăng ký mới", "1.001612"),
 ])
 async def test_a_reply_to_a_choice_in_words_picks_from_what_was_offered(
         dialogue: Dialogue, user: str, first: str, reply: str, code: str) -> None:
@@ -252,6 +256,41 @@ async def test_everyday_questions_about_the_office(dialogue: Dialogue) -> None:
     await say(dialogue, "dang ky ho kinh doanh can giay to gi", user="12")
     [change] = await say(dialogue, "neu muon doi dia chi cua hang thi lam thu tuc gi", user="12")
     assert change.intent == "procedure" and "2.000720" in change.text
+
+
+async def test_contact_details_asked_in_other_words(dialogue: Dialogue) -> None:
+    [portal] = await say(dialogue, "link cổng dịch vụ công để nộp hồ sơ online", user="80")
+    assert portal.intent == "contact" and "https://dichvucong.gov.vn" in portal.text
+    [phone] = await say(dialogue, "sđt hỗ trợ", user="80")
+    assert phone.intent == "contact" and "024.1022" in phone.text
+    [address] = await say(dialogue, "địa chỉ nộp hồ sơ", user="81")
+    assert address.intent == "contact"
+    # After a procedure answer, submitting through a website is that procedure's online link.
+    await say(dialogue, "làm giấy khai sinh cần gì", user="82")
+    [online] = await say(dialogue, "có nộp qua website được không", user="82")
+    assert (online.code, online.aspects) == ("1.001193", ("online",))
+
+
+async def test_a_bare_hoso_is_the_papers_of_the_procedure_at_hand_else_a_lookup(
+        dialogue: Dialogue) -> None:
+    await say(dialogue, "tạm trú sắp hết hạn, gia hạn thế nào", user="83")
+    [papers] = await say(dialogue, "hồ sơ?", user="83")
+    assert (papers.code, papers.aspects) == ("1.002755", ("documents",))
+    [lookup] = await say(dialogue, "hồ sơ", user="84")
+    assert lookup.intent == "ask_code"
+    [progress] = await say(dialogue, "nộp hồ sơ khai sinh hôm trước giờ xem tiến độ thế nào",
+                           user="85")
+    assert progress.intent == "ask_code"
+
+
+async def test_a_case_whose_note_points_to_another_procedure_moves_to_it(
+        dialogue: Dialogue) -> None:
+    [first] = await say(dialogue, "xin giấy xác nhận khuyết tật lần đầu", user="86")
+    assert first.code == "1.001699"
+    [torn] = await say(dialogue, "giấy đó của bố tôi bị rách rồi muốn đổi cái mới", user="86")
+    assert torn.code == "1.001653"
+    [papers] = await say(dialogue, "cần giấy tờ gì", user="86")
+    assert (papers.code, papers.aspects) == ("1.001653", ("documents",))
 
 
 async def test_a_receipt_code_in_a_sentence_starts_a_lookup(dialogue: Dialogue) -> None:
@@ -368,11 +407,14 @@ async def test_with_staff_the_assistant_still_answers_what_it_clearly_can(
     assert phone.intent == "contact"
     [receipt] = await say(dialogue, "hôm qua tôi đã nộp rồi")  # for staff to answer
     assert receipt.intent == "staff"
+    [wait] = await say(dialogue, "vâng em đợi")
+    assert wait.intent == "ack"
     async with sessions() as s:
         relayed = (await s.exec(select(Notification).where(
             Notification.channel == "staff"))).all()
     assert [n.text for n in relayed][1:] == ["thôi cho hỏi lệ phí đăng ký kết hôn",
-                                             "sđt của xã là gì", "hôm qua tôi đã nộp rồi"]
+                                             "sđt của xã là gì", "hôm qua tôi đã nộp rồi",
+                                             "vâng em đợi"]
 
 
 async def test_without_a_staff_channel_the_citizen_gets_the_contact_details(

@@ -96,7 +96,7 @@ async def test_question_gets_the_procedure_card(rig: Rig) -> None:
     rows = [[b["text"] for b in row] for row in sent["reply_markup"]["inline_keyboard"]]
     assert rows == [["Lệ phí", "Thời gian giải quyết"], ["Nơi nộp", "Nộp trực tuyến"],
                     ["Các bước"], ["Người được nộp, điều kiện"],
-                    ["Căn cứ pháp lý", "Xem đầy đủ"], ["Liên hệ cán bộ", "Menu"]]
+                    ["Căn cứ pháp lý", "Kết quả"], ["Xem đầy đủ", "Liên hệ cán bộ"], ["Menu"]]
 
 
 async def test_menu_walk_with_buttons(rig: Rig) -> None:

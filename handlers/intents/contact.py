@@ -7,7 +7,8 @@ import re
 from handlers.messages import Reply
 from handlers.turn import Turn
 from knowledge.intents import CONTACTS, Intent
-from knowledge.text import fold
+from knowledge.match import Aspect, detect_aspects
+from knowledge.text import fold, tokenize
 
 # "đổi địa chỉ cửa hàng": an address changed is a procedure's matter, not the office's address
 _CHANGED_ADDRESS = re.compile(r"\b(?:doi|sua|chuyen|cap nhat) dia chi\b")
@@ -22,6 +23,9 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
     if asked == [Intent.CONTACT_ADDRESS] and _CHANGED_ADDRESS.search(fold(turn.text)):
         return None
+    if asked == [Intent.CONTACT_WEBSITE] and turn.topic and Aspect.ONLINE in detect_aspects(
+            " ".join(tokenize(turn.text))):
+        return None  # "nộp qua website được không" after a procedure answer: its online link
     if turn.names_procedure(beside=asked) or turn.names_procedure():
         # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address; "đổi địa chỉ
         # kinh doanh" is a procedure of its own
@@ -49,7 +53,10 @@ def details(turn: Turn, asked: list[Intent]) -> str:
             "Opening hours: {hours}", hours=commune.hours_en if turn.lang == "en"
             and commune.hours_en else commune.hours),
         Intent.CONTACT_PHONE: commune.hotline and t("Phone: {phone}", phone=commune.hotline),
-        Intent.CONTACT_WEBSITE: commune.website and t("Website: {url}", url=commune.website),
+        Intent.CONTACT_WEBSITE: "\n".join(filter(None, (
+            commune.website and t("Website: {url}", url=commune.website),
+            commune.online_portal and t("Online applications: {url}",
+                                        url=commune.online_portal)))),
         Intent.CONTACT_MAP: commune.map_url and t("Map: {url}", url=commune.map_url),
     }
     lines = [t("One-stop desk of {commune}:", commune=commune.name)]

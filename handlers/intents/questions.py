@@ -29,6 +29,7 @@ BUTTON_TITLES = {
     Aspect.LEGAL.value: N_("Legal basis"),
     Aspect.ELIGIBILITY.value: N_("Who may apply"),
     Aspect.STEPS.value: N_("Steps"),
+    Aspect.RESULT.value: N_("Result"),
     FULL: N_("Full details"),
 }
 # "2", "số 2", "cái thứ 2", "#2", "2." — a pick from the numbered list.
