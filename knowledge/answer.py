@@ -24,6 +24,7 @@ from knowledge.loader import KnowledgeBase
 from knowledge.match import (
     CUE_WORDS,
     FAQ,
+    MAY_GET,
     OUTSIDE,
     SHORTLIST,
     STOP_WORDS,
@@ -288,7 +289,14 @@ class Assistant:
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
-        if analysis.family:  # only the name several procedures share: ask which one
+        # A short reply that one option knows every word of, and fits clearly best of those
+        # that do, names it ("khai tử" after the re-registrations, "tạm trú" after the
+        # residence registrations)
+        named = [c for c in ranked if c.code in options and c.coverage >= FULL_COVERAGE]
+        only = bool(named) and len(analysis.content) <= PICK_WORDS and (
+            named[0].score >= self.floor) and all(
+            c.score <= self.ratio * named[0].score for c in named[1:])
+        if analysis.family and not only:  # only the name several share: ask which one
             codes = list(analysis.family[:top])
             return Answer(question, "clarify", [self._match_code(c) for c in codes],
                           self.choice(codes, t), lang)
@@ -312,11 +320,6 @@ class Assistant:
                 context)), None)
             if variant is not None:
                 ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
-        # A short reply that only one option knows every word of names it ("khai tử" after
-        # the re-registrations, "đăng ký mới" after the household-business procedures)
-        named = [c for c in ranked if c.code in options and c.coverage >= FULL_COVERAGE]
-        only = len(named) == 1 and len(analysis.content) <= PICK_WORDS and (
-            named[0].score >= self.floor)
         picked = named[0] if only else next((c for c in ranked if c.code in options), None)
         if picked is not None and (only or (
                 picked.score >= max(self.floor, PICK_SHARE * ranked[0].score)
@@ -354,7 +357,8 @@ class Assistant:
         if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct
                                 or (kind == "clarify" and bool(analysis.rules))):
             # "có phải khai báo tạm vắng không": who must is what its rule answers
-            who = [Aspect.ELIGIBILITY] if analysis.rules & MUST_RULES else []
+            who = [Aspect.ELIGIBILITY] if analysis.rules & MUST_RULES or (
+                analysis.yes_no and MAY_GET.search(" ".join(analysis.tokens))) else []
             return self.rule(faq, t, question=question, aspects=analysis.aspects or who,
                              score=ranked[0].score)
         # Only procedures are offered or asked about; a rule is answered or left out.

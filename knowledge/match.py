@@ -94,7 +94,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
     Aspect.RESULT: ("ket qua la gi", "ket qua la giay gi", "ket qua nhan duoc", "nhan duoc gi",
-                    "nhan duoc giay gi", "what will i get", "what do i receive"),
+                    "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "what will i get",
+                    "what do i receive"),
 }
 
 # How people ask, not what about: removed before matching, so that "mất bao lâu" in an example
@@ -321,6 +322,8 @@ _YES_NO = re.compile(r"\b(?:khong|ko|k|kg|hong|hok|chua)\W*"
                      r"(?:\b(?:a|ah|ad|vay|nhi|nhe|ha|v|z)\W*)?$")
 
 
+# "có được hỗ trợ mai táng không": whether one may get it.
+MAY_GET = re.compile(r"\bco (?:duoc|dc) ")
 # A yes/no question whether something may be done, when it asks no other aspect.
 _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
                     r" (?:khong|ko|k|hong|kg|hok|chua|a|ah) ")
@@ -377,6 +380,11 @@ _INITIAL_SWAPS = (("tr", "ch"), ("ch", "tr"), ("s", "x"), ("x", "s"), ("gi", "d"
                   ("r", "d"), ("d", "r"), ("v", "d"), ("l", "n"), ("n", "l"))
 _FINAL_SWAPS = (("ng", "n"), ("n", "ng"), ("c", "ch"), ("c", "t"), ("t", "c"),
                 ("i", "y"), ("y", "i"))
+
+
+def dropped_h(token: str) -> list[str]:
+    """``token`` with the "h" of a final "nh" or "ch" put back ("tìn": tình)."""
+    return [token + "h"] if token.endswith(("n", "c")) and not token.endswith("ng") else []
 
 
 def english(text: str) -> list[str]:
@@ -725,11 +733,19 @@ class Matcher:
         neighbours = [(w, side) for w, side in ((previous, 0), (following, 1))
                       if w and w not in STOP_WORDS]
 
+        def fits_side(word: str, n: str, side: int) -> bool:
+            return self._known_pair(*((n, word) if side == 0 else (word, n)))
+
         def fits(word: str) -> bool:
-            return any(self._known_pair(*((n, word) if side == 0 else (word, n)))
-                       for n, side in neighbours)
+            return any(fits_side(word, n, side) for n, side in neighbours)
 
         if fits(token) or (token in self.vocabulary and not neighbours):
+            # … one side only: a slip of a word that fits both ("xác nhận tìn trạng": tình)
+            if len(neighbours) == 2 and not all(fits_side(token, n, side)
+                                                for n, side in neighbours):
+                for variant in dropped_h(token):
+                    if all(fits_side(variant, n, side) for n, side in neighbours):
+                        return variant
             return token
         # A known word in an unknown pair may still be a regional slip ("tam chu" → "tam tru").
         for variant in [*typing_variants(token), *regional_variants(token)]:

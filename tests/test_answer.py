@@ -772,7 +772,49 @@ def test_what_one_receives_is_the_result(assistant: Assistant) -> None:
     assert "result" in assistant.about("1.000894", [], Text("vi")).offer
 
 
-def test_a_rule_of_who_must_apply_answers_the_eligibility(assistant: Assistant) -> None:
+def test_a_rule_of_who_must_or_may_apply_answers_the_eligibility(assistant: Assistant) -> None:
     answer = assistant.ask("tôi đi làm xa hơn 1 năm có phải khai báo tạm vắng ko")
     assert (answer.code, [a.value for a in answer.aspects]) == ("1.003677", ["eligibility"])
     assert answer.answer.startswith("Người đi khỏi xã nơi thường trú từ 12 tháng")
+    funeral = assistant.ask("ông e đang hưởng trợ cấp bảo trợ xã hội vừa mất, có được hỗ trợ "
+                            "mai táng k")
+    assert (funeral.code, [a.value for a in funeral.aspects]) == ("1.001731", ["eligibility"])
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # The register lost too is what re-registration is for.
+    ("mất giấy chứng nhận kết hôn, sổ gốc ở xã cũng ko còn, phải làm sao", "1.004746"),
+    # Unaccented, "mấy đêm" of relatives staying is no hotel, "văn bản ở đâu" no shopping.
+    ("nha co ba con o que len o choi may dem thi co phai thong bao luu tru khong", "2.001159"),
+    ("bo me mat, 3 anh em muon chia dat cua bo me thi chung thuc van ban o dau", "2.001406"),
+    ("Tôi bán phở ở nhà được 6 năm, có giấy đăng ký đàng hoàng. Giờ sức khỏe yếu, tôi quyết định "
+     "đóng quán hẳn. Tôi muốn làm xong giấy tờ để khỏi bị bên thuế gọi nữa.", "1.001266"),
+])
+def test_everyday_wordings_of_a_case_find_its_procedure(assistant: Assistant, question: str,
+                                                        code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == ("procedure", code)
+
+
+@pytest.mark.parametrize("question", [
+    "Hợp đồng lao động thử việc tối đa được bao nhiêu ngày?",
+    "Trẻ em dưới 14 tuổi đi máy bay nội địa cần giấy tờ gì?",
+    "Xin chứng chỉ hành nghề giám sát xây dựng ở đâu?",
+    "Đăng ký chính chủ sim điện thoại bằng căn cước ở đâu?",
+    "Đăng ký hiến máu tình nguyện ở đâu ạ?",
+])
+def test_other_bodies_and_everyday_matters_are_declined(assistant: Assistant,
+                                                        question: str) -> None:
+    assert assistant.ask(question).kind == "none"
+
+
+def test_a_word_fitting_one_neighbour_may_be_a_slip_of_one_fitting_both(
+        assistant: Assistant) -> None:
+    # "xác nhận tìn trạng": tình, the "h" of its final "nh" dropped
+    tokens = assistant.matcher.analyse("giây xác nhận tìn trạng hôn nhân").tokens
+    assert tokens[3] == "tinh"
+
+
+def test_what_is_issued_is_the_result(assistant: Assistant) -> None:
+    answer = assistant.ask("xác nhận tình trạng hôn nhân làm xong được cấp giấy gì")
+    assert [a.value for a in answer.aspects][:1] == ["result"]

@@ -160,6 +160,8 @@ async def test_a_number_picks_from_the_list_offered(dialogue: Dialogue) -> None:
     # another procedure on its own: the re-registration of a death, not death registration.
     ("77", "tôi muốn đăng ký lại", "khai tử", "1.005461"),
     ("78", "thủ tục hộ kinh doanh", "đăng ký mới", "1.001612"),
+    # … before a bare family name is asked back: "tạm trú" after the residence registrations
+    ("79", "đăng ký cư trú", "tạm trú", "1.004194"),
 ])
 async def test_a_reply_to_a_choice_in_words_picks_from_what_was_offered(
         dialogue: Dialogue, user: str, first: str, reply: str, code: str) -> None:
@@ -265,6 +267,10 @@ async def test_contact_details_asked_in_other_words(dialogue: Dialogue) -> None:
     assert phone.intent == "contact" and "024.1022" in phone.text
     [address] = await say(dialogue, "địa chỉ nộp hồ sơ", user="81")
     assert address.intent == "contact"
+    [web] = await say(dialogue, "có web ko", user="81")
+    assert web.intent == "contact" and "https://dichvucong.gov.vn" in web.text
+    [staff] = await say(dialogue, "bot trả lời không đúng, chuyển nhân viên giúp", user="81")
+    assert staff.intent == "staff"
     # After a procedure answer, submitting through a website is that procedure's online link.
     await say(dialogue, "làm giấy khai sinh cần gì", user="82")
     [online] = await say(dialogue, "có nộp qua website được không", user="82")
@@ -281,6 +287,8 @@ async def test_a_bare_hoso_is_the_papers_of_the_procedure_at_hand_else_a_lookup(
     [progress] = await say(dialogue, "nộp hồ sơ khai sinh hôm trước giờ xem tiến độ thế nào",
                            user="85")
     assert progress.intent == "ask_code"
+    [check] = await say(dialogue, "kiểm tra giúp hồ sơ", user="88")
+    assert check.intent == "ask_code"
 
 
 async def test_a_case_whose_note_points_to_another_procedure_moves_to_it(
