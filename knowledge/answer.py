@@ -283,6 +283,8 @@ class Assistant:
         # with its office when it is another office's matter.
         words = len(text.split())
         story = words >= STORY_WORDS
+        # "có được … không": whether one may, which who may apply answers
+        may = analysis.yes_no and MAY_GET.search(" ".join(analysis.tokens)) is not None
         rule_asked = bool(analysis.rules and ranked and ranked[0].rule
                           and ranked[0].score >= RULE_OVER_ELSEWHERE)
         if analysis.elsewhere and not rule_asked and not (story and analysis.strayed):
@@ -357,8 +359,7 @@ class Assistant:
         if faq is not None and (kind == "procedure" or ranked[0].score >= self.direct
                                 or (kind == "clarify" and bool(analysis.rules))):
             # "có phải khai báo tạm vắng không": who must is what its rule answers
-            who = [Aspect.ELIGIBILITY] if analysis.rules & MUST_RULES or (
-                analysis.yes_no and MAY_GET.search(" ".join(analysis.tokens))) else []
+            who = [Aspect.ELIGIBILITY] if analysis.rules & MUST_RULES or may else []
             return self.rule(faq, t, question=question, aspects=analysis.aspects or who,
                              score=ranked[0].score)
         # Only procedures are offered or asked about; a rule is answered or left out.
@@ -375,8 +376,9 @@ class Assistant:
         proc = self.kb.procedures[code]
         # "có bắt buộc phải làm … không", "mấy tuổi thì được …" with no rule of its own: who
         # must or may do it is the answer, not the whole card.
-        aspects = ([Aspect.ELIGIBILITY] if not analysis.aspects and analysis.rules & WHO_RULES
-                   and (proc.eligibility or proc.applicants) else analysis.shown)
+        aspects = ([Aspect.ELIGIBILITY] if not analysis.aspects and (
+            analysis.rules & WHO_RULES or may) and (proc.eligibility or proc.applicants)
+            else analysis.shown)
         return self.about(code, aspects, t, question=question, matches=matches)
 
     def rule(self, faq: Faq, t: Text, *, question: str = "", aspects: Sequence[Aspect] = (),

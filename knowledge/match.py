@@ -74,7 +74,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
-                   "o xa minh", "ve xa minh", "tai xa minh", "o xa dc", "tai xa dc", "where"),
+                   "o xa minh", "ve xa minh", "tai xa minh", "o xa dc", "tai xa dc",
+                   "lam o cong an", "o cong an xa", "tai cong an", "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website", "qua app", "tren app",
                     "bang app"),
@@ -323,7 +324,7 @@ _YES_NO = re.compile(r"\b(?:khong|ko|k|kg|hong|hok|chua)\W*"
 
 
 # "có được hỗ trợ mai táng không": whether one may get it.
-MAY_GET = re.compile(r"\bco (?:duoc|dc) ")
+MAY_GET = re.compile(r"\bco (?:duoc|dc)\b")
 # A yes/no question whether something may be done, when it asks no other aspect.
 _MAY_I = re.compile(r" (?:thi|neu|co) (?:\w+ ){1,6}(?:duoc|dc)"
                     r" (?:khong|ko|k|hong|kg|hok|chua|a|ah) ")

@@ -111,6 +111,9 @@ ABBREVIATIONS: dict[str, str] = {
     "vk": "vo",
     "ad": "admin",
     "pk": "phai khong",
+    "lv1": "muc 1",  # VNeID levels
+    "lv2": "muc 2",
+    "vpcc": "van phong cong chung",
     # Defaults of the context-dependent short forms below.
     "hk": "khong",
     "ct": "chu tich",
@@ -127,6 +130,8 @@ _CONTEXT: dict[tuple[str, str], str] = {
     ("ho", "kd"): "kinh doanh",
     ("tt", "hn"): "hon nhan",
     ("trang", "hn"): "hon nhan",
+    ("ra", "ca"): "cong an",  # "ra xã hay ra ca"
+    ("len", "ca"): "cong an",
     ("so", "hk"): "ho khau",
     ("nhap", "hk"): "ho khau",
     ("cat", "hk"): "ho khau",

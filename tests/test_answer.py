@@ -789,6 +789,10 @@ def test_a_rule_of_who_must_or_may_apply_answers_the_eligibility(assistant: Assi
     ("bo me mat, 3 anh em muon chia dat cua bo me thi chung thuc van ban o dau", "2.001406"),
     ("Tôi bán phở ở nhà được 6 năm, có giấy đăng ký đàng hoàng. Giờ sức khỏe yếu, tôi quyết định "
      "đóng quán hẳn. Tôi muốn làm xong giấy tờ để khỏi bị bên thuế gọi nữa.", "1.001266"),
+    # Unaccented "vì đã" is no "ví da" (a leather wallet).
+    ("em muon xoa tam tru o cho tro cu vi da chuyen di noi khac", "1.010028"),
+    # "lv2" is level 2, "ra ca" the commune police.
+    ("vneid e mới lv1, lên lv2 thì ra xã hay ra ca ạ", "3.000228"),
 ])
 def test_everyday_wordings_of_a_case_find_its_procedure(assistant: Assistant, question: str,
                                                         code: str) -> None:
@@ -802,6 +806,9 @@ def test_everyday_wordings_of_a_case_find_its_procedure(assistant: Assistant, qu
     "Xin chứng chỉ hành nghề giám sát xây dựng ở đâu?",
     "Đăng ký chính chủ sim điện thoại bằng căn cước ở đâu?",
     "Đăng ký hiến máu tình nguyện ở đâu ạ?",
+    "Kháng cáo bản án tranh chấp đất đai của tòa sơ thẩm thì hạn bao nhiêu ngày?",
+    "Vợ tôi người nước ngoài muốn xin thẻ thường trú cho người nước ngoài tại Việt Nam thì nộp ở "
+    "cục xuất nhập cảnh phải không?",
 ])
 def test_other_bodies_and_everyday_matters_are_declined(assistant: Assistant,
                                                         question: str) -> None:
@@ -818,3 +825,9 @@ def test_a_word_fitting_one_neighbour_may_be_a_slip_of_one_fitting_both(
 def test_what_is_issued_is_the_result(assistant: Assistant) -> None:
     answer = assistant.ask("xác nhận tình trạng hôn nhân làm xong được cấp giấy gì")
     assert [a.value for a in answer.aspects][:1] == ["result"]
+
+
+def test_where_at_the_commune_police_is_asked_in_everyday_words(assistant: Assistant) -> None:
+    # "làm ở công an xã được không" after a vehicle transfer asks where, not about passports
+    where = assistant.ask("làm ở công an xã đc ko", context="1.013076")
+    assert (where.code, [a.value for a in where.aspects]) == ("1.013076", ["where"])

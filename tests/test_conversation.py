@@ -224,6 +224,14 @@ async def test_pleasantries_are_answered_and_never_hand_over(
     assert relayed == []
 
 
+async def test_a_follow_up_beside_thanks_is_answered(dialogue: Dialogue) -> None:
+    await say(dialogue, "tách hộ cần những gì", user="90")
+    [fee] = await say(dialogue, "cảm ơn, còn phí thì sao", user="90")
+    assert (fee.code, fee.aspects) == ("1.010038", ("fee",))
+    [thanks] = await say(dialogue, "ok tks", user="90")
+    assert thanks.intent == "thanks"
+
+
 async def test_a_question_beside_a_greeting_is_answered(dialogue: Dialogue) -> None:
     [death] = await say(dialogue, "chao ad, cho hoi thu tuc khai tu", user="10")
     assert (death.intent, death.code) == ("procedure", "1.000656")
@@ -267,6 +275,8 @@ async def test_contact_details_asked_in_other_words(dialogue: Dialogue) -> None:
     assert phone.intent == "contact" and "024.1022" in phone.text
     [address] = await say(dialogue, "địa chỉ nộp hồ sơ", user="81")
     assert address.intent == "contact"
+    [portal_page] = await say(dialogue, "nộp hồ sơ trực tuyến trên trang nào", user="89")
+    assert portal_page.intent == "contact" and "https://dichvucong.gov.vn" in portal_page.text
     [web] = await say(dialogue, "có web ko", user="81")
     assert web.intent == "contact" and "https://dichvucong.gov.vn" in web.text
     [staff] = await say(dialogue, "bot trả lời không đúng, chuyển nhân viên giúp", user="81")

@@ -94,7 +94,8 @@ def test_held_out_questions_generalise(assistant: Assistant) -> None:
                               ("questions_heldout20", 92.0, 1.5, 90.0),
                               ("questions_heldout21", 91.0, 2.0, 88.0),
                               ("questions_heldout22", 89.0, 1.5, 96.0),
-                              ("questions_heldout23", 93.0, 1.0, 92.0)])
+                              ("questions_heldout23", 93.0, 1.0, 92.0),
+                              ("questions_heldout24", 93.0, 2.0, 98.0)])
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("questions_*.jsonl")), ids=lambda p: p.stem)

@@ -106,9 +106,9 @@ async def answer(turn: Turn) -> list[Reply]:
     pleasantry = next((i for i in turn.mentioned if i in PLEASANTRIES), None)
     if turn.off_topic:
         pleasantry = None  # "hợp âm bài Tạm biệt" says no goodbye
-    if pleasantry is not None and result.kind == "none" and turn.to_the_office:
-        # "chào ad, cho hỏi thủ tục khai tử": the question put beside the greeting ("thôi để
-        # sau, cảm ơn" puts none)
+    if pleasantry is not None and result.kind == "none" and (turn.to_the_office or turn.topic):
+        # "chào ad, cho hỏi thủ tục khai tử", "cảm ơn, còn phí thì sao": the question put
+        # beside the greeting ("thôi để sau, cảm ơn" puts none)
         beside = turn.ask(beside=[pleasantry])
         result = beside if beside.kind == "procedure" else result
     if pleasantry is not None and (result.kind == "none" or result.case):
