@@ -874,7 +874,7 @@ class Matcher:
         outside = None if english or len(tokens) >= STORY_WORDS else self._outside_said(
             tokens, leading, scored)
         if outside is not None:  # "làm hộ chiếu cho con dưới 14 tuổi" is no identity card
-            return replace(analysis, candidates=[outside, *(
+            return replace(analysis, elsewhere=True, candidates=[outside, *(
                 c for c in analysis.candidates if c.key != outside.key)])
         if self._strays(leading, asked, aspects, [] if english else content):
             return replace(analysis, elsewhere=True, strayed=not analysis.elsewhere)

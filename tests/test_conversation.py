@@ -631,3 +631,10 @@ async def test_a_menu_right_after_subscribing_offers_to_stop(dialogue: Dialogue)
     assert answers[2][0].buttons[-1].title == "Huỷ nhận thông báo"
     assert answers[3][0].text == "Bạn sẽ không nhận thông báo của Xã Hát Môn nữa."
     assert answers[4][0].buttons[-1].title == "Nhận thông báo của xã"
+
+
+async def test_another_bodys_matter_said_outright_leaves_the_procedure_at_hand(
+        dialogue: Dialogue) -> None:
+    await say(dialogue, "tạm trú sắp hết hạn, gia hạn thế nào", user="91")
+    [passport] = await say(dialogue, "lam ho chieu cho con duoi 14 tuoi can gi a", user="91")
+    assert passport.intent == "decline" and "xuất nhập cảnh" in passport.text
