@@ -18,7 +18,8 @@ from handlers.messages import Button, IncomingMessage, Reply
 from knowledge.answer import Answer, Assistant
 from knowledge.i18n import Lang, Text, language
 from knowledge.intents import Intent, IntentWords
-from knowledge.match import CLEAR, Asked, said
+from knowledge.match import CLEAR, Asked, Aspect, detect_aspects, said
+from knowledge.text import tokenize
 from knowledge.workdays import TZ
 from storage.models import Conversation
 
@@ -111,6 +112,11 @@ class Turn:
     def mentioned(self) -> list[Intent]:
         """Intents named somewhere in a typed message ("cho hỏi giờ làm việc của xã")."""
         return [] if self.payload else self.services.words.contained(self.text)
+
+    @cached_property
+    def aspects(self) -> list[Aspect]:
+        """The aspects the typed text names ("hồ sơ?", "nộp qua website được không")."""
+        return detect_aspects(" ".join(tokenize(self.text)))
 
     @property
     def topic(self) -> str:

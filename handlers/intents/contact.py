@@ -7,8 +7,8 @@ import re
 from handlers.messages import Reply
 from handlers.turn import Turn
 from knowledge.intents import CONTACTS, Intent
-from knowledge.match import Aspect, detect_aspects
-from knowledge.text import fold, tokenize
+from knowledge.match import Aspect
+from knowledge.text import fold
 
 # "đổi địa chỉ cửa hàng": an address changed is a procedure's matter, not the office's address
 _CHANGED_ADDRESS = re.compile(r"\b(?:doi|sua|chuyen|cap nhat) dia chi\b")
@@ -23,8 +23,7 @@ async def contact(turn: Turn) -> list[Reply] | None:
         return None  # "Việt Nam đá với Thái Lan mấy giờ" is not about opening hours
     if asked == [Intent.CONTACT_ADDRESS] and _CHANGED_ADDRESS.search(fold(turn.text)):
         return None
-    if asked == [Intent.CONTACT_WEBSITE] and turn.topic and Aspect.ONLINE in detect_aspects(
-            " ".join(tokenize(turn.text))):
+    if asked == [Intent.CONTACT_WEBSITE] and turn.topic and Aspect.ONLINE in turn.aspects:
         return None  # "nộp qua website được không" after a procedure answer: its online link
     if turn.names_procedure(beside=asked) or turn.names_procedure():
         # "nộp hồ sơ khai sinh ở đâu" asks where to submit, not the address; "đổi địa chỉ

@@ -14,8 +14,6 @@ from handlers.messages import Button, Reply
 from handlers.status import FACTOR_DIGITS, lookup_status, phone_factor
 from handlers.turn import LOOKUP_CODE, Step, Turn
 from knowledge.intents import Intent
-from knowledge.match import detect_aspects
-from knowledge.text import tokenize
 from storage import applications as repo
 from storage.domain import find_phone_beside_code, find_receipt_code, normalize_receipt_code
 
@@ -47,8 +45,7 @@ async def lookup(turn: Turn) -> list[Reply] | None:
     if step is Step.RECEIPT_CODE and len(words) <= 2 and re.search(r"\d", turn.text):
         return got_code(turn, turn.text)
     state.step, state.pending_code = Step.IDLE, ""  # anything else leaves the lookup
-    if turn.intent is Intent.LOOKUP and turn.topic and detect_aspects(
-            " ".join(tokenize(turn.text))):
+    if turn.intent is Intent.LOOKUP and turn.topic and turn.aspects:
         return None  # "hồ sơ?" right after a procedure answer asks its papers
     # "hồ sơ khai sinh của tôi đến đâu rồi" names a procedure too: the lookup still wins.
     if turn.intent is Intent.LOOKUP or Intent.LOOKUP in turn.mentioned:
