@@ -59,6 +59,7 @@ MUST_RULES = frozenset({"duty", "age"})  # … of which a rule answering them is
 OFFER_FLOOR = 0.22  # the lowest score still listed as a match or offered as a choice
 STORY_DIRECT = 0.27  # a story's best procedure this good, well ahead of the next, is answered
 STORY_LEAD = 0.75  # … when the runner-up scores at most this share of it
+STORY_COVERAGE_LEAD = 0.5  # … or every close one explains at most this share of what it does
 MAX_QUESTION_CHARS = 500
 
 Describe = Callable[[Method, Text], tuple[str, str, str]]  # value, note, legal rule
@@ -866,7 +867,14 @@ def _clear_lead(ranked: Sequence[Candidate]) -> bool:
     if not ranked or ranked[0].outside or ranked[0].rule or ranked[0].score < STORY_DIRECT:
         return False
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-    return runner_up <= STORY_LEAD * ranked[0].score
+    if runner_up <= STORY_LEAD * ranked[0].score:
+        return True
+    # … or it explains far more of the story than any close one ("chia nhau … sang tên": the
+    # division of an estate, not a vehicle's change of owner)
+    best = ranked[0].coverage
+    return best >= MIN_COVERAGE and all(
+        c.coverage <= STORY_COVERAGE_LEAD * best for c in ranked[1:]
+        if c.score > STORY_LEAD * ranked[0].score)
 
 
 def _brief(note: str, limit: int) -> str:

@@ -63,19 +63,22 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",
-                 "bao nhieu mot ban", "bao nhieu 1 trang", "bao nhieu mot trang", "fee", "cost",
+                 "bao nhieu mot ban", "bao nhieu 1 trang", "gia bao nhieu", "bao nhieu mot trang", "fee", "cost",
                  "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
                   "khi nao xong", "bao gio xong", "thoi han giai quyet", "giai quyet trong",
                   "khi nao lay duoc", "bao gio lay duoc", "lay ngay", "lay trong ngay",
                   "lay luon duoc", "co ngay khong", "lay luon trong ngay", "xong trong ngay",
-                  "lay lien", "lam trong ngay", "trong ngay co", "trong ngay duoc",
+                  "lay lien", "lam trong ngay", "trong ngay co", "trong ngay duoc", "trong ngay dc",
+                  "nhan luon", "bao gio duoc", "bao gio thi duoc", "khi nao duoc",
+                  "khi nao thi duoc", "luc nao",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
                    "o xa minh", "ve xa minh", "tai xa minh", "o xa dc", "tai xa dc",
-                   "lam o cong an", "o cong an xa", "tai cong an", "where"),
+                   "lam o cong an", "o cong an xa", "tai cong an", "nop cho ai", "gui cho ai",
+                   "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website", "qua app", "tren app",
                     "bang app"),
@@ -95,7 +98,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
     Aspect.RESULT: ("ket qua la gi", "ket qua la giay gi", "ket qua nhan duoc", "nhan duoc gi",
-                    "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "what will i get",
+                    "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "bang van ban", "what will i get",
                     "what do i receive"),
 }
 
@@ -311,7 +314,7 @@ def written_language(text: str) -> str | None:
 # tờ" tells who applies, not which papers are asked; "ngủ lại mấy hôm" is a stay, not a wait;
 # "đổi địa chỉ" a change, not a question where.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
-                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )|(?<= ho tro) tien"
+                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )|(?:(?<= ho tro)|(?<= nhan)|(?<= linh)) tien"
                          r"|(?<= da co) giay to(?= )"
                          r"|(?:(?<= ngu)|(?<= o)|(?<= choi)|(?<= ngu lai)|(?<= o lai)) (?:may|vai) "
                          r"(?:hom|ngay|dem|tuan|thang)(?= )"

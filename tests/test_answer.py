@@ -483,6 +483,27 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
         == ["documents"]
 
 
+@pytest.mark.parametrize(("question", "context", "aspect"), [
+    ("bao giờ thì được nhận tiền", "1.001776", "time"),  # money received is no fee
+    ("thế chứng thực chữ ký giá bao nhiêu ạ", "", "fee"),
+    ("nộp cho ai", "1.011607", "where"),
+    ("nhận luôn trong ngày đc k", "2.000635", "time"),
+    ("có trả lời bằng văn bản ko", "1.013227", "result"),
+])
+def test_everyday_aspect_phrasings(assistant: Assistant, question: str, context: str,
+                                   aspect: str) -> None:
+    assert [a.value for a in assistant.ask(question, context=context).aspects] == [aspect]
+
+
+def test_a_story_is_answered_with_the_procedure_explaining_most_of_it(
+        assistant: Assistant) -> None:
+    # "sang tên" is also a vehicle's change of owner, but the rest of the story is the estate's.
+    answer = assistant.ask("Mẹ tôi mất, để lại căn nhà và một mảnh vườn. Ba anh em đã thống nhất "
+                           "chia nhau mỗi người một phần. Giờ cần lập giấy tờ gì để sau này sang "
+                           "tên?")
+    assert (answer.kind, answer.code) == ("procedure", "2.001406")
+
+
 def test_an_age_picks_the_identity_card_of_its_age_group(assistant: Assistant) -> None:
     assert assistant.ask("lam the can cuoc cho con 10 tuoi can gi").code == "1.014062"
     assert assistant.ask("con tôi 15 tuổi đi làm căn cước").code == "1.014061"
