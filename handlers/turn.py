@@ -106,7 +106,11 @@ class Turn:
                 return Intent(self.payload)
             except ValueError:
                 return None
-        return self.services.words.whole_intent(self.text)
+        intent = self.services.words.whole_intent(self.text)
+        if intent is Intent.ACK and self.aspects:
+            # "đổi ở xã được à" asks where, though folded its words are also "đợi", "ờ", "được"
+            return None
+        return intent
 
     @cached_property
     def mentioned(self) -> list[Intent]:

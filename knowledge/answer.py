@@ -288,7 +288,12 @@ class Assistant:
         may = analysis.yes_no and MAY_GET.search(" ".join(analysis.tokens)) is not None
         rule_asked = bool(analysis.rules and ranked and ranked[0].rule
                           and ranked[0].score >= RULE_OVER_ELSEWHERE)
-        if analysis.elsewhere and not rule_asked and not (story and analysis.strayed):
+        # … unless the procedure under discussion knows every word of it (a condition of its
+        # case: "mẹ có lương hưu rồi thì có được không" after the monthly allowance)
+        at_hand = context in self.kb.procedures and self.matcher.knows_all(
+            context, analysis.content)
+        if analysis.elsewhere and not rule_asked and not (story and analysis.strayed) and (
+                not at_hand):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)
@@ -307,8 +312,8 @@ class Assistant:
         if kind == "none" and story and ranked and (
                 not ranked[0].outside and ranked[0].score >= OFFER_FLOOR):
             kind = "clarify"  # a story that only implies its need: offer the likeliest ones
-        if kind == "clarify" and story and _clear_lead(ranked):
-            kind = "procedure"  # a story's many other words lower every score alike
+        if kind == "clarify" and story and _story_lead(ranked):
+            kind = "procedure"
         elif kind == "procedure" and analysis.strayed and not (rule_asked or _clear_lead(ranked)):
             kind = "clarify"  # a story about other things too: offered, not asserted
         if kind != "procedure" and ranked and ranked[0].rule and (
@@ -399,9 +404,12 @@ class Assistant:
         """The answer about ``code`` when the question follows up on it; None for a new topic."""
         ranked = analysis.candidates
         if analysis.aspects:  # "vợ tôi đi xuất khẩu lao động, tôi ký thay được không": a
-            # reason told in passing, the aspect asked of the procedure at hand
-            ranked = [c for c in ranked if not (c.key in self.outside
-                                                and self.outside[c.key].reason)]
+            # reason told in passing, or a condition the procedure's texts speak of ("mẹ có
+            # lương hưu rồi thì có được không"), the aspect asked of the procedure at hand
+            condition = analysis.aspects == [Aspect.ELIGIBILITY]
+            ranked = [c for c in ranked if not (c.key in self.outside and (
+                self.outside[c.key].reason or (
+                    condition and self.matcher.knows_topic(code, c.key, analysis.tokens))))]
         mine = next((c for c in ranked if c.code == code), None)
         own = mine.score if mine else 0.0
         found = kind  # before a rule elsewhere is discounted below
@@ -423,6 +431,14 @@ class Assistant:
         named_other = kind == "procedure" and ranked[0].code != code and (
             ranked[0].score >= NAMED_TOPIC) and not explained  # "còn làm sổ đỏ lần đầu …"
         asks = bool(analysis.aspects) or (analysis.how and not analysis.content)  # "ra sao"
+        own_rule = next((self.faqs[c.key] for c in ranked if c.key in self.faqs
+                         and c.code == code and c.score >= self.floor
+                         and analysis.rules & self.matcher.rule_kinds_of(self.faqs[c.key])),
+                        None)
+        if own_rule is not None and not named_other:
+            # "đi làm xa bao lâu thì phải khai" after the absence declaration: its rule of
+            # that kind, not its processing time
+            return self.rule(own_rule, t, question=question, aspects=analysis.aspects)
         if asks and len(residual) <= 1 and not named_other:
             return self.about(code, analysis.shown, t, question=question)  # "còn phí?"
         if ranked and ranked[0].outside and ranked[0].score >= self.floor and (
@@ -867,14 +883,24 @@ def _clear_lead(ranked: Sequence[Candidate]) -> bool:
     if not ranked or ranked[0].outside or ranked[0].rule or ranked[0].score < STORY_DIRECT:
         return False
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-    if runner_up <= STORY_LEAD * ranked[0].score:
+    return runner_up <= STORY_LEAD * ranked[0].score
+
+
+def _story_lead(ranked: Sequence[Candidate]) -> bool:
+    """A story's best procedure leads clearly (its many other words lower every score alike):
+    well ahead of the next; or explaining far more of the story than any close one ("chia
+    nhau … sang tên": the division of an estate, not a vehicle's change of owner); or matched
+    well and leading every close one both in score and in how much of the story it explains."""
+    if _clear_lead(ranked):
         return True
-    # … or it explains far more of the story than any close one ("chia nhau … sang tên": the
-    # division of an estate, not a vehicle's change of owner)
-    best = ranked[0].coverage
-    return best >= MIN_COVERAGE and all(
-        c.coverage <= STORY_COVERAGE_LEAD * best for c in ranked[1:]
-        if c.score > STORY_LEAD * ranked[0].score)
+    if not ranked or ranked[0].outside or ranked[0].rule:
+        return False
+    lead = ranked[0]
+    close = [c for c in ranked[1:] if c.score > STORY_LEAD * lead.score]
+    return (lead.coverage >= MIN_COVERAGE and all(
+        c.coverage <= STORY_COVERAGE_LEAD * lead.coverage for c in close)) or (
+        lead.score >= FLOOR and all(c.score <= RATIO * lead.score
+                                    and c.coverage <= lead.coverage for c in close))
 
 
 def _brief(note: str, limit: int) -> str:

@@ -63,8 +63,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",
-                 "bao nhieu mot ban", "bao nhieu 1 trang", "gia bao nhieu", "bao nhieu mot trang", "fee", "cost",
-                 "how much", "pay", "charge", "free"),
+                 "bao nhieu mot ban", "bao nhieu 1 trang", "gia bao nhieu", "bao nhieu mot trang",
+                 "fee", "cost", "how much", "pay", "charge", "free"),
     Aspect.TIME: ("bao lau", "may ngay", "thoi gian", "khi nao co", "bao gio co", "bao nhieu ngay",
                   "lau khong", "lau k", "cho lau", "doi lau", "may hom", "bao hom", "thi xong",
                   "khi nao xong", "bao gio xong", "thoi han giai quyet", "giai quyet trong",
@@ -98,8 +98,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                    "may buoc", "nhung buoc nao", "buoc nao",
                    "steps", "process"),
     Aspect.RESULT: ("ket qua la gi", "ket qua la giay gi", "ket qua nhan duoc", "nhan duoc gi",
-                    "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "bang van ban", "what will i get",
-                    "what do i receive"),
+                    "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "bang van ban",
+                    "what will i get", "what do i receive"),
 }
 
 # How people ask, not what about: removed before matching, so that "mất bao lâu" in an example
@@ -310,11 +310,13 @@ def written_language(text: str) -> str | None:
 
 
 # "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money; "tiện hỏi", "thuận tiện",
-# "tiến độ" fold to the same letters as "tiền" but are not money either; "người đã có giấy
+# "tiến độ" fold to the same letters as "tiền" but are not money either, nor is money received
+# ("nhận tiền", "lĩnh tiền"); "người đã có giấy
 # tờ" tells who applies, not which papers are asked; "ngủ lại mấy hôm" is a stay, not a wait;
 # "đổi địa chỉ" a change, not a question where.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
-                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )|(?:(?<= ho tro)|(?<= nhan)|(?<= linh)) tien"
+                         r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )"
+                         r"|(?:(?<= ho tro)|(?<= nhan)|(?<= linh)) tien"
                          r"|(?<= da co) giay to(?= )"
                          r"|(?:(?<= ngu)|(?<= o)|(?<= choi)|(?<= ngu lai)|(?<= o lai)) (?:may|vai) "
                          r"(?:hom|ngay|dem|tuan|thang)(?= )"
@@ -942,6 +944,21 @@ class Matcher:
     def siblings(self, code: str, other: str) -> bool:
         """Whether two procedures are of one family asked back together (building permits)."""
         return any(code in family and other in family for family in self._ask_back.values())
+
+    def knows_topic(self, code: str, key: str, tokens: list[str]) -> bool:
+        """Whether the question says another body's topic (``key``) in words the procedure's
+        own texts hold ("lương hưu" in the monthly allowance's eligibility): a condition of
+        its case, not that body's matter."""
+        known = self._knows.get(code, frozenset())
+        text = f" {' '.join(tokens)} "
+        return any(topic == key and phrase in text
+                   and set(bigrams(phrase.split()) or phrase.split()) <= known
+                   for phrase, topic in self._outside_phrases)
+
+    def knows_all(self, code: str, words: Iterable[str]) -> bool:
+        """Whether a procedure's texts hold every one of these words."""
+        known = self._knows.get(code, frozenset())
+        return all(w in known or w in STOP_WORDS for w in words)
 
     def knows(self, code: str, words: Iterable[str]) -> bool:
         """Whether a procedure's names, aliases or summary hold one of these words ("bé sinh

@@ -504,6 +504,29 @@ def test_a_story_is_answered_with_the_procedure_explaining_most_of_it(
     assert (answer.kind, answer.code) == ("procedure", "2.001406")
 
 
+@pytest.mark.parametrize(("question", "code"), [
+    # Its best match scores well and leads the close ones both in score and in how much of the
+    # story it explains: answered, not asked back.
+    ("Con tôi bị tự kỷ nặng, năm nay 7 tuổi, không tự sinh hoạt được. Cô giáo bảo nên đi làm "
+     "giấy để con được hưởng chế độ của người khuyết tật. Tôi bắt đầu từ đâu ạ?", "1.001699"),
+    ("Ví của tôi bị móc túi ở chợ, mất hết giấy tờ trong đó có cả thẻ căn cước gắn chip. Tuần "
+     "sau tôi cần giấy tờ tùy thân để làm việc với ngân hàng. Giờ tôi phải làm gì ạ?",
+     "1.014064"),
+])
+def test_a_story_whose_best_match_leads_in_score_and_coverage_is_answered(
+        assistant: Assistant, question: str, code: str) -> None:
+    answer = assistant.ask(question)
+    assert (answer.kind, answer.code) == ("procedure", code)
+
+
+def test_correcting_a_birth_certificate_is_no_new_birth_registration(
+        assistant: Assistant) -> None:
+    assert assistant.ask("sửa họ tên trong giấy khai xinh cho con").code == "1.004859"
+    # … and a name changed already asks about the identity card
+    assert assistant.ask("doi ten trong giay khai sinh roi thi the can cuoc co phai doi lai "
+                         "khong").code == "1.014063"
+
+
 def test_an_age_picks_the_identity_card_of_its_age_group(assistant: Assistant) -> None:
     assert assistant.ask("lam the can cuoc cho con 10 tuoi can gi").code == "1.014062"
     assert assistant.ask("con tôi 15 tuổi đi làm căn cước").code == "1.014061"
@@ -764,6 +787,10 @@ def test_giving_up_ones_share_is_renouncing_the_inheritance(assistant: Assistant
     ("Bị trộm mất xe máy tối qua thì trình báo ở đâu?", "Công an xã"),
     ("Đăng ký nhãn hiệu cho sản phẩm mật ong của hộ kinh doanh nhà tôi ở đâu?",
      "Cục Sở hữu trí tuệ"),
+    # A land title's transfer or exchange, a factory in an industrial zone.
+    ("Đổi sổ đỏ cũ sang mẫu mới có bắt buộc không?", "Văn phòng đăng ký đất đai"),
+    ("Xin giấy phép xây dựng nhà xưởng trong khu công nghiệp thì nộp ở đâu?",
+     "Ban quản lý các khu công nghiệp"),
 ])
 def test_another_bodys_matter_named_outright_is_declined_with_that_body(
         assistant: Assistant, question: str, named: str) -> None:
@@ -791,6 +818,16 @@ def test_what_one_receives_is_the_result(assistant: Assistant) -> None:
                                     "kết hôn")
     # a button beside the other aspects of an overview
     assert "result" in assistant.about("1.000894", [], Text("vi")).offer
+
+
+def test_a_follow_up_asking_a_rule_gets_the_rule_of_the_procedure_at_hand(
+        assistant: Assistant) -> None:
+    # "bao lâu thì phải" asks when one must, not how long the office takes.
+    answer = assistant.ask("đi làm xa bao lâu thì phải khai", context="1.003677")
+    assert answer.code == "1.003677"
+    assert answer.answer.startswith("Người đi khỏi xã nơi thường trú từ 12 tháng")
+    assert assistant.ask("mất bao lâu", context="1.003677").answer.startswith(
+        "Thời gian giải quyết")
 
 
 def test_a_rule_of_who_must_or_may_apply_answers_the_eligibility(assistant: Assistant) -> None:
@@ -830,6 +867,10 @@ def test_everyday_wordings_of_a_case_find_its_procedure(assistant: Assistant, qu
     "Kháng cáo bản án tranh chấp đất đai của tòa sơ thẩm thì hạn bao nhiêu ngày?",
     "Vợ tôi người nước ngoài muốn xin thẻ thường trú cho người nước ngoài tại Việt Nam thì nộp ở "
     "cục xuất nhập cảnh phải không?",
+    "đăng ký học lái xe ô tô hạng B ở trung tâm nào gần đây",
+    "có chỗ nào tuyển bảo vệ ở khu công nghiệp không ạ",
+    "Lịch nghỉ Tết Nguyên đán năm nay mấy ngày?",
+    "Xe buýt số 32 chạy đến mấy giờ?",
 ])
 def test_other_bodies_and_everyday_matters_are_declined(assistant: Assistant,
                                                         question: str) -> None:

@@ -190,6 +190,27 @@ async def test_short_follow_ups_ask_the_fee_per_copy_and_whether_it_is_ready_the
     assert (time.code, time.aspects) == ("2.000635", ("time",))
 
 
+async def test_a_short_question_whose_folded_words_are_also_pleasantries_is_answered(
+        dialogue: Dialogue) -> None:
+    # Folded, "đổi ở xã được à" is also "đợi", "ờ", "được": it asks where all the same.
+    [card] = await say(dialogue, "căn cước hết hạn rồi đổi thế nào", user="77")
+    assert card.code == "1.014063"
+    [where] = await say(dialogue, "đổi ở xã được à", user="77")
+    assert (where.intent, where.code, where.aspects) == ("procedure", "1.014063", ("where",))
+
+
+async def test_a_condition_the_procedure_speaks_of_is_asked_of_it_not_declined(
+        dialogue: Dialogue) -> None:
+    [allowance] = await say(dialogue, "mẹ tôi 82 tuổi xin trợ cấp hằng tháng thế nào", user="78")
+    assert allowance.code == "1.001776"
+    # A pension is another body's matter, but whether one with a pension may still get the
+    # allowance is the allowance's eligibility.
+    [may] = await say(dialogue, "mẹ có lương hưu rồi thì có được ko", user="78")
+    assert (may.intent, may.code, may.aspects) == ("procedure", "1.001776", ("eligibility",))
+    [pension] = await say(dialogue, "còn lương hưu thì lĩnh ở đâu", user="78")
+    assert pension.intent == "decline" and "Bảo hiểm xã hội" in pension.text
+
+
 async def test_an_aspect_asked_with_a_weak_match_elsewhere_stays_with_the_procedure(
         dialogue: Dialogue) -> None:
     [marriage] = await say(dialogue, "thu tuc dang ky ket hon can nhung giay to gi", user="76")
