@@ -326,6 +326,11 @@ class Assistant:
             # choices, the special case of the procedure at hand
             variant = next((c for c in ranked[:top] if c.code in self.matcher.variants_of(
                 context)), None)
+            if variant is None and ranked[0].code != context and self.matcher.siblings(
+                    context, ranked[0].code):
+                # "còn giấy phép bị mất thì xin cấp lại thế nào" after a building permit's
+                # extension: the sibling it names, best of the choices
+                variant = ranked[0]
             if variant is not None:
                 ranked, kind = [variant, *(c for c in ranked if c is not variant)], "procedure"
         picked = named[0] if only else next((c for c in ranked if c.code in options), None)
@@ -410,6 +415,12 @@ class Assistant:
             ranked = [c for c in ranked if not (c.key in self.outside and (
                 self.outside[c.key].reason or (
                     condition and self.matcher.knows_topic(code, c.key, analysis.tokens))))]
+        rival = next((c for c in ranked[1:] if c.key == c.code and not c.outside), None)
+        if ranked and ranked[0].rule and ranked[0].code != code and rival is not None and (
+                rival.code != code and rival.score >= self.ratio * ranked[0].score):
+            # a rule elsewhere and another procedure about as close ("văn bản chia di sản …
+            # làm ở xã được không" after the refusal of an estate): the procedure is named
+            ranked = [rival, *(c for c in ranked if c is not rival)]
         mine = next((c for c in ranked if c.code == code), None)
         own = mine.score if mine else 0.0
         found = kind  # before a rule elsewhere is discounted below

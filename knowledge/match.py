@@ -60,6 +60,8 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                        "phai cong chung", "can cong chung", "can mang", "nguoi lam chung",
                        "ho so the nao", "ho so gi", "nhung ho so nao", "mang ban goc",
                        "mang ban chinh", "nop gi", "nop nhung gi", "ho so gom gi",
+                       "dem theo", "dem gi", "can dem", "ho so ra sao", "ho so nhu the nao",
+                       "ho so nhu nao",
                        "documents", "papers", "bring", "what do i need"),
     Aspect.FEE: ("phi", "tien", "bao nhieu tien", "ton tien", "ton phi", "ton bao nhieu", "ton kem",
                  "het bao nhieu", "mat bao nhieu", "mat dong", "dong nao", "bao nhieu 1 ban",
@@ -72,12 +74,13 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                   "lay luon duoc", "co ngay khong", "lay luon trong ngay", "xong trong ngay",
                   "lay lien", "lam trong ngay", "trong ngay co", "trong ngay duoc", "trong ngay dc",
                   "nhan luon", "bao gio duoc", "bao gio thi duoc", "khi nao duoc",
-                  "khi nao thi duoc", "luc nao",
+                  "khi nao thi duoc", "luc nao", "bao nhieu thoi gian",
                   "how long", "how many days", "when will"),
     Aspect.WHERE: ("o dau", "nop dau", "cho nao", "noi nao", "dia chi", "den tan", "phai den",
                    "nop o", "nop tai", "lam o xa", "lam tai", "o xa duoc", "tai xa", "xin o",
                    "o xa minh", "ve xa minh", "tai xa minh", "o xa dc", "tai xa dc",
                    "lam o cong an", "o cong an xa", "tai cong an", "nop cho ai", "gui cho ai",
+                   "len huyen", "xa lam hay",
                    "where"),
     Aspect.ONLINE: ("online", "truc tuyen", "qua mang", "dich vu cong", "vneid", "tren mang",
                     "internet", "qua dien thoai", "website", "qua app", "tren app",
@@ -99,6 +102,7 @@ ASPECT_CUES: dict[Aspect, tuple[str, ...]] = {
                    "steps", "process"),
     Aspect.RESULT: ("ket qua la gi", "ket qua la giay gi", "ket qua nhan duoc", "nhan duoc gi",
                     "nhan duoc giay gi", "duoc cap giay gi", "cap cho giay gi", "bang van ban",
+                    "nhan duoc nhung giay gi", "nhan duoc nhung gi", "duoc cap nhung giay gi",
                     "what will i get", "what do i receive"),
 }
 
@@ -311,9 +315,8 @@ def written_language(text: str) -> str | None:
 
 # "tốn bao lâu", "mất bao nhiêu ngày": time spent, not money; "tiện hỏi", "thuận tiện",
 # "tiến độ" fold to the same letters as "tiền" but are not money either, nor is money received
-# ("nhận tiền", "lĩnh tiền"); "người đã có giấy
-# tờ" tells who applies, not which papers are asked; "ngủ lại mấy hôm" is a stay, not a wait;
-# "đổi địa chỉ" a change, not a question where.
+# ("nhận tiền", "lĩnh tiền"); "người đã có giấy tờ" tells who applies, not which papers are
+# asked; "ngủ lại mấy hôm" is a stay, not a wait; "đổi địa chỉ" a change, not a question where.
 _SPENT_TIME = re.compile(r" (?:ton|mat|het)(?= (?:bao lau|thoi gian|may ngay|bao nhieu ngay) )"
                          r"| tien(?= (?:hoi|the|loi|do) )|(?<= thuan) tien(?= )"
                          r"|(?:(?<= ho tro)|(?<= nhan)|(?<= linh)) tien"

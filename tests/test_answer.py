@@ -489,6 +489,11 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
     ("nộp cho ai", "1.011607", "where"),
     ("nhận luôn trong ngày đc k", "2.000635", "time"),
     ("có trả lời bằng văn bản ko", "1.013227", "result"),
+    ("mất bao nhiêu thời gian", "1.012812", "time"),  # time spent, not a sum
+    ("xã làm hay lên huyện", "1.004859", "where"),
+    ("xong thì nhận được những giấy gì", "3.000722", "result"),
+    ("cần đem theo gì", "1.014063", "documents"),
+    ("hồ sơ ra sao", "1.001776", "documents"),
 ])
 def test_everyday_aspect_phrasings(assistant: Assistant, question: str, context: str,
                                    aspect: str) -> None:
@@ -820,6 +825,13 @@ def test_what_one_receives_is_the_result(assistant: Assistant) -> None:
     assert "result" in assistant.about("1.000894", [], Text("vi")).offer
 
 
+def test_a_sibling_named_in_a_follow_up_is_answered_not_asked_back(
+        assistant: Assistant) -> None:
+    # After a building permit's extension, "cấp lại" names its re-issue among the permits.
+    answer = assistant.ask("còn giấy phép bị mất thì xin cấp lại thế nào", context="1.013227")
+    assert (answer.kind, answer.code) == ("procedure", "1.013228")
+
+
 def test_a_follow_up_asking_a_rule_gets_the_rule_of_the_procedure_at_hand(
         assistant: Assistant) -> None:
     # "bao lâu thì phải" asks when one must, not how long the office takes.
@@ -871,6 +883,11 @@ def test_everyday_wordings_of_a_case_find_its_procedure(assistant: Assistant, qu
     "có chỗ nào tuyển bảo vệ ở khu công nghiệp không ạ",
     "Lịch nghỉ Tết Nguyên đán năm nay mấy ngày?",
     "Xe buýt số 32 chạy đến mấy giờ?",
+    "Hợp pháp hóa lãnh sự giấy khai sinh để nộp hồ sơ du học Đức làm ở đâu?",
+    "Đăng kiểm ô tô quá hạn bị phạt bao nhiêu?",
+    "Công nhận văn bằng thạc sĩ nước ngoài thì nộp hồ sơ ở đâu?",
+    "năm nay xã có thi tuyển công chức không ad",
+    "Mở thẻ ngân hàng cho con dưới 15 tuổi có cần căn cước của bố mẹ không?",
 ])
 def test_other_bodies_and_everyday_matters_are_declined(assistant: Assistant,
                                                         question: str) -> None:

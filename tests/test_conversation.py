@@ -199,6 +199,14 @@ async def test_a_short_question_whose_folded_words_are_also_pleasantries_is_answ
     assert (where.intent, where.code, where.aspects) == ("procedure", "1.014063", ("where",))
 
 
+async def test_who_the_assistant_is_and_the_way_to_the_office_in_other_words(
+        dialogue: Dialogue) -> None:
+    [about] = await say(dialogue, "cho hỏi bạn có phải nhân viên xã không", user="79")
+    assert about.intent == "about"
+    [way] = await say(dialogue, "đường đi đến ubnd xã", user="79")
+    assert way.intent == "contact"
+
+
 async def test_a_condition_the_procedure_speaks_of_is_asked_of_it_not_declined(
         dialogue: Dialogue) -> None:
     [allowance] = await say(dialogue, "mẹ tôi 82 tuổi xin trợ cấp hằng tháng thế nào", user="78")
