@@ -205,6 +205,16 @@ async def test_who_the_assistant_is_and_the_way_to_the_office_in_other_words(
     assert about.intent == "about"
     [way] = await say(dialogue, "đường đi đến ubnd xã", user="79")
     assert way.intent == "contact"
+    for text in ("e là bot hay ng thật z", "e là máy hay người thật vậy", "ai lập ra bạn vậy",
+                 "bạn giúp tôi những gì được"):
+        [reply] = await say(dialogue, text, user="79")
+        assert reply.intent == "about", text
+    # Folded, "là mấy giờ" is also "là máy": the hours, not who answers.
+    [hours] = await say(dialogue, "giờ hành chính của xã là mấy giờ đến mấy giờ", user="79")
+    assert hours.intent == "contact"
+    # Thanks for the help is no question about a burial allowance ("hỗ trợ").
+    [thanks] = await say(dialogue, "cảm ơn bạn đã hỗ trợ", user="79")
+    assert thanks.intent == "thanks"
 
 
 async def test_a_condition_the_procedure_speaks_of_is_asked_of_it_not_declined(
