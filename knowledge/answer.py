@@ -290,10 +290,9 @@ class Assistant:
                           and ranked[0].score >= RULE_OVER_ELSEWHERE)
         # … unless the procedure under discussion knows every word of it (a condition of its
         # case: "mẹ có lương hưu rồi thì có được không" after the monthly allowance)
-        at_hand = context in self.kb.procedures and self.matcher.knows_all(
-            context, analysis.content)
-        if analysis.elsewhere and not rule_asked and not (story and analysis.strayed) and (
-                not at_hand):
+        if analysis.elsewhere and not rule_asked and not (story and analysis.strayed) and not (
+                context in self.kb.procedures
+                and self.matcher.knows_all(context, analysis.content)):
             topic = self.outside.get(ranked[0].key) if ranked and (
                 ranked[0].score >= self.floor) else None
             return Answer(question, "none", [], self._decline(t, topic), lang, analysis.aspects)

@@ -954,8 +954,7 @@ class Matcher:
         its case, not that body's matter."""
         known = self._knows.get(code, frozenset())
         text = f" {' '.join(tokens)} "
-        return any(topic == key and phrase in text
-                   and set(bigrams(phrase.split()) or phrase.split()) <= known
+        return any(topic == key and phrase in text and _holds(known, phrase)
                    for phrase, topic in self._outside_phrases)
 
     def knows_all(self, code: str, words: Iterable[str]) -> bool:
@@ -1026,21 +1025,24 @@ class Matcher:
             return None  # "đk kết hôn ở xã thì cần hộ chiếu bản gốc không"
         known = self._knows.get(best.key, frozenset())
         for phrase, key in self._outside_phrases:
-            words = phrase.split()
             at = text.find(phrase)
             # … not said as the purpose ("… để được hỗ trợ mua bảo hiểm y tế")
-            if at >= 0 and "de" not in text[:at].split()[-4:] and not (
-                    set(bigrams(words) or words) <= known):
+            if at >= 0 and "de" not in text[:at].split()[-4:] and not _holds(known, phrase):
                 topic = next((c for c in scored if c.key == key), None)
                 return topic and replace(topic, score=max(topic.score, best.score))
         return None
 
     @staticmethod
     def _knows_phrase(known: frozenset[str], wording: Wording) -> bool:
-        """Whether these terms hold the phrase: its pairs ("khach_san"), or its one word. One
-        marked syllable is never held: folded, a procedure's "quyền" would be "quyển"."""
-        words = wording.folded.split()
-        return bool(words) and (set(bigrams(words)) if len(words) > 1 else {words[0]}) <= known
+        """Whether these terms hold the listed phrase. One marked syllable is never held:
+        folded, a procedure's "quyền" would be "quyển" (its ``folded`` is empty)."""
+        return _holds(known, wording.folded)
+
+
+def _holds(known: frozenset[str], folded: str) -> bool:
+    """Whether these terms hold a folded phrase: its pairs ("khach_san"), or its one word."""
+    words = folded.split()
+    return bool(words) and set(bigrams(words) or words) <= known
 
 
 def _dedupe_by_code(candidates: Iterable[Candidate]) -> list[Candidate]:

@@ -483,23 +483,6 @@ def test_time_spent_is_not_money(assistant: Assistant) -> None:
         == ["documents"]
 
 
-@pytest.mark.parametrize(("question", "context", "aspect"), [
-    ("bao giờ thì được nhận tiền", "1.001776", "time"),  # money received is no fee
-    ("thế chứng thực chữ ký giá bao nhiêu ạ", "", "fee"),
-    ("nộp cho ai", "1.011607", "where"),
-    ("nhận luôn trong ngày đc k", "2.000635", "time"),
-    ("có trả lời bằng văn bản ko", "1.013227", "result"),
-    ("mất bao nhiêu thời gian", "1.012812", "time"),  # time spent, not a sum
-    ("xã làm hay lên huyện", "1.004859", "where"),
-    ("xong thì nhận được những giấy gì", "3.000722", "result"),
-    ("cần đem theo gì", "1.014063", "documents"),
-    ("hồ sơ ra sao", "1.001776", "documents"),
-])
-def test_everyday_aspect_phrasings(assistant: Assistant, question: str, context: str,
-                                   aspect: str) -> None:
-    assert [a.value for a in assistant.ask(question, context=context).aspects] == [aspect]
-
-
 def test_a_story_is_answered_with_the_procedure_explaining_most_of_it(
         assistant: Assistant) -> None:
     # "sang tên" is also a vehicle's change of owner, but the rest of the story is the estate's.
@@ -646,10 +629,20 @@ def test_a_rule_found_elsewhere_beats_knowing_nothing_of_the_case(
     ("trường hợp nào thì phải khai báo tạm vắng vậy", "", "eligibility"),
     ("trường hợp nào thì phải khai báo tạm vắng", "1.003677", "eligibility"),
     ("cần nộp gì", "1.012796", "documents"),
+    ("bao giờ thì được nhận tiền", "1.001776", "time"),  # money received is no fee
+    ("thế chứng thực chữ ký giá bao nhiêu ạ", "", "fee"),
+    ("nộp cho ai", "1.011607", "where"),
+    ("nhận luôn trong ngày đc k", "2.000635", "time"),
+    ("có trả lời bằng văn bản ko", "1.013227", "result"),
+    ("mất bao nhiêu thời gian", "1.012812", "time"),  # time spent, not a sum
+    ("xã làm hay lên huyện", "1.004859", "where"),
+    ("xong thì nhận được những giấy gì", "3.000722", "result"),
+    ("cần đem theo gì", "1.014063", "documents"),
+    ("hồ sơ ra sao", "1.001776", "documents"),
 ])
 def test_everyday_wordings_of_an_aspect(assistant: Assistant, question: str, context: str,
                                         aspect: str) -> None:
-    assert [a.value for a in assistant.ask(question, context=context).aspects][:1] == [aspect]
+    assert [a.value for a in assistant.ask(question, context=context).aspects] == [aspect]
 
 
 @pytest.mark.parametrize("question", [
